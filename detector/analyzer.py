@@ -1,0 +1,242 @@
+"""The front door: a `Detector` holds one loaded checkpoint and turns a media file into a `Report`.
+
+open (by content) ─► key frames ─► faces: detect, track, crop ─► model ─► calibrate, smooth, decide ─► Report
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import Checkpoint, load_checkpoint
+from .decision import calibrated, clip_logit, decide, moving_average
+from .faces import Face, Track, create_face_detector, crop_face, link_tracks, whole_frame_face
+from .keyframes import KeyFrame, select_key_frames
+from .media import ImageMedia, MediaLimits, open_media
+from .preprocess import crops_to_tensor
+from .report import FaceResult, FrameResult, Report, TrackResult
+
+# progress(stage, done, total); stages: "decode", "faces", "model"
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class AnalysisOptions:
+    """Per-call settings; None means "what the checkpoint's config says"."""
+
+    frames: int | None = None
+    face_detector: str | None = None
+    max_faces: int | None = None
+    # When no face is found, score the whole image instead of answering no_face (evaluation uses this).
+    whole_image_fallback: bool = False
+    limits: MediaLimits = field(default_factory=MediaLimits)
+
+
+@dataclass
+class TrackScores:
+    track: Track
+    frame_probabilities: dict[int, float]  # key-frame position -> calibrated probability
+    probability: float
+
+
+class Detector:
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        options: AnalysisOptions | None = None,
+        yunet_path: str | None = None,
+        batch_size: int = 32,
+        device: str | torch.device | None = None,
+    ):
+        self.checkpoint = checkpoint
+        self.config = checkpoint.config
+        self.options = options or AnalysisOptions()
+        self.yunet_path = yunet_path
+        self.batch_size = batch_size
+        self.device = torch.device(device) if device else torch.device("cpu")
+        self.model = checkpoint.model.to(self.device).eval()
+        if self.device.type == "cpu":
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    @classmethod
+    def load(cls, model: str | os.PathLike | None = "default", revision: str | None = None, **kwargs) -> Detector:
+        return cls(load_checkpoint(model, revision), **kwargs)
+
+    @property
+    def model_info(self) -> dict:
+        ckpt = self.checkpoint
+        return {
+            "id": ckpt.id,
+            "revision": ckpt.revision,
+            "architecture": ckpt.architecture,
+            "input_size": self.config.preprocessing.input_size,
+            "trained": self.config.trained,
+        }
+
+    def face_detector(self, backend: str | None = None):
+        return create_face_detector(
+            backend or self.options.face_detector or self.config.preprocessing.face_detector,
+            self.checkpoint.path,
+            self.yunet_path,
+        )
+
+    # ------------------------------------------------------------------------------------------------ analyze
+
+    def analyze(
+        self,
+        source: str | os.PathLike,
+        *,
+        source_name: str | None = None,
+        progress: Progress | None = None,
+        **overrides,
+    ) -> Report:
+        """Analyse one image or video file. Keyword overrides are `AnalysisOptions` fields for this call."""
+        options = replace(self.options, **overrides) if overrides else self.options
+        prep = self.config.preprocessing
+        n_frames = options.frames or prep.frames
+        detector = self.face_detector(options.face_detector)
+        started = time.perf_counter()
+        timings: dict[str, float] = {"fetch": 0.0}
+
+        with open_media(source, options.limits) as media:
+            if isinstance(media, ImageMedia):
+                key_frames = [KeyFrame(0, 0.0, media.image, 0.0)]
+            else:
+                report = (lambda done, total: progress("decode", done, total)) if progress else None
+                key_frames = select_key_frames(media, n_frames, progress=report)
+            info = media.info
+        timings["decode"] = _ms_since(started)
+
+        t = time.perf_counter()
+        faces_per_frame = []
+        for i, frame in enumerate(key_frames):
+            faces = [f for f in detector.detect(frame.image) if min(f.w, f.h) >= prep.min_face_size]
+            faces_per_frame.append(faces)
+            if progress:
+                progress("faces", i + 1, len(key_frames))
+        tracks = link_tracks(faces_per_frame, options.max_faces or prep.max_faces)
+        warnings = []
+        if not tracks and options.whole_image_fallback:
+            tracks = [Track(0, {i: whole_frame_face(kf.image) for i, kf in enumerate(key_frames)})]
+            warnings.append("no face found: the whole frame was scored")
+        crops = [
+            [crop_face(key_frames[pos].image, face, prep.crop_margin, prep.input_size) for pos, face in sorted(tr.faces.items())]
+            for tr in tracks
+        ]
+        timings["faces"] = _ms_since(t)
+
+        t = time.perf_counter()
+        scores = self._score_tracks(tracks, crops, progress)
+        timings["model"] = _ms_since(t)
+
+        report = self._build_report(source_name or Path(source).name, info, key_frames, scores, warnings)
+        timings["total"] = _ms_since(started)
+        report.timings_ms = {k: round(v, 1) for k, v in timings.items()}
+        return report
+
+    @torch.inference_mode()
+    def _score_tracks(self, tracks: list[Track], crops: list[list[np.ndarray]], progress: Progress | None) -> list[TrackScores]:
+        if not tracks:
+            return []
+        flat = [c for track_crops in crops for c in track_crops]
+        features = []
+        for start in range(0, len(flat), self.batch_size):
+            batch = crops_to_tensor(np.stack(flat[start : start + self.batch_size]), self.config.preprocessing)
+            features.append(self.model.encode(batch.to(self.device)))
+            if progress:
+                progress("model", min(start + self.batch_size, len(flat)), len(flat))
+        features = torch.cat(features)
+        decision = self.config.decision
+        results, offset = [], 0
+        for track, track_crops in zip(tracks, crops):
+            n = len(track_crops)
+            frame_logits, clip = self.model.sequence_logits(features[offset : offset + n][None])
+            offset += n
+            frame_logits = frame_logits[0].double().cpu().tolist()
+            positions = sorted(track.faces)
+            probs = {p: calibrated(lg, decision.frame_temperature) for p, lg in zip(positions, frame_logits)}
+            logit = clip_logit(float(clip[0]), frame_logits, decision.clip_weight)
+            results.append(TrackScores(track, probs, calibrated(logit, decision.temperature)))
+        return results
+
+    def _build_report(
+        self, source: str, info, key_frames: list[KeyFrame], scores: list[TrackScores], warnings: list[str]
+    ) -> Report:
+        decision = self.config.decision
+        frames = []
+        for pos, kf in enumerate(key_frames):
+            faces = []
+            for s in scores:
+                face: Face | None = s.track.faces.get(pos)
+                if face is not None:
+                    height, width = kf.image.shape[:2]
+                    faces.append(
+                        FaceResult(
+                            s.track.id,
+                            face.box(width, height),
+                            round(face.score, 4),
+                            _r(s.frame_probabilities[pos]),
+                            face.whole_frame,
+                        )
+                    )
+            raw = max((f.fake_probability for f in faces), default=None)
+            frames.append(FrameResult(kf.index, round(kf.timestamp_s, 4), raw, None, faces))
+        for frame, value in zip(frames, moving_average([f.fake_probability for f in frames], decision.smoothing_window)):
+            frame.smoothed_probability = _r(value) if value is not None else None
+
+        probability = max((s.probability for s in scores), default=None)
+        verdict, confidence = decide(probability, decision)
+        tracks = [
+            TrackResult(s.track.id, len(s.track.faces), _r(s.probability), _mean_box(s.track, info.width, info.height))
+            for s in scores
+        ]
+        media = info.to_dict()
+        media["frames_analyzed"] = len(key_frames)
+        if not self.config.trained:
+            warnings = [
+                "UNTRAINED MODEL: this checkpoint was not trained for deepfake detection; its scores mean nothing",
+                *warnings,
+            ]
+        return Report(
+            source=source,
+            verdict=verdict,
+            fake_probability=_r(probability) if probability is not None else None,
+            confidence=_r(confidence) if confidence is not None else None,
+            threshold=decision.threshold,
+            uncertain_band=list(decision.uncertain_band),
+            media=media,
+            frames=frames,
+            tracks=tracks,
+            model=self.model_info,
+            timings_ms={},
+            warnings=warnings,
+        )
+
+
+def _mean_box(track: Track, width: int, height: int) -> list[float]:
+    boxes = np.array([f.box(width, height) for f in track.faces.values()])
+    return [round(float(v), 1) for v in boxes.mean(axis=0)]
+
+
+def _r(value: float) -> float:
+    return round(float(value), 6)
+
+
+def _ms_since(t: float) -> float:
+    return (time.perf_counter() - t) * 1000.0
+
+
+def load(model: str | os.PathLike | None = "default", revision: str | None = None, **kwargs) -> Detector:
+    """Load a detector by name: `default`, a checkpoint folder, or a Hub id `org/name[@revision]`."""
+    return Detector.load(model, revision, **kwargs)
+
+
+def analyze(source: str | os.PathLike, model: str | os.PathLike | None = "default", **overrides) -> Report:
+    """One-shot convenience: load `model` and analyse `source`. Keep a Detector around for more than one file."""
+    return load(model).analyze(source, **overrides)

@@ -1,0 +1,177 @@
+"""Command line: `python -m detector analyze PATH [PATH ...]` and the other sub-commands.
+
+Errors the user can act on print one line on stderr and exit non-zero; a traceback only with --debug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+
+from .errors import DetectorError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def set_threads(threads: int | None) -> None:
+    """Pin thread pools (torch, OpenCV) so that together they do not oversubscribe the cores."""
+    import cv2
+    import torch
+
+    threads = threads or int(os.environ.get("DEEPFAKE_THREADS", 0)) or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        default=os.environ.get("DEEPFAKE_MODEL", "default"),
+        help="'default', a checkpoint folder, or a Hub id org/name[@revision] (default: %(default)s)",
+    )
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m detector", description="Deepfake detection for images and videos.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    analyze = commands.add_parser("analyze", help="analyse image or video files and print a verdict or Report JSON")
+    analyze.add_argument("paths", nargs="+", metavar="PATH")
+    _add_model_options(analyze)
+    analyze.add_argument("--frames", type=int, default=None, help="key frames per video (default: from the model config)")
+    analyze.add_argument(
+        "--faces",
+        choices=["auto", "dlib", "yunet", "none"],
+        default=None,
+        help="face detector (default: from the model config); 'none' treats the input as a face crop",
+    )
+    analyze.add_argument("--yunet-model", default=None, help="path of a YuNet .onnx file (or set DEEPFAKE_YUNET_MODEL)")
+    analyze.add_argument("--max-faces", type=int, default=None, help="face tracks to keep (default: from the model config)")
+    analyze.add_argument(
+        "--whole-image-fallback",
+        action="store_true",
+        help="when no face is found, score the whole image instead of answering no_face",
+    )
+    analyze.add_argument("--json", action="store_true", help="print exactly one JSON document (a list for several paths)")
+    analyze.set_defaults(run=run_analyze)
+
+    for module in EXTRA_COMMANDS.values():
+        __import__(f"detector.{module}", fromlist=["register"]).register(commands, _add_model_options)
+    return parser
+
+
+# Sub-commands implemented in their own modules (registered lazily so `analyze` starts fast).
+EXTRA_COMMANDS: dict[str, str] = {}
+
+
+class _ProgressBar:
+    """A tqdm bar per stage on stderr (silent when stderr is not a terminal)."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.bar = None
+        self.stage = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if stage != self.stage:
+            self.close()
+            self.stage = stage
+            self.bar = tqdm(total=total, desc=f"{self.label} {stage}", unit="frame", leave=False, disable=None, file=sys.stderr)
+        self.bar.total = total
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def summary_line(report: dict) -> str:
+    media = report["media"]
+    verdict = report["verdict"]
+    if verdict == "no_face":
+        head = "NO FACE found"
+    else:
+        head = f"{verdict.upper()} (fake probability {report['fake_probability']:.2f}, confidence {report['confidence']:.2f})"
+    kind = f"{media['kind']} {media['width']}x{media['height']}"
+    if media["kind"] == "video":
+        kind += f", {media['duration_s']:.1f} s"
+    faces = len(report["tracks"])
+    lines = [
+        f"{report['source']}: {head} · {kind} · {media['frames_analyzed']} frame(s) · {faces} face track(s) · "
+        f"{report['timings_ms']['total']:.0f} ms · model {report['model']['id']}"
+    ]
+    lines += [f"  ! {w}" for w in report["warnings"]]
+    return "\n".join(lines)
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    from .analyzer import AnalysisOptions, Detector
+    from .checkpoint import load_checkpoint
+
+    set_threads(args.threads)
+    try:
+        checkpoint = load_checkpoint(args.model)
+    except DetectorError as exc:
+        print(f"error: model {args.model}: {exc.message}", file=sys.stderr)
+        return EXIT_FAILED
+    options = AnalysisOptions(
+        frames=args.frames,
+        face_detector=args.faces,
+        max_faces=args.max_faces,
+        whole_image_fallback=args.whole_image_fallback,
+    )
+    try:
+        detector = Detector(checkpoint, options, yunet_path=args.yunet_model)
+        detector.face_detector()  # fail early on a missing detector model file
+    except DetectorError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return EXIT_FAILED
+
+    results, failed = [], 0
+    for path in args.paths:
+        bar = _ProgressBar(os.path.basename(path))
+        try:
+            report = detector.analyze(path, progress=bar).to_dict()
+        except DetectorError as exc:
+            failed += 1
+            print(f"error: {path}: {exc.message}", file=sys.stderr)
+            results.append({"source": os.path.basename(path), "error": exc.to_dict()})
+            continue
+        finally:
+            bar.close()
+        results.append(report)
+        if not args.json:
+            print(summary_line(report), flush=True)
+    if args.json:
+        print(json.dumps(results[0] if len(args.paths) == 1 else results, indent=2))
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except DetectorError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:  # an unexpected failure: one readable line, the traceback only on request
+        if args.debug:
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
+        return EXIT_FAILED

@@ -1,0 +1,158 @@
+"""The checkpoint's config: everything that must match between training and inference.
+
+`config.json` beside `model.safetensors` is the single source of truth for the architecture, the
+preprocessing (crop margin, input size, normalisation, frames) and the decision (temperature, threshold,
+uncertain band, labels). Training writes it, inference reads it, nothing else hard-codes these values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelFormatError
+
+FORMAT_VERSION = 1
+ARCHITECTURE_NAME = "mobilenetv3-lstm"
+BACKBONES = {"mobilenet_v3_small": 576, "mobilenet_v3_large": 960}
+
+
+@dataclass
+class ArchitectureConfig:
+    name: str = ARCHITECTURE_NAME
+    backbone: str = "mobilenet_v3_small"
+    lstm_hidden: int = 128
+    lstm_layers: int = 1
+    bidirectional: bool = True
+    dropout: float = 0.3
+
+    @property
+    def feature_dim(self) -> int:
+        return BACKBONES[self.backbone]
+
+    def validate(self) -> None:
+        if self.name != ARCHITECTURE_NAME:
+            raise ModelFormatError(f"architecture {self.name!r} is not {ARCHITECTURE_NAME!r}")
+        if self.backbone not in BACKBONES:
+            raise ModelFormatError(f"unknown backbone {self.backbone!r}; expected one of {sorted(BACKBONES)}")
+        if self.lstm_hidden < 1 or self.lstm_layers < 1:
+            raise ModelFormatError("lstm_hidden and lstm_layers must be positive")
+
+
+@dataclass
+class PreprocessingConfig:
+    input_size: int = 224
+    mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    std: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    crop_margin: float = 1.3
+    frames: int = 16
+    max_faces: int = 2
+    face_detector: str = "auto"
+    # Faces smaller than this (pixels, shorter side of the box) are ignored: too little detail to judge.
+    min_face_size: int = 24
+
+    def validate(self) -> None:
+        if self.input_size < 32:
+            raise ModelFormatError("input_size must be at least 32")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ModelFormatError("mean and std need three values, std positive")
+        if self.crop_margin < 1.0:
+            raise ModelFormatError("crop_margin must be >= 1.0")
+        if self.frames < 1 or self.max_faces < 1:
+            raise ModelFormatError("frames and max_faces must be positive")
+
+
+@dataclass
+class DecisionConfig:
+    # Calibrated probability = sigmoid(logit / temperature), fitted on the validation split.
+    temperature: float = 1.0
+    frame_temperature: float = 1.0
+    # Clip logit = clip_weight * LSTM clip head + (1 - clip_weight) * mean of per-frame logits.
+    clip_weight: float = 0.5
+    threshold: float = 0.5
+    # Probabilities inside [low, high] are reported as "uncertain".
+    uncertain_band: list[float] = field(default_factory=lambda: [0.4, 0.6])
+    smoothing_window: int = 5
+
+    def validate(self) -> None:
+        low, high = self.uncertain_band
+        if not (0.0 <= low <= self.threshold <= high <= 1.0):
+            raise ModelFormatError("need 0 <= uncertain_band[0] <= threshold <= uncertain_band[1] <= 1")
+        if self.temperature <= 0 or self.frame_temperature <= 0:
+            raise ModelFormatError("temperatures must be positive")
+        if not 0.0 <= self.clip_weight <= 1.0:
+            raise ModelFormatError("clip_weight must be within [0, 1]")
+        if self.smoothing_window < 1:
+            raise ModelFormatError("smoothing_window must be >= 1")
+
+
+@dataclass
+class ModelConfig:
+    architecture: ArchitectureConfig = field(default_factory=ArchitectureConfig)
+    preprocessing: PreprocessingConfig = field(default_factory=PreprocessingConfig)
+    decision: DecisionConfig = field(default_factory=DecisionConfig)
+    labels: list[str] = field(default_factory=lambda: ["real", "fake"])
+    format_version: int = FORMAT_VERSION
+    # Whether the weights were trained for this task; an untrained model must say so in every Report.
+    trained: bool = False
+    # Free-form provenance written by training (data, command, metrics); never read by inference.
+    training: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> ModelConfig:
+        if self.format_version != FORMAT_VERSION:
+            raise ModelFormatError(
+                f"checkpoint format version {self.format_version} is not supported (this code reads {FORMAT_VERSION})"
+            )
+        if self.labels != ["real", "fake"]:
+            raise ModelFormatError(f"labels must be ['real', 'fake'], got {self.labels}")
+        self.architecture.validate()
+        self.preprocessing.validate()
+        self.decision.validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        if not isinstance(data, dict):
+            raise ModelFormatError("config.json must hold a JSON object")
+        sections = {"architecture": ArchitectureConfig, "preprocessing": PreprocessingConfig, "decision": DecisionConfig}
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in sections:
+                kwargs[key] = _build(sections[key], value, key)
+            elif key in {"labels", "format_version", "trained", "training"}:
+                kwargs[key] = value
+            else:
+                raise ModelFormatError(f"unknown key {key!r} in config.json")
+        return cls(**kwargs).validate()
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> ModelConfig:
+        try:
+            data = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ModelFormatError(f"{path} is missing") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ModelFormatError(f"{path} is not valid JSON: {exc}") from None
+        return cls.from_dict(data)
+
+
+def _build(section: type, value: Any, name: str) -> Any:
+    if not isinstance(value, dict):
+        raise ModelFormatError(f"config section {name!r} must be an object")
+    known = {f.name for f in dataclasses.fields(section)}
+    unknown = set(value) - known
+    if unknown:
+        raise ModelFormatError(f"unknown keys in config section {name!r}: {sorted(unknown)}")
+    try:
+        return section(**value)
+    except TypeError as exc:
+        raise ModelFormatError(f"bad config section {name!r}: {exc}") from None

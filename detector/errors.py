@@ -1,0 +1,80 @@
+"""Typed errors raised at the edge of the core; each shell maps them once to an HTTP status, a UI message or a badge.
+
+Every error carries a stable machine-readable `code` and a message a user can act on.
+"""
+
+from __future__ import annotations
+
+
+class DetectorError(Exception):
+    """Base class of every error the core raises on purpose."""
+
+    code = "detector_error"
+    # The HTTP status a web shell should answer with; kept here so every shell maps errors the same way.
+    http_status = 500
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+class MediaError(DetectorError):
+    """The input is not media we can analyse."""
+
+    code = "bad_media"
+    http_status = 422
+
+
+class UnsupportedMediaError(MediaError):
+    code = "unsupported_media"
+    http_status = 415
+
+
+class EmptyMediaError(MediaError):
+    code = "empty_media"
+    http_status = 422
+
+
+class CorruptMediaError(MediaError):
+    code = "corrupt_media"
+    http_status = 422
+
+
+class MediaTooLargeError(MediaError):
+    code = "media_too_large"
+    http_status = 413
+
+
+class MediaTooLongError(MediaError):
+    code = "media_too_long"
+    http_status = 413
+
+
+class ModelError(DetectorError):
+    """A model could not be found or loaded."""
+
+    code = "model_error"
+    http_status = 500
+
+
+class ModelNotFoundError(ModelError):
+    code = "model_not_found"
+    http_status = 404
+
+
+class ModelFormatError(ModelError):
+    code = "model_format"
+    http_status = 422
+
+
+class ModelOfflineError(ModelError):
+    code = "model_offline"
+    http_status = 503
+
+
+class FaceDetectorError(DetectorError):
+    code = "face_detector"
+    http_status = 500

@@ -1,0 +1,312 @@
+"""Open an image or video file, read its metadata, and decode frames at chosen times.
+
+What a file is gets decided by its content, never by its name: Pillow identifies images (JPEG, PNG, WebP, BMP,
+first frame of GIF), FFmpeg (through PyAV) identifies videos (mp4/mov, webm/mkv, avi, MPEG-TS...). Anything
+else, empty or damaged files, and files over the configured limits raise a typed `MediaError`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import (
+    CorruptMediaError,
+    EmptyMediaError,
+    MediaTooLargeError,
+    MediaTooLongError,
+    UnsupportedMediaError,
+)
+
+IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "AVIF")  # JPEG covers MPO (phone photos)
+# FFmpeg demuxer names we accept as video containers (a container may list several names, e.g. "mov,mp4,...").
+VIDEO_CONTAINERS = {"mov", "mp4", "matroska", "webm", "avi", "mpegts", "flv", "mpeg", "ogg", "asf", "3gp"}
+EXIF_ROTATION = {3: 180, 4: 180, 5: 90, 6: 90, 7: 270, 8: 270}
+
+
+@dataclass(frozen=True)
+class MediaLimits:
+    """Explicit limits on what we agree to decode; every front end may tighten them."""
+
+    max_bytes: int = 2 * 1024**3
+    max_pixels: int = 40_000_000  # per frame: 8K UHD is 33 MP
+    max_duration_s: float = 3 * 3600.0
+
+
+@dataclass
+class MediaInfo:
+    kind: str  # "image" | "video"
+    format: str
+    codec: str | None
+    width: int  # as displayed, after rotation
+    height: int
+    duration_s: float
+    fps: float | None
+    frame_count: int
+    rotation: int  # degrees the stored pixels are turned clockwise to display upright
+    size_bytes: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class DecodedFrame:
+    index: int
+    timestamp_s: float
+    frame: av.VideoFrame
+
+    def thumbnail_gray(self, width: int = 64) -> np.ndarray:
+        """A small grayscale copy for change detection, scaled in the decoder (cheap)."""
+        height = max(1, round(self.frame.height * width / self.frame.width))
+        return self.frame.reformat(width=width, height=height, format="gray").to_ndarray()
+
+
+def open_media(path: str | os.PathLike, limits: MediaLimits | None = None) -> ImageMedia | VideoMedia:
+    """Identify `path` by content and open it as an image or a video; raise a MediaError otherwise."""
+    limits = limits or MediaLimits()
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise UnsupportedMediaError(f"{path.name}: no such file") from None
+    if path.is_dir():
+        raise UnsupportedMediaError(f"{path.name}: is a folder, not a media file")
+    if size == 0:
+        raise EmptyMediaError(f"{path.name}: the file is empty")
+    if size > limits.max_bytes:
+        raise MediaTooLargeError(f"{path.name}: {size / 1e6:.1f} MB is over the {limits.max_bytes / 1e6:.0f} MB limit")
+    image = ImageMedia.try_open(path, size, limits)
+    if image is not None:
+        return image
+    return VideoMedia(path, size, limits)
+
+
+class ImageMedia:
+    kind = "image"
+
+    def __init__(self, path: Path, image: np.ndarray, info: MediaInfo):
+        self.path = path
+        self.image = image
+        self.info = info
+
+    @classmethod
+    def try_open(cls, path: Path, size: int, limits: MediaLimits) -> ImageMedia | None:
+        try:
+            im = Image.open(path, formats=IMAGE_FORMATS)
+        except UnidentifiedImageError:
+            return None
+        except Image.DecompressionBombError:
+            raise MediaTooLargeError(f"{path.name}: the image has too many pixels") from None
+        except OSError as exc:
+            raise CorruptMediaError(f"{path.name}: cannot read the image ({exc})") from None
+        with im:
+            width, height = im.size
+            if width * height > limits.max_pixels:
+                raise MediaTooLargeError(
+                    f"{path.name}: {width}x{height} is over the {limits.max_pixels / 1e6:.0f} megapixel limit"
+                )
+            frame_count = getattr(im, "n_frames", 1)
+            fmt = im.format
+            try:
+                im.seek(0)
+                im.load()
+                rotation = EXIF_ROTATION.get(im.getexif().get(0x0112, 1), 0)
+                upright = ImageOps.exif_transpose(im)
+                rgb = np.asarray(upright.convert("RGB"))
+            except (OSError, SyntaxError, ValueError) as exc:
+                raise CorruptMediaError(f"{path.name}: the image is truncated or damaged ({exc})") from None
+        info = MediaInfo(
+            kind="image",
+            format=fmt.lower(),
+            codec=None,
+            width=rgb.shape[1],
+            height=rgb.shape[0],
+            duration_s=0.0,
+            fps=None,
+            frame_count=frame_count,
+            rotation=rotation,
+            size_bytes=size,
+        )
+        return cls(path, np.ascontiguousarray(rgb), info)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _has_video_signature(path: Path) -> bool:
+    """Whether the file starts like a video container (so a failure to open it means damage, not a wrong type)."""
+    with open(path, "rb") as handle:
+        head = handle.read(189)
+    return (
+        head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide")  # ISO BMFF: mp4, mov, 3gp
+        or head.startswith(b"\x1a\x45\xdf\xa3")  # EBML: mkv, webm
+        or (head.startswith(b"RIFF") and head[8:12] == b"AVI ")
+        or head.startswith(b"FLV")
+        or (len(head) == 189 and head[0] == head[188] == 0x47)  # MPEG-TS: a sync byte every 188 bytes
+    )
+
+
+class VideoMedia:
+    kind = "video"
+
+    def __init__(self, path: Path, size: int, limits: MediaLimits):
+        self.path = path
+        name = path.name
+        try:
+            self._container = av.open(str(path), metadata_errors="ignore")
+        except av.error.FFmpegError:
+            if _has_video_signature(path):
+                raise CorruptMediaError(f"{name}: the video is truncated or damaged (its index cannot be read)") from None
+            raise UnsupportedMediaError(f"{name}: not an image or video file we can read") from None
+        try:
+            self._open_stream(name, size, limits)
+        except BaseException:
+            self._container.close()
+            raise
+
+    def _open_stream(self, name: str, size: int, limits: MediaLimits) -> None:
+        container = self._container
+        demuxers = set(container.format.name.split(","))
+        if not demuxers & VIDEO_CONTAINERS:
+            raise UnsupportedMediaError(
+                f"{name}: {container.format.long_name or container.format.name} is not a video format we read"
+            )
+        if not container.streams.video:
+            raise UnsupportedMediaError(f"{name}: the file has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        self._stream = stream
+        self._time_base = float(stream.time_base) if stream.time_base else 1e-6
+        self._start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if not width or not height:
+            raise CorruptMediaError(f"{name}: the video stream has no picture size")
+        if width * height > limits.max_pixels:
+            raise MediaTooLargeError(f"{name}: {width}x{height} is over the {limits.max_pixels / 1e6:.0f} megapixel limit")
+
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        fps = float(rate) if rate else 0.0
+        if not (0.1 <= fps <= 1000):
+            fps = 25.0
+        duration = 0.0
+        if stream.duration:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration:
+            duration = container.duration / 1e6
+        if duration > limits.max_duration_s:
+            raise MediaTooLongError(f"{name}: {duration:.0f} s is over the {limits.max_duration_s:.0f} s limit")
+
+        # Decoding the first frame proves the codec works and reveals the display rotation.
+        first = self._decode_first(name)
+        rotation = (-int(round((first.frame.rotation or 0) / 90.0)) * 90) % 360
+        if not duration:
+            duration = self._scan_duration()
+            if duration > limits.max_duration_s:
+                raise MediaTooLongError(f"{name}: {duration:.0f} s is over the {limits.max_duration_s:.0f} s limit")
+        frame_count = stream.frames or max(1, int(round(duration * fps)))
+        if rotation in (90, 270):
+            width, height = height, width
+        self._rotation = rotation
+        self.fps = fps
+        self.info = MediaInfo(
+            kind="video",
+            format=container.format.name.split(",")[0],
+            codec=stream.codec_context.name,
+            width=width,
+            height=height,
+            duration_s=round(duration, 6),
+            fps=round(fps, 6),
+            frame_count=frame_count,
+            rotation=rotation,
+            size_bytes=size,
+        )
+
+    def _decode_first(self, name: str) -> DecodedFrame:
+        try:
+            for frame in self._container.decode(self._stream):
+                return DecodedFrame(0, 0.0, frame)
+        except av.error.FFmpegError as exc:
+            raise CorruptMediaError(f"{name}: cannot decode the video ({exc.strerror or exc})") from None
+        raise CorruptMediaError(f"{name}: the video has no decodable frames")
+
+    def _scan_duration(self) -> float:
+        """Find the duration from packet timestamps when the container does not declare it."""
+        last = 0.0
+        self._container.seek(0)
+        for packet in self._container.demux(self._stream):
+            if packet.pts is not None:
+                last = max(last, float((packet.pts + (packet.duration or 0)) * self._time_base) - self._start)
+        return last
+
+    def frame_time(self, frame: av.VideoFrame) -> float:
+        pts = frame.pts if frame.pts is not None else frame.dts
+        return float(pts) * self._time_base - self._start if pts is not None else 0.0
+
+    def to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        """Full-resolution RGB of a decoded frame, turned upright."""
+        rgb = frame.to_ndarray(format="rgb24")
+        if self._rotation:
+            rgb = np.ascontiguousarray(np.rot90(rgb, k=-self._rotation // 90))
+        return rgb
+
+    def frames_at(self, times: Sequence[float], seek_gap_s: float = 2.0) -> Iterator[DecodedFrame]:
+        """Yield the first frame at or after each time in `times` (ascending), decoding no more than needed.
+
+        Consecutive targets close together are reached by decoding forward; a target more than `seek_gap_s`
+        ahead is reached by seeking to the key frame before it. A file that ends well before its declared
+        duration raises CorruptMediaError.
+        """
+        stream, name = self._stream, self.path.name
+        tolerance = 0.5 / self.fps
+        decoder = None
+        position = -math.inf
+        last_index = -1
+        for target in times:
+            if decoder is None or target - position > seek_gap_s:
+                offset = int((max(0.0, target) + self._start) / self._time_base)
+                try:
+                    self._container.seek(offset, stream=stream, backward=True, any_frame=False)
+                except av.error.FFmpegError:
+                    self._container.seek(0, stream=stream)
+                decoder = self._container.decode(stream)
+            found = None
+            try:
+                for frame in decoder:
+                    position = self.frame_time(frame)
+                    index = int(round(position * self.fps))
+                    if position >= target - tolerance and index > last_index:
+                        found = DecodedFrame(index, round(position, 6), frame)
+                        break
+            except av.error.FFmpegError as exc:
+                raise CorruptMediaError(f"{name}: the video is damaged ({exc.strerror or exc})") from None
+            if found is None:
+                if target < self.info.duration_s - 2.0 / self.fps - 0.5:
+                    stop, duration = max(position, 0.0), self.info.duration_s
+                    raise CorruptMediaError(f"{name}: the video stops at {stop:.2f} s of {duration:.2f} s: truncated or damaged")
+                return
+            last_index = found.index
+            yield found
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,22 @@
+"""Where things live: the repository, the embedded default checkpoint, and the shared third-party data.
+
+Third-party data (face images, media, detector model files) is never part of the repository; it is read from
+`$DEEPFAKE_SHARED_DIR`, by default the `shared` folder beside the checkout (`../shared`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CHECKPOINT_DIR = REPO_ROOT / "model_hub" / "default"
+
+
+def shared_dir() -> Path:
+    return Path(os.environ.get("DEEPFAKE_SHARED_DIR") or REPO_ROOT.parent / "shared")
+
+
+def imagenet_backbone_file() -> Path:
+    """The ImageNet-pretrained MobileNetV3-Small in torchvision's layout (see shared/models/README.md)."""
+    return shared_dir() / "models" / "mobilenet_v3_small_imagenet.safetensors"

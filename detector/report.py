@@ -1,0 +1,63 @@
+"""The Report: what every shell returns for one analysed file or URL (versioned JSON, see DESIGN.md).
+
+Keep `SCHEMA_VERSION` stable: the browser extension and stored history read these keys. Add keys freely
+(minor version), never rename or remove one without a major version.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = "1.0"
+
+
+@dataclass
+class FaceResult:
+    track: int
+    box: list[float]  # x, y, width, height in pixels of the upright frame
+    score: float  # face detector confidence
+    fake_probability: float
+    whole_frame: bool = False
+
+
+@dataclass
+class FrameResult:
+    index: int
+    timestamp_s: float
+    fake_probability: float | None  # the most suspicious face in this frame; None when no face was analysed
+    smoothed_probability: float | None
+    faces: list[FaceResult] = field(default_factory=list)
+
+
+@dataclass
+class TrackResult:
+    id: int
+    frames: int
+    fake_probability: float  # calibrated, whole track (LSTM + per-frame heads)
+    mean_box: list[float]
+
+
+@dataclass
+class Report:
+    source: str
+    verdict: str
+    fake_probability: float | None
+    confidence: float | None
+    threshold: float
+    uncertain_band: list[float]
+    media: dict[str, Any]
+    frames: list[FrameResult]
+    tracks: list[TrackResult]
+    model: dict[str, Any]
+    timings_ms: dict[str, float]
+    warnings: list[str] = field(default_factory=list)
+    schema_version: str = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {"schema_version": data.pop("schema_version"), **data}
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)

@@ -1,0 +1,1 @@
+"""Checkpoints: the embedded default (`model_hub/default/`) and Hugging Face Hub pull/push."""

@@ -1,0 +1,58 @@
+"""Make test media from real media: re-encode real frames into other containers and codecs, cut files short."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def read_frames(path: Path, limit: int | None = None) -> list[np.ndarray]:
+    frames = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            frames.append(frame.to_ndarray(format="rgb24"))
+            if limit and len(frames) >= limit:
+                break
+    return frames
+
+
+def write_video(
+    path: Path,
+    frames: list[np.ndarray],
+    fps: int = 25,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    rotation: int | None = None,
+    options: dict | None = None,
+) -> Path:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=Fraction(fps))
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = pix_fmt
+        if options:
+            stream.options = options
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
+        for array in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def truncate(source: Path, target: Path, fraction: float) -> Path:
+    data = source.read_bytes()
+    target.write_bytes(data[: int(len(data) * fraction)])
+    return target
+
+
+def ffmpeg(*args: str) -> None:
+    if not shutil.which("ffmpeg"):
+        raise RuntimeError("ffmpeg is not installed: run scripts/setup --dev")
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *args], check=True)

@@ -1,0 +1,157 @@
+"""End to end through the front door and the CLI, on real media."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from detector import SCHEMA_VERSION, CorruptMediaError, EmptyMediaError, UnsupportedMediaError
+from tests.conftest import ROOT
+from tests.mediafactory import truncate
+
+REPORT_KEYS = {
+    "schema_version",
+    "source",
+    "verdict",
+    "fake_probability",
+    "confidence",
+    "threshold",
+    "uncertain_band",
+    "media",
+    "frames",
+    "tracks",
+    "model",
+    "timings_ms",
+    "warnings",
+}
+
+
+def check_report_contract(report: dict) -> None:
+    assert REPORT_KEYS <= set(report)
+    assert report["schema_version"] == SCHEMA_VERSION
+    assert report["verdict"] in ("real", "fake", "uncertain", "no_face")
+    if report["verdict"] != "no_face":
+        assert 0.0 <= report["fake_probability"] <= 1.0 and 0.0 <= report["confidence"] <= 1.0
+    media = report["media"]
+    assert {"kind", "width", "height", "duration_s", "fps", "frames_analyzed"} <= set(media)
+    assert {"id", "revision", "architecture"} <= set(report["model"])
+    assert {"fetch", "decode", "faces", "model", "total"} <= set(report["timings_ms"])
+    for frame in report["frames"]:
+        assert {"index", "timestamp_s", "fake_probability", "smoothed_probability", "faces"} <= set(frame)
+    json.dumps(report)  # serialisable
+
+
+@pytest.mark.parametrize("which", ["fake_video", "real_video"])
+def test_video_reports(detector, request, which):
+    path = request.getfixturevalue(which)
+    report = detector.analyze(path).to_dict()
+    check_report_contract(report)
+    media = report["media"]
+    assert media["kind"] == "video" and media["frames_analyzed"] >= 8
+    times = [f["timestamp_s"] for f in report["frames"]]
+    assert all(a < b for a, b in zip(times, times[1:]))
+    assert 0 <= times[0] and times[-1] <= media["duration_s"]
+    assert len(report["tracks"]) == 1
+    track = report["tracks"][0]
+    assert track["frames"] >= 8
+    for frame in report["frames"]:
+        for face in frame["faces"]:
+            x, y, w, h = face["box"]
+            assert face["track"] == 0
+            assert 0 <= x and 0 <= y and x + w <= media["width"] and y + h <= media["height"]
+            assert 0 <= face["fake_probability"] <= 1
+
+
+def test_full_frame_image(detector, full_frame):
+    report = detector.analyze(full_frame).to_dict()
+    check_report_contract(report)
+    assert report["media"]["kind"] == "image" and report["media"]["width"] == 1920
+    assert report["verdict"] != "no_face" and len(report["frames"][0]["faces"]) == 1
+
+
+def test_noise_image_has_no_face(detector, tmp_path):
+    noise = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)).save(noise)
+    for backend in ("dlib", "yunet"):
+        report = detector.analyze(noise, face_detector=backend).to_dict()
+        check_report_contract(report)
+        assert report["verdict"] == "no_face"
+        assert report["fake_probability"] is None and report["tracks"] == []
+    # scoring the whole image instead, when asked to
+    fallback = detector.analyze(noise, whole_image_fallback=True).to_dict()
+    assert fallback["verdict"] != "no_face" and fallback["frames"][0]["faces"][0]["whole_frame"]
+
+
+def test_same_input_same_report(detector, fake_video):
+    first, second = (detector.analyze(fake_video).to_dict() for _ in range(2))
+    first.pop("timings_ms"), second.pop("timings_ms")
+    assert first == second
+
+
+def test_frames_option(detector, fake_video):
+    report = detector.analyze(fake_video, frames=8).to_dict()
+    assert report["media"]["frames_analyzed"] == 8
+
+
+def test_bad_inputs_raise_typed_errors(detector, tmp_path, fake_video):
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    text = tmp_path / "text.mp4"
+    text.write_text("hello\n" * 50)
+    cut = truncate(fake_video, tmp_path / "cut.mp4", 0.5)
+    with pytest.raises(EmptyMediaError):
+        detector.analyze(empty)
+    with pytest.raises(UnsupportedMediaError):
+        detector.analyze(text)
+    with pytest.raises(CorruptMediaError):
+        detector.analyze(cut)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "detector", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_cli_json_report(fake_video):
+    result = run_cli("analyze", str(fake_video), "--json", "--frames", "8")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    check_report_contract(report)
+    assert report["source"] == fake_video.name and report["media"]["frames_analyzed"] == 8
+
+
+def test_cli_several_paths_give_a_list_and_a_summary(face_photo, full_frame):
+    result = run_cli("analyze", str(face_photo), str(full_frame), "--json")
+    assert result.returncode == 0, result.stderr
+    reports = json.loads(result.stdout)
+    assert [r["source"] for r in reports] == [face_photo.name, full_frame.name]
+    human = run_cli("analyze", str(face_photo))
+    assert human.returncode == 0 and human.stdout.startswith(f"{face_photo.name}: ")
+
+
+def test_cli_bad_input_exits_nonzero_without_traceback(tmp_path, fake_video, face_photo):
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    text = tmp_path / "text.mp4"
+    text.write_text("not a video\n")
+    cut = truncate(fake_video, tmp_path / "cut.mp4", 0.5)
+    for path in (empty, text, cut, tmp_path / "missing.jpg"):
+        result = run_cli("analyze", str(path))
+        assert result.returncode != 0
+        assert "Traceback" not in result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and path.name in errors[0]
+    # one bad file among good ones: the good one is still reported, the exit status says something failed
+    mixed = run_cli("analyze", str(face_photo), str(empty), "--json")
+    assert mixed.returncode == 1
+    reports = json.loads(mixed.stdout)
+    assert reports[0]["verdict"] and reports[1]["error"]["code"] == "empty_media"
+
+
+def test_cli_unknown_model():
+    result = run_cli("analyze", "x.jpg", "--model", "/no/such/folder")
+    assert result.returncode == 1 and "Traceback" not in result.stderr and "no model called" in result.stderr

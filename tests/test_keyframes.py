@@ -1,0 +1,48 @@
+"""Key frames: spread over the clip, after large changes, decoded without reading more than needed."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from detector.keyframes import plan_candidates, select_key_frames
+from detector.media import open_media
+from tests.mediafactory import read_frames, write_video
+
+
+def test_plan_spreads_over_the_clip():
+    segments = plan_candidates(duration_s=60.0, fps=30.0, frame_count=1800, n=16)
+    assert len(segments) == 16
+    flat = [t for seg in segments for t in seg]
+    assert flat == sorted(flat) and len(set(flat)) == len(flat)
+    assert flat[0] < 60 / 16 and flat[-1] > 60 - 60 / 16
+    # about 4 candidates per second of clip, at most 4 per segment
+    assert all(1 <= len(seg) <= 4 for seg in segments)
+
+
+def test_short_clip_uses_every_frame():
+    assert plan_candidates(duration_s=0.4, fps=25.0, frame_count=10, n=16) == [[i / 25.0] for i in range(10)]
+
+
+def test_key_frames_of_the_ffpp_video(fake_video):
+    with open_media(fake_video) as media:
+        frames = select_key_frames(media, 16)
+        duration = media.info.duration_s
+    assert len(frames) == 16
+    times = [f.timestamp_s for f in frames]
+    assert all(a < b for a, b in zip(times, times[1:]))
+    assert 0 <= times[0] and times[-1] <= duration
+    assert all(f.image.shape == (480, 640, 3) for f in frames)
+
+
+def test_prefers_the_frame_after_a_cut(tmp_path, real_video, fake_video):
+    # 4 s at 25 fps: the real face, then at frame 60 a cut to the other video's scene.
+    first = read_frames(real_video, limit=100)
+    second = [np.asarray(f[:244, :192]) for f in read_frames(fake_video, limit=100)]
+    frames = first[:60] + second[60:100]
+    path = write_video(tmp_path / "cut.mp4", frames, fps=25)
+    with open_media(path) as media:
+        chosen = select_key_frames(media, 4, candidate_rate=8.0)
+    # the segment holding the cut (frames 50-74) keeps a frame from after the cut, with the largest change
+    cut_segment = [f for f in chosen if 50 <= f.index < 75]
+    assert len(cut_segment) == 1 and cut_segment[0].index >= 60
+    assert cut_segment[0].change == max(f.change for f in chosen)
