@@ -16,7 +16,7 @@ import torch
 
 from .checkpoint import Checkpoint, load_checkpoint
 from .decision import calibrated, clip_logit, decide, moving_average
-from .faces import Face, Track, create_face_detector, crop_face, link_tracks, whole_frame_face
+from .faces import Face, Track, create_face_detector, extract_face_tracks
 from .keyframes import KeyFrame, select_key_frames
 from .media import ImageMedia, MediaLimits, open_media
 from .preprocess import crops_to_tensor
@@ -114,25 +114,21 @@ class Detector:
         timings["decode"] = _ms_since(started)
 
         t = time.perf_counter()
-        faces_per_frame = []
-        for i, frame in enumerate(key_frames):
-            faces = [f for f in detector.detect(frame.image) if min(f.w, f.h) >= prep.min_face_size]
-            faces_per_frame.append(faces)
-            if progress:
-                progress("faces", i + 1, len(key_frames))
-        tracks = link_tracks(faces_per_frame, options.max_faces or prep.max_faces)
-        warnings = []
-        if not tracks and options.whole_image_fallback:
-            tracks = [Track(0, {i: whole_frame_face(kf.image) for i, kf in enumerate(key_frames)})]
-            warnings.append("no face found: the whole frame was scored")
-        crops = [
-            [crop_face(key_frames[pos].image, face, prep.crop_margin, prep.input_size) for pos, face in sorted(tr.faces.items())]
-            for tr in tracks
-        ]
+        found = extract_face_tracks(
+            [kf.image for kf in key_frames],
+            detector,
+            prep.crop_margin,
+            prep.input_size,
+            options.max_faces or prep.max_faces,
+            prep.min_face_size,
+            options.whole_image_fallback,
+            progress=(lambda done, total: progress("faces", done, total)) if progress else None,
+        )
+        warnings = ["no face found: the whole frame was scored"] if found.whole_frame else []
         timings["faces"] = _ms_since(t)
 
         t = time.perf_counter()
-        scores = self._score_tracks(tracks, crops, progress)
+        scores = self._score_tracks(found.tracks, found.crops, progress)
         timings["model"] = _ms_since(t)
 
         report = self._build_report(source_name or Path(source).name, info, key_frames, scores, warnings)
@@ -160,9 +156,9 @@ class Detector:
             offset += n
             frame_logits = frame_logits[0].double().cpu().tolist()
             positions = sorted(track.faces)
-            probs = {p: calibrated(lg, decision.frame_temperature) for p, lg in zip(positions, frame_logits)}
+            probs = {p: calibrated(lg, decision.frame_temperature, decision.frame_bias) for p, lg in zip(positions, frame_logits)}
             logit = clip_logit(float(clip[0]), frame_logits, decision.clip_weight)
-            results.append(TrackScores(track, probs, calibrated(logit, decision.temperature)))
+            results.append(TrackScores(track, probs, calibrated(logit, decision.temperature, decision.bias)))
         return results
 
     def _build_report(

@@ -67,9 +67,11 @@ class PreprocessingConfig:
 
 @dataclass
 class DecisionConfig:
-    # Calibrated probability = sigmoid(logit / temperature), fitted on the validation split.
+    # Calibrated probability = sigmoid(logit / temperature + bias) (Platt scaling), fitted on the validation split.
     temperature: float = 1.0
+    bias: float = 0.0
     frame_temperature: float = 1.0
+    frame_bias: float = 0.0
     # Clip logit = clip_weight * LSTM clip head + (1 - clip_weight) * mean of per-frame logits.
     clip_weight: float = 0.5
     threshold: float = 0.5

@@ -10,9 +10,9 @@ from .config import DecisionConfig
 VERDICTS = ("real", "fake", "uncertain", "no_face")
 
 
-def calibrated(logit: float, temperature: float) -> float:
-    """Temperature-scaled sigmoid, numerically safe for large logits."""
-    z = logit / temperature
+def calibrated(logit: float, temperature: float, bias: float = 0.0) -> float:
+    """Temperature-scaled, shifted sigmoid (Platt scaling), numerically safe for large logits."""
+    z = logit / temperature + bias
     if z >= 0:
         return 1.0 / (1.0 + math.exp(-z))
     e = math.exp(z)

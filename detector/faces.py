@@ -36,6 +36,8 @@ class Face:
     h: float
     score: float
     whole_frame: bool = False
+    # Five points (right eye, left eye, nose tip, right and left mouth corners) when the detector gives them.
+    landmarks: list[tuple[float, float]] | None = None
 
     @property
     def area(self) -> float:
@@ -96,7 +98,8 @@ class YuNetFaceDetector(FaceDetector):
         faces = []
         for row in found if found is not None else []:
             x, y, w, h = (float(v) for v in row[:4])
-            faces.append(Face((x - pad) / scale, (y - pad) / scale, w / scale, h / scale, float(row[14])))
+            points = [((float(row[i]) - pad) / scale, (float(row[i + 1]) - pad) / scale) for i in range(4, 14, 2)]
+            faces.append(Face((x - pad) / scale, (y - pad) / scale, w / scale, h / scale, float(row[14]), landmarks=points))
         return faces
 
 
@@ -245,16 +248,68 @@ def link_tracks(faces_per_frame: list[list[Face]], max_tracks: int, min_affinity
 # ---------------------------------------------------------------------------------------------- cropping
 
 
-def crop_face(rgb: np.ndarray, face: Face, margin: float, size: int) -> np.ndarray:
-    """A square crop `margin` times the face box's longer side, centred on the box, padded with black where it
-    leaves the frame, resized to `size`. The whole-frame "face" keeps the whole frame (no margin)."""
-    if face.whole_frame:
-        margin = 1.0
-    side = max(face.w, face.h) * margin
+@dataclass
+class FaceTracks:
+    """The faces of a list of frames: the kept tracks and, per track, its crops in frame order."""
+
+    tracks: list[Track]
+    crops: list[list[np.ndarray]]
+    whole_frame: bool  # no face was found and the whole frames stand in for one
+
+
+def extract_face_tracks(
+    images: list[np.ndarray],
+    detector: FaceDetector,
+    margin: float,
+    size: int,
+    max_faces: int,
+    min_face_size: int = 0,
+    whole_image_fallback: bool = False,
+    progress=None,
+) -> FaceTracks:
+    """Detect, link and crop: the one path from frames to model inputs, shared by inference and training."""
+    per_frame = []
+    for i, image in enumerate(images):
+        per_frame.append([f for f in detector.detect(image) if min(f.w, f.h) >= min_face_size])
+        if progress:
+            progress(i + 1, len(images))
+    tracks = link_tracks(per_frame, max_faces)
+    whole = False
+    if not tracks and whole_image_fallback:
+        tracks = [Track(0, {i: whole_frame_face(image) for i, image in enumerate(images)})]
+        whole = True
+    crops = [[crop_face(images[pos], face, margin, size) for pos, face in sorted(t.faces.items())] for t in tracks]
+    return FaceTracks(tracks, crops, whole)
+
+
+def crop_window(face: Face, margin: float, width: int, height: int) -> tuple[int, int, int]:
+    """The square crop around a face in a width x height frame, as (x0, y0, side): `margin` times the box's
+    longer side, centred on the box, then moved (and if need be shrunk) to stay inside the frame.
+
+    Staying inside matters: black padding would appear only on faces near the border of tight face photos, and a
+    model learns such a shortcut instantly. The whole-frame "face" keeps the whole frame (no margin)."""
     cx, cy = face.x + face.w / 2, face.y + face.h / 2
-    x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
-    s = max(1, int(round(side)))
+    if face.whole_frame:
+        side = max(face.w, face.h)
+        return int(round(cx - side / 2)), int(round(cy - side / 2)), max(1, int(round(side)))
+    side = min(max(face.w, face.h) * margin, min(width, height))
+    x0 = min(max(cx - side / 2, 0.0), max(width - side, 0.0))
+    y0 = min(max(cy - side / 2, 0.0), max(height - side, 0.0))
+    return int(round(x0)), int(round(y0)), max(1, int(round(side)))
+
+
+def crop_landmarks(face: Face, margin: float, size: int, width: int, height: int) -> np.ndarray | None:
+    """The face's landmarks in the coordinates of its `size` x `size` crop (None when the detector gave none)."""
+    if not face.landmarks:
+        return None
+    x0, y0, side = crop_window(face, margin, width, height)
+    return (np.asarray(face.landmarks, dtype=np.float32) - [x0, y0]) * (size / side)
+
+
+def crop_face(rgb: np.ndarray, face: Face, margin: float, size: int) -> np.ndarray:
+    """The square crop of `crop_window` resized to `size` (a whole frame that is not square is padded with black)."""
     h, w = rgb.shape[:2]
+    x0, y0, s = crop_window(face, margin, w, h)
     canvas = np.zeros((s, s, 3), dtype=np.uint8)
     sx0, sy0, sx1, sy1 = max(0, x0), max(0, y0), min(w, x0 + s), min(h, y0 + s)
     if sx1 > sx0 and sy1 > sy0:

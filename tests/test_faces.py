@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from detector.errors import FaceDetectorError
-from detector.faces import Face, create_face_detector, crop_face, iou, link_tracks
+from detector.faces import Face, create_face_detector, crop_face, crop_window, iou, link_tracks
 from detector.media import open_media
 
 
@@ -65,10 +65,19 @@ def test_tracks_link_moving_faces_and_keep_the_largest():
     assert len(link_tracks(per_frame, max_tracks=1)) == 1
 
 
-def test_crop_is_square_centred_and_padded():
-    image = np.full((100, 200, 3), 255, dtype=np.uint8)
+def test_crop_is_square_and_stays_inside_the_frame():
+    image = np.zeros((100, 200, 3), dtype=np.uint8)
+    image[:, :100] = 255  # left half white
+    # a face at the top-left corner: the 2x window (-25..75) moves inside the frame (0..100): all white, no padding
     crop = crop_face(image, Face(0, 0, 50, 50, 1.0), margin=2.0, size=64)
-    assert crop.shape == (64, 64, 3)
-    # the crop spans -25..75 around the box centre (25, 25): a band of a quarter of it on the top and left
-    # lies outside the image and is black; the rest is the image
-    assert crop[:, :15].max() == 0 and crop[:15, :].max() == 0 and crop[18:, 18:].min() == 255
+    assert crop.shape == (64, 64, 3) and crop.min() == 255
+    # centred where there is room: a face at x 125..175 gives the window 100..200, all black
+    assert crop_face(image, Face(125, 25, 50, 50, 1.0), margin=2.0, size=64).max() == 0
+    # a window larger than the frame shrinks to the frame's shorter side
+    assert crop_window(Face(50, 0, 100, 100, 1.0), 1.5, 200, 100) == (50, 0, 100)
+
+
+def test_whole_frame_crop_is_padded_evenly():
+    image = np.full((100, 200, 3), 255, dtype=np.uint8)
+    crop = crop_face(image, create_face_detector("none").detect(image)[0], margin=1.3, size=64)
+    assert crop[:15].max() == 0 and crop[-15:].max() == 0 and crop[20:44].min() == 255

@@ -1,0 +1,157 @@
+"""Metrics for a fake-vs-real classifier (fake is the positive class) and the calibration fitted on validation."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
+
+
+def roc_auc(labels: Sequence[int], probs: Sequence[float]) -> float | None:
+    labels = np.asarray(labels)
+    if labels.min(initial=1) == labels.max(initial=0) or len(labels) == 0:
+        return None  # one class only: undefined
+    return float(roc_auc_score(labels, probs))
+
+
+def equal_error_rate(labels: Sequence[int], probs: Sequence[float]) -> float | None:
+    if roc_auc(labels, probs) is None:
+        return None
+    fpr, tpr, _ = roc_curve(labels, probs)
+    fnr = 1 - tpr
+    i = int(np.nanargmin(np.abs(fnr - fpr)))
+    return float((fpr[i] + fnr[i]) / 2)
+
+
+def expected_calibration_error(labels: Sequence[int], probs: Sequence[float], bins: int = 10) -> float:
+    """Weighted mean gap between predicted fake probability and observed fake rate over equal-width bins."""
+    labels, probs = np.asarray(labels, dtype=float), np.asarray(probs, dtype=float)
+    edges = np.linspace(0, 1, bins + 1)
+    index = np.clip(np.digitize(probs, edges[1:-1]), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        chosen = index == b
+        if chosen.any():
+            total += chosen.sum() * abs(probs[chosen].mean() - labels[chosen].mean())
+    return float(total / max(len(labels), 1))
+
+
+def binary_metrics(labels: Sequence[int], probs: Sequence[float], threshold: float) -> dict:
+    labels = np.asarray(labels, dtype=int)
+    predicted = (np.asarray(probs) >= threshold).astype(int)
+    tn, fp, fn, tp = (int(v) for v in confusion_matrix(labels, predicted, labels=[0, 1]).ravel())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "accuracy": (tp + tn) / max(len(labels), 1),
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "confusion": {"tp": tp, "fp": fp, "tn": tn, "fn": fn},
+    }
+
+
+def report_metrics(
+    labels: Sequence[int],
+    probs: Sequence[float],
+    threshold: float,
+    sources: Sequence[str],
+    methods: Sequence[str],
+    no_face: Sequence[bool],
+) -> dict:
+    """The evaluation report: overall metrics, then accuracy and ROC-AUC per source and per method."""
+    result = {"n": len(labels)}
+    result.update(binary_metrics(labels, probs, threshold))
+    result["roc_auc"] = roc_auc(labels, probs)
+    result["eer"] = equal_error_rate(labels, probs)
+    result["ece"] = expected_calibration_error(labels, probs)
+    result["threshold"] = threshold
+    result["no_face_rate"] = float(np.mean(no_face)) if len(no_face) else 0.0
+    result["confusion"] = result.pop("confusion")
+    for key, names in (("per_source", sources), ("per_method", methods)):
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i, name in enumerate(names):
+            groups[name or "-"].append(i)
+        result[key] = {
+            name: {
+                "n": len(idx),
+                "accuracy": binary_metrics([labels[i] for i in idx], [probs[i] for i in idx], threshold)["accuracy"],
+                "roc_auc": roc_auc([labels[i] for i in idx], [probs[i] for i in idx]),
+            }
+            for name, idx in sorted(groups.items())
+        }
+    return result
+
+
+# ---------------------------------------------------------------------------------------------- calibration
+
+
+def fit_platt(logits: Sequence[float], labels: Sequence[int]) -> tuple[float, float]:
+    """Temperature and bias so that sigmoid(logit / T + b) minimises the negative log-likelihood (Platt scaling).
+
+    The bias matters: training balances classes and adds pseudo-fakes, so raw logits are shifted against the
+    share of fakes in real data; a temperature alone cannot undo a shift."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.asarray(logits, dtype=float).reshape(-1, 1)
+    y = np.asarray(labels, dtype=int)
+    if y.min() == y.max():
+        return 1.0, 0.0
+    fit = LogisticRegression(C=1e6, max_iter=1000).fit(x, y)
+    slope, bias = float(fit.coef_[0, 0]), float(fit.intercept_[0])
+    if slope <= 1e-3:  # scores carry no usable ranking: keep them as they are
+        return 1.0, 0.0
+    return 1.0 / slope, bias
+
+
+def choose_threshold(labels: Sequence[int], probs: Sequence[float], rule: str = "balanced") -> float:
+    """A decision threshold on validation scores.
+
+    `balanced` maximises balanced accuracy (Youden's J): it does not depend on the share of fakes in the
+    validation data, which a feed will not share. `accuracy` and `f1` maximise those on validation as it is.
+    """
+    labels, probs = np.asarray(labels, dtype=int), np.asarray(probs, dtype=float)
+    candidates = np.unique(np.concatenate([probs, [0.5]]))
+    best, best_score = 0.5, -1.0
+    for t in candidates:
+        predicted = probs >= t
+        if rule == "balanced":
+            tpr = predicted[labels == 1].mean() if (labels == 1).any() else 0.0
+            tnr = (~predicted[labels == 0]).mean() if (labels == 0).any() else 0.0
+            score = tpr + tnr
+        elif rule == "accuracy":
+            score = (predicted == labels).mean()
+        elif rule == "f1":
+            score = binary_metrics(labels, probs, t)["f1"]
+        else:
+            raise ValueError(f"unknown threshold rule {rule!r}")
+        if score > best_score + 1e-12:
+            best, best_score = float(t), float(score)
+    return best
+
+
+def choose_uncertain_band(
+    labels: Sequence[int], probs: Sequence[float], threshold: float, target_accuracy: float = 0.97, max_share: float = 0.15
+) -> list[float]:
+    """The narrowest band around the threshold outside which validation decisions reach `target_accuracy`,
+    holding at most `max_share` of the validation files. Widths are searched symmetrically in logit space."""
+    labels, probs = np.asarray(labels, dtype=int), np.clip(np.asarray(probs, dtype=float), 1e-6, 1 - 1e-6)
+    logit = np.log(probs / (1 - probs))
+    center = math.log(max(threshold, 1e-6) / max(1 - threshold, 1e-6))
+    predicted = probs >= threshold
+    chosen = 0.0
+    for width in np.linspace(0.0, 3.0, 61):
+        inside = np.abs(logit - center) < width
+        if inside.mean() > max_share:
+            break
+        chosen = float(width)
+        outside = ~inside
+        if outside.any() and (predicted[outside] == labels[outside]).mean() >= target_accuracy:
+            break
+    low = 1 / (1 + math.exp(-(center - chosen)))
+    high = 1 / (1 + math.exp(-(center + chosen)))
+    return [math.floor(min(low, threshold) * 1e4) / 1e4, math.ceil(max(high, threshold) * 1e4) / 1e4]

@@ -1,0 +1,544 @@
+"""Train a MobileNetV3-LSTM checkpoint: `python -m detector train --data PATH --out DIR [options]`.
+
+Crops come from the inference code path (`detector.crops`), so training and inference see identical inputs.
+Frames sharing a `group` form sequences for the LSTM; single images are sequences of one; a per-frame loss and
+a per-sequence loss both train. Sampling balances classes and sources; self-blended pseudo-fakes are mixed in.
+The loop: AdamW, cosine schedule with warm-up, early stopping on validation ROC-AUC, best checkpoint kept, fixed
+seed, resumable. At the end the temperature, threshold and uncertain band are fitted on validation and written
+into the checkpoint's config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import re
+import sys
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm import tqdm
+
+from .augment import AugmentConfig, augment_sequence, self_blend
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import ArchitectureConfig, ModelConfig, PreprocessingConfig
+from .crops import CropCache, FaceCrops
+from .datasets import DatasetError, Sample, describe, read_dataset
+from .decision import calibrated
+from .errors import DetectorError
+from .metrics import choose_threshold, choose_uncertain_band, fit_platt, roc_auc
+from .model import MobileNetLSTM, load_backbone_state
+from .paths import imagenet_backbone_file
+from .preprocess import crops_to_tensor
+
+
+@dataclass
+class TrainOptions:
+    data: str
+    out: str
+    epochs: int = 30
+    samples_per_epoch: int = 4096
+    batch_size: int = 48
+    lr: float = 1e-3
+    backbone_lr: float = 5e-4
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    patience: int = 8
+    seed: int = 0
+    input_size: int = 160
+    backbone: str = "mobilenet_v3_small"
+    backbone_weights: str | None = "shared"
+    init_from: str | None = None
+    pseudo_fakes: float = 0.5  # share of the fake class drawn as self-blended pseudo-fakes
+    balance_power: float = 0.5  # a (source, label) bucket of n items is drawn with weight n ** balance_power
+    max_sequence: int = 8
+    label_smoothing: float = 0.05
+    threshold_rule: str = "balanced"
+    train_split: str = "train"
+    val_split: str = "val"
+    cache_dir: str | None = None
+    crop_workers: int = 2
+    max_minutes: float | None = None
+    resume: bool = False
+    device: str | None = None
+    threads: int | None = None
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class Item:
+    """One training unit: the crops of one image, or of the frames of one group/video, in time order."""
+
+    crops: np.ndarray
+    landmarks: np.ndarray | None
+    label: int
+    source: str
+    method: str
+    paths: list[str]
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+def _natural_key(text: str) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+def build_items(samples: list[Sample], crops: list[FaceCrops | None], group: bool) -> list[Item]:
+    """Group frames of one video (same `group`) into a sequence; everything else is a sequence of its own."""
+    units: dict[str, list[tuple[Sample, FaceCrops]]] = defaultdict(list)
+    for sample, crop in zip(samples, crops):
+        if crop is None:
+            continue
+        units[sample.group_key if group else str(sample.path)].append((sample, crop))
+    items = []
+    for members in units.values():
+        members.sort(key=lambda m: _natural_key(m[0].path.name))
+        labels = {m[0].label for m in members}
+        if len(labels) > 1:
+            raise DatasetError(f"group {members[0][0].group!r} mixes real and fake files")
+        frames = np.concatenate([m[1].crops for m in members])
+        marks = [m[1].landmarks for m in members]
+        landmarks = np.concatenate(marks) if all(m is not None for m in marks) else None
+        first = members[0][0]
+        items.append(Item(frames, landmarks, first.label, first.source, first.method, [str(m[0].path) for m in members]))
+    return items
+
+
+class EpochSampler:
+    """Draws the items of an epoch: classes balanced, each (source, label) bucket weighted by the square root of
+    its size (so small sources are seen more often than their share, without being memorised), and a share of
+    the fake class made of self-blended pseudo-fakes built from real items."""
+
+    def __init__(self, items: list[Item], pseudo_fakes: float, rng: np.random.Generator, power: float = 0.5):
+        self.items, self.rng = items, rng
+        buckets: dict[tuple[str, int], list[int]] = defaultdict(list)
+        for i, item in enumerate(items):
+            buckets[(item.source, item.label)].append(i)
+        self.buckets = list(buckets.items())
+        weights = np.array([len(idx) ** power for _, idx in self.buckets], dtype=float)
+        is_fake = np.array([label for (_, label), _ in self.buckets]) == 1
+        self.reals = [i for i, item in enumerate(items) if item.label == 0]
+        real_total = weights[~is_fake].sum()
+        fake_total = weights[is_fake].sum()
+        share = pseudo_fakes if fake_total > 0 else 1.0
+        if not self.reals:
+            share = 0.0
+        weights[~is_fake] *= 0.5 / max(real_total, 1e-9)
+        weights[is_fake] *= 0.5 * (1 - share) / max(fake_total, 1e-9)
+        self.pseudo_weight = 0.5 * share
+        self.weights = np.append(weights, self.pseudo_weight)
+        self.weights /= self.weights.sum()
+
+    def draw(self, n: int) -> list[tuple[int, bool]]:
+        picks = self.rng.choice(len(self.weights), size=n, p=self.weights)
+        out = []
+        for b in picks:
+            if b == len(self.buckets):
+                out.append((int(self.rng.choice(self.reals)), True))
+            else:
+                out.append((int(self.rng.choice(self.buckets[b][1])), False))
+        return out
+
+    def describe(self) -> str:
+        parts = [f"{src}/{'fake' if lab else 'real'} {w:.1%}" for ((src, lab), _), w in zip(self.buckets, self.weights)]
+        return ", ".join(parts + [f"pseudo-fake {self.weights[-1]:.1%}"])
+
+
+def make_batch(
+    items: list[Item], picks: list[tuple[int, bool]], options: TrainOptions, prep: PreprocessingConfig, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    sequences, labels = [], []
+    for index, pseudo in picks:
+        item = items[index]
+        length = len(item.crops)
+        take = int(rng.integers(1, min(length, options.max_sequence) + 1)) if length > 1 else 1
+        start = int(rng.integers(0, length - take + 1))
+        frames = item.crops[start : start + take]
+        label = item.label
+        if pseudo:
+            marks = item.landmarks[start : start + take] if item.landmarks is not None else None
+            frames, label = self_blend(frames, marks, rng), 1
+        sequences.append(augment_sequence(frames, rng, options.augment))
+        labels.append(label)
+    lengths = torch.tensor([len(s) for s in sequences])
+    images = crops_to_tensor(np.concatenate(sequences), prep)
+    return images, lengths, torch.tensor(labels, dtype=torch.float32)
+
+
+def split_features(features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """(sum(lengths), D) -> (B, max(lengths), D), zero-padded."""
+    return nn.utils.rnn.pad_sequence(list(torch.split(features, lengths.tolist())), batch_first=True)
+
+
+def sequence_loss(
+    model: MobileNetLSTM, images: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor, smoothing: float
+) -> torch.Tensor:
+    features = split_features(model.encode(images), lengths)
+    frame_logits, clip_logits = model.sequence_logits(features, lengths)
+    target = labels * (1 - smoothing) + 0.5 * smoothing
+    mask = torch.arange(features.shape[1])[None, :] < lengths[:, None]
+    frame_target = target[:, None].expand_as(frame_logits)
+    frame_loss = nn.functional.binary_cross_entropy_with_logits(frame_logits[mask], frame_target[mask])
+    clip_loss = nn.functional.binary_cross_entropy_with_logits(clip_logits, target)
+    return frame_loss + clip_loss
+
+
+@torch.inference_mode()
+def score_items(model: MobileNetLSTM, items: list[Item], prep: PreprocessingConfig, batch_size: int = 128) -> np.ndarray:
+    """Raw (clip logit, mean frame logit) of every item, the way inference scores a track."""
+    model.eval()
+    out = np.zeros((len(items), 2))
+    order = list(range(len(items)))
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        lengths = torch.tensor([len(items[i].crops) for i in chunk])
+        images = crops_to_tensor(np.concatenate([items[i].crops for i in chunk]), prep)
+        features = split_features(model.encode(images), lengths)
+        frame_logits, clip_logits = model.sequence_logits(features, lengths)
+        mask = torch.arange(features.shape[1])[None, :] < lengths[:, None]
+        mean_frames = (frame_logits * mask).sum(1) / lengths
+        out[chunk, 0] = clip_logits.numpy()
+        out[chunk, 1] = mean_frames.numpy()
+    return out
+
+
+def blend(raw: np.ndarray, clip_weight: float) -> np.ndarray:
+    return clip_weight * raw[:, 0] + (1 - clip_weight) * raw[:, 1]
+
+
+def validation_summary(items: list[Item], logits: np.ndarray) -> dict:
+    labels = [item.label for item in items]
+    result = {"roc_auc": roc_auc(labels, logits)}
+    per_source = {}
+    for source in sorted({item.source for item in items}):
+        idx = [i for i, item in enumerate(items) if item.source == source]
+        per_source[source] = roc_auc([labels[i] for i in idx], logits[idx])
+    result["per_source"] = per_source
+    known = [v for v in per_source.values() if v is not None]
+    # model selection: overall ROC-AUC and the mean over sources count equally, so a small hard source matters
+    result["selection"] = 0.5 * (result["roc_auc"] or 0) + 0.5 * (float(np.mean(known)) if known else 0)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------- model set-up
+
+
+def backbone_state(source: str, backbone: str) -> tuple[dict, list[float], list[float]]:
+    """A torchvision-layout state_dict and the input normalisation it expects."""
+    if source == "imagenet":
+        import torchvision
+
+        enum = {"mobilenet_v3_small": "MobileNet_V3_Small_Weights", "mobilenet_v3_large": "MobileNet_V3_Large_Weights"}
+        weights = getattr(torchvision.models, enum[backbone]).IMAGENET1K_V1
+        state = weights.get_state_dict(progress=True, check_hash=True)
+        return state, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    path = imagenet_backbone_file() if source == "shared" else Path(source)
+    if not path.is_file():
+        raise DetectorError(f"backbone weights {path} not found")
+    # the shared TF-slim conversion expects inputs scaled to [-1, 1] (see shared/models/README.md)
+    return load_file(str(path)), [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]
+
+
+@torch.no_grad()
+def reestimate_batchnorm(model: MobileNetLSTM, batches: list[torch.Tensor]) -> None:
+    """Give BatchNorm layers real statistics without changing what the pretrained network computes.
+
+    The shared backbone has BatchNorm folded into the convolutions (running mean 0, variance 1, so each BN is
+    an identity plus bias). Training mode would normalise by batch statistics and change the function. So we
+    measure each BN input's mean and variance on real crops and set the layer to normalise by them and scale
+    back: identical output in eval mode, nearly identical in training mode, and meaningful statistics.
+    """
+    layers = [m for m in model.features.modules() if isinstance(m, nn.BatchNorm2d)]
+    sums = {id(m): [0.0, 0.0, 0] for m in layers}
+
+    def hook(module, inputs):
+        x = inputs[0].double()
+        acc = sums[id(module)]
+        acc[0] = acc[0] + x.sum(dim=(0, 2, 3))
+        acc[1] = acc[1] + (x * x).sum(dim=(0, 2, 3))
+        acc[2] += x.numel() // x.shape[1]
+
+    handles = [m.register_forward_pre_hook(hook) for m in layers]
+    model.eval()
+    for batch in batches:
+        model.encode(batch)
+    for h in handles:
+        h.remove()
+    for m in layers:
+        total, squares, count = sums[id(m)]
+        mean = total / count
+        var = (squares / count - mean * mean).clamp_min(1e-6)
+        # y = (x - mean) / sqrt(var + eps) * w' + b' must equal the old y = (x - rm) / sqrt(rv + eps) * w + b
+        old_scale = m.weight.double() / torch.sqrt(m.running_var.double() + m.eps)
+        old_shift = m.bias.double() - m.running_mean.double() * old_scale
+        new_std = torch.sqrt(var + m.eps)
+        m.running_mean.copy_(mean.float())
+        m.running_var.copy_(var.float())
+        m.weight.copy_((old_scale * new_std).float())
+        m.bias.copy_((old_shift + mean * old_scale).float())
+
+
+def build_model(options: TrainOptions, items: list[Item], rng: np.random.Generator) -> tuple[MobileNetLSTM, ModelConfig]:
+    if options.init_from:
+        checkpoint = load_checkpoint(options.init_from)
+        config = checkpoint.config
+        print(f"fine-tuning from {checkpoint.id} ({checkpoint.revision})", file=sys.stderr)
+        return checkpoint.model.train(), config
+    arch = ArchitectureConfig(backbone=options.backbone)
+    prep = PreprocessingConfig(input_size=options.input_size)
+    model = MobileNetLSTM(arch)
+    if options.backbone_weights and options.backbone_weights != "none":
+        state, mean, std = backbone_state(options.backbone_weights, options.backbone)
+        load_backbone_state(model, state)
+        prep.mean, prep.std = mean, std
+        sample = [items[int(i)].crops[0] for i in rng.choice(len(items), size=min(256, len(items)), replace=False)]
+        batches = [crops_to_tensor(np.stack(sample[i : i + 64]), prep) for i in range(0, len(sample), 64)]
+        reestimate_batchnorm(model, batches)
+    return model, ModelConfig(architecture=arch, preprocessing=prep)
+
+
+def cosine_with_warmup(total_steps: int, warmup_steps: int):
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / max(1, warmup_steps)
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+# ---------------------------------------------------------------------------------------------- resume state
+
+
+def save_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, meta: dict) -> None:
+    """Resume state without pickle: tensors in safetensors, everything else in JSON."""
+    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
+    opt = optimizer.state_dict()
+    for pid, state in opt["state"].items():
+        for key, value in state.items():
+            tensors[f"optim.{pid}.{key}"] = value.detach().reshape(-1).contiguous() if value.dim() == 0 else value.contiguous()
+    tensors["rng.torch"] = torch.get_rng_state()
+    save_file(tensors, str(path / "state.safetensors"))
+    meta = {**meta, "param_groups": opt["param_groups"], "scheduler": scheduler.state_dict()}
+    (path / "state.json").write_text(json.dumps(meta, indent=1, default=str))
+
+
+def load_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler) -> dict:
+    tensors = load_file(str(path / "state.safetensors"))
+    meta = json.loads((path / "state.json").read_text())
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
+    state: dict[int, dict] = defaultdict(dict)
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, pid, name = key.split(".", 2)
+            state[int(pid)][name] = value.reshape(()) if name == "step" else value
+    optimizer.load_state_dict({"state": dict(state), "param_groups": meta["param_groups"]})
+    scheduler.load_state_dict(meta["scheduler"])
+    torch.set_rng_state(tensors["rng.torch"])
+    return meta
+
+
+# ---------------------------------------------------------------------------------------------- the loop
+
+
+def train(options: TrainOptions) -> Path:
+    started = time.time()
+    out = Path(options.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(options.seed)
+    rng = np.random.default_rng(options.seed)
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    device = torch.device(options.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+    samples = read_dataset(options.data)
+    train_samples = [s for s in samples if s.split == options.train_split]
+    val_samples = [s for s in samples if s.split == options.val_split]
+    if not train_samples or not val_samples:
+        raise DatasetError(f"{options.data}: need both a {options.train_split!r} and a {options.val_split!r} split")
+    print(f"data: {describe(train_samples + val_samples)}", file=sys.stderr)
+
+    base_prep = (
+        load_checkpoint(options.init_from).config.preprocessing
+        if options.init_from
+        else PreprocessingConfig(input_size=options.input_size)
+    )
+    cache = CropCache(base_prep, options.cache_dir)
+    crops = cache.load(train_samples + val_samples, workers=options.crop_workers)
+    print(f"face crops: {cache.hits} from cache, {cache.misses} computed ({cache.dir})", file=sys.stderr)
+    train_items = build_items(train_samples, crops[: len(train_samples)], group=True)
+    val_items = build_items(val_samples, crops[len(train_samples) :], group=False)
+
+    model, config = build_model(options, train_items, rng)
+    prep = config.preprocessing
+    model = model.to(device).to(memory_format=torch.channels_last)
+    backbone_params = list(model.features.parameters())
+    backbone_ids = {id(p) for p in backbone_params}
+    head_params = [p for p in model.parameters() if id(p) not in backbone_ids]
+    optimizer = torch.optim.AdamW(
+        [{"params": backbone_params, "lr": options.backbone_lr}, {"params": head_params, "lr": options.lr}],
+        weight_decay=options.weight_decay,
+    )
+    steps_per_epoch = math.ceil(options.samples_per_epoch / options.batch_size)
+    schedule = cosine_with_warmup(options.epochs * steps_per_epoch, int(options.warmup_epochs * steps_per_epoch))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    sampler = EpochSampler(train_items, options.pseudo_fakes, rng, options.balance_power)
+    print(f"sampling: {sampler.describe()}", file=sys.stderr)
+
+    state_dir = out / "resume"
+    state_dir.mkdir(exist_ok=True)
+    best, best_epoch, start_epoch, log_rows = -1.0, -1, 0, []
+    if options.resume and (state_dir / "state.json").is_file():
+        meta = load_state(state_dir, model, optimizer, scheduler)
+        best, best_epoch, start_epoch, log_rows = meta["best"], meta["best_epoch"], meta["epoch"] + 1, meta["log"]
+        sampler.rng.bit_generator.state = meta["numpy_rng"]
+        print(f"resumed after epoch {meta['epoch']} (best selection {best:.4f} at epoch {best_epoch})", file=sys.stderr)
+
+    for epoch in range(start_epoch, options.epochs):
+        epoch_started = time.time()
+        model.train()
+        picks = sampler.draw(options.samples_per_epoch)
+        losses = []
+        bar = tqdm(
+            range(steps_per_epoch), desc=f"epoch {epoch + 1}/{options.epochs}", unit="batch", file=sys.stderr, disable=None
+        )
+        for step in bar:
+            chunk = picks[step * options.batch_size : (step + 1) * options.batch_size]
+            images, lengths, labels = make_batch(train_items, chunk, options, prep, sampler.rng)
+            loss = sequence_loss(model, images.to(device), lengths, labels.to(device), options.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+        bar.close()
+        raw = score_items(model, val_items, prep)
+        summary = validation_summary(val_items, blend(raw, config.decision.clip_weight))
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": round(float(np.mean(losses)), 5),
+            "val_roc_auc": round(summary["roc_auc"], 5),
+            "selection": round(summary["selection"], 5),
+            **{f"val_auc_{k}": (round(v, 4) if v is not None else "") for k, v in summary["per_source"].items()},
+            "lr": round(scheduler.get_last_lr()[1], 7),
+            "seconds": round(time.time() - epoch_started, 1),
+        }
+        log_rows.append(row)
+        improved = summary["selection"] > best
+        if improved:
+            best, best_epoch = summary["selection"], epoch + 1
+            save_checkpoint(out / "best", model, config)
+        print(
+            f"epoch {epoch + 1}: loss {row['train_loss']:.4f} val auc {row['val_roc_auc']:.4f} selection {row['selection']:.4f} "
+            f"per source {json.dumps({k: v for k, v in summary['per_source'].items() if v is not None})}"
+            f"{' *' if improved else ''} ({row['seconds']:.0f} s)",
+            file=sys.stderr,
+        )
+        _write_log(out / "training_log.csv", log_rows)
+        meta = {
+            "epoch": epoch,
+            "best": best,
+            "best_epoch": best_epoch,
+            "log": log_rows,
+            "numpy_rng": sampler.rng.bit_generator.state,
+        }
+        save_state(state_dir, model, optimizer, scheduler, meta)
+        if epoch + 1 - best_epoch >= options.patience:
+            print(f"early stop: no better validation selection score for {options.patience} epochs", file=sys.stderr)
+            break
+        if options.max_minutes and (time.time() - started) / 60 > options.max_minutes:
+            print(f"time limit of {options.max_minutes} min reached", file=sys.stderr)
+            break
+
+    final = load_checkpoint(out / "best")
+    model, config = final.model.to(device), final.config
+    raw = score_items(model, val_items, prep)
+    calibrate(config, val_items, raw, options.threshold_rule)
+    config.trained = True
+    config.training = {
+        "data": str(options.data),
+        "command": "python -m detector train " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["train"] else "",
+        "options": {k: v for k, v in asdict(options).items() if k not in ("data", "out")},
+        "train_samples": len(train_samples),
+        "val_samples": len(val_samples),
+        "best_epoch": best_epoch,
+        "epochs_run": len(log_rows),
+        "minutes": round((time.time() - started) / 60, 1),
+        "device": str(device),
+        "torch": torch.__version__,
+    }
+    save_checkpoint(out, model.cpu(), config)
+    print(f"saved {out} (best epoch {best_epoch}, {config.training['minutes']} min)", file=sys.stderr)
+    return out
+
+
+def calibrate(config: ModelConfig, items: list[Item], raw: np.ndarray, rule: str) -> None:
+    """Fit the temperatures, the threshold and the uncertain band on validation scores; write them to config."""
+    labels = np.array([item.label for item in items])
+    decision = config.decision
+    temperature, bias = fit_platt(blend(raw, decision.clip_weight), labels)
+    decision.temperature, decision.bias = round(temperature, 5), round(bias, 5)
+    frame_temperature, frame_bias = fit_platt(raw[:, 1], labels)
+    decision.frame_temperature, decision.frame_bias = round(frame_temperature, 5), round(frame_bias, 5)
+    probs = np.array([calibrated(z, decision.temperature, decision.bias) for z in blend(raw, decision.clip_weight)])
+    decision.threshold = round(choose_threshold(labels, probs, rule), 4)
+    decision.uncertain_band = choose_uncertain_band(labels, probs, decision.threshold)
+
+
+def _write_log(path: Path, rows: list[dict]) -> None:
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+def register(commands, add_model_options) -> None:
+    p = commands.add_parser("train", help="train a checkpoint on a labelled dataset")
+    defaults = TrainOptions(data="", out="")
+    p.add_argument("--data", required=True, help="dataset folder: manifest.csv, real/ + fake/, or Train|Validation|Test")
+    p.add_argument("--out", required=True, help="output checkpoint folder")
+    for name in ("epochs", "samples_per_epoch", "batch_size", "patience", "seed", "input_size", "max_sequence", "crop_workers"):
+        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
+    for name in ("lr", "backbone_lr", "weight_decay", "warmup_epochs", "pseudo_fakes", "balance_power", "label_smoothing"):
+        p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
+    p.add_argument("--max-minutes", type=float, default=None, help="stop after the epoch that passes this time")
+    p.add_argument("--backbone", choices=["mobilenet_v3_small", "mobilenet_v3_large"], default=defaults.backbone)
+    p.add_argument("--backbone-weights", default="shared",
+                   help="'shared' (the ImageNet MobileNetV3-Small in $DEEPFAKE_SHARED_DIR/models), 'imagenet' "
+                        "(torchvision's download), a torchvision-format .safetensors file, or 'none'")  # fmt: skip
+    p.add_argument("--init-from", default=None, help="fine-tune an existing checkpoint: 'default', a folder or a Hub id")
+    p.add_argument("--threshold-rule", choices=["balanced", "accuracy", "f1"], default=defaults.threshold_rule)
+    p.add_argument("--train-split", default=defaults.train_split)
+    p.add_argument("--val-split", default=defaults.val_split)
+    p.add_argument(
+        "--cache-dir", default=None, help="face crop cache (default: $DEEPFAKE_CACHE_DIR or ~/.cache/deepfake-checker)"
+    )
+    p.add_argument("--resume", action="store_true", help="continue from OUT/resume")
+    p.add_argument("--no-augment", action="store_true", help="train on the crops as they are (for debugging)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(run=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    fields = {f for f in TrainOptions.__dataclass_fields__ if f != "augment"}
+    options = TrainOptions(**{k: v for k, v in vars(args).items() if k in fields})
+    if args.no_augment:
+        options.augment = AugmentConfig.off()
+    train(options)
+    return 0

@@ -1,0 +1,342 @@
+"""Training, evaluation, datasets, the crop cache and calibration, on small real datasets from ../shared."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from detector.augment import AugmentConfig, augment_sequence, face_mask, self_blend
+from detector.checkpoint import load_folder
+from detector.config import PreprocessingConfig
+from detector.crops import CropCache
+from detector.datasets import DatasetError, read_dataset
+from detector.metrics import (
+    choose_threshold,
+    choose_uncertain_band,
+    expected_calibration_error,
+    fit_platt,
+    report_metrics,
+)
+from detector.model import MobileNetLSTM, load_backbone_state
+from detector.train import TrainOptions, backbone_state, reestimate_batchnorm, train
+from tests.conftest import ROOT, SHARED
+
+FACES = SHARED / "data" / "faces"
+
+
+def pick(manifest_rows: list[dict], source: str, label: str, n: int, split: str | None = None, grouped: bool = False):
+    rows = [r for r in manifest_rows if r["source"] == source and r["label"] == label and (split is None or r["split"] == split)]
+    if grouped:
+        groups = sorted({r["group"] for r in rows if r["group"]})[:n]
+        return [r for r in rows if r["group"] in groups]
+    return rows[:n]
+
+
+@pytest.fixture(scope="module")
+def manifest_rows():
+    manifest = FACES / "manifest.csv"
+    if not manifest.is_file():
+        pytest.fail(f"{manifest} is missing: point DEEPFAKE_SHARED_DIR at the shared data folder")
+    with open(manifest, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def link(target_dir: Path, relative: str) -> str:
+    """Make FACES/relative available under target_dir (a symlink: no third-party file is copied)."""
+    path = target_dir / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        os.symlink(FACES / relative, path)
+    return relative
+
+
+@pytest.fixture(scope="module")
+def small_dataset(tmp_path_factory, manifest_rows) -> Path:
+    """A manifest dataset of real files: LFW real and fake images, and FF++ frame groups (sequences)."""
+    root = tmp_path_factory.mktemp("small")
+    chosen = []
+    for split, n in (("train", 10), ("val", 6)):
+        chosen += pick(manifest_rows, "lfw", "real", n, split) + pick(manifest_rows, "lfw", "fake", n, split)
+    chosen += pick(manifest_rows, "ffpp", "real", 2, "train", grouped=True) + pick(
+        manifest_rows, "ffpp", "fake", 2, "train", grouped=True
+    )
+    with open(root / "manifest.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["path", "label", "source", "method", "group", "split"])
+        writer.writeheader()
+        for row in chosen:
+            link(root, row["path"])
+            writer.writerow({k: row[k] for k in writer.fieldnames})
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(small_dataset, tmp_path_factory, yunet_model):
+    out = tmp_path_factory.mktemp("trained")
+    options = TrainOptions(
+        data=str(small_dataset),
+        out=str(out),
+        epochs=6,
+        samples_per_epoch=32,
+        batch_size=8,
+        lr=2e-3,
+        backbone_lr=1e-3,
+        warmup_epochs=0.5,
+        input_size=64,
+        pseudo_fakes=0.0,
+        patience=10,
+        cache_dir=str(tmp_path_factory.mktemp("cache")),
+        crop_workers=1,
+        augment=AugmentConfig.off(),
+    )
+    train(options)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- datasets
+
+
+def test_manifest_layout(small_dataset):
+    samples = read_dataset(small_dataset)
+    assert {s.split for s in samples} == {"train", "val"}
+    assert len(read_dataset(small_dataset, "val")) == 12
+    groups = {s.group for s in samples if s.source == "ffpp"}
+    assert len(groups) == 4 and all(groups)
+
+
+def test_real_fake_folder_layout(tmp_path, manifest_rows):
+    for row in pick(manifest_rows, "lfw", "real", 5) + pick(manifest_rows, "lfw", "fake", 5):
+        target = tmp_path / row["label"] / Path(row["path"]).name
+        target.parent.mkdir(exist_ok=True)
+        os.symlink(FACES / row["path"], target)
+    samples = read_dataset(tmp_path)
+    assert sorted(s.label for s in samples) == [0] * 5 + [1] * 5
+    assert {s.split for s in samples} <= {"train", "val"}  # split assigned by a stable hash
+
+
+def test_kaggle_layout(tmp_path, manifest_rows):
+    for split, folder in (("train", "Train"), ("val", "Validation")):
+        for label, name in (("real", "Real"), ("fake", "Fake")):
+            for row in pick(manifest_rows, "lfw", label, 3, split):
+                target = tmp_path / folder / name / Path(row["path"]).name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.symlink(FACES / row["path"], target)
+    samples = read_dataset(tmp_path)
+    assert len(samples) == 12
+    assert {(s.split, s.label) for s in samples} == {("train", 0), ("train", 1), ("val", 0), ("val", 1)}
+    assert len(read_dataset(tmp_path, "val")) == 6
+
+
+def test_bad_datasets(tmp_path):
+    with pytest.raises(DatasetError, match="not a dataset"):
+        read_dataset(tmp_path)
+    (tmp_path / "manifest.csv").write_text("file,kind\na.jpg,real\n")
+    with pytest.raises(DatasetError, match="path and label"):
+        read_dataset(tmp_path)
+    (tmp_path / "manifest.csv").write_text("path,label\nmissing.jpg,real\n")
+    with pytest.raises(DatasetError, match="missing"):
+        read_dataset(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------- crops
+
+
+def test_crop_cache_is_hit_on_the_second_run(small_dataset, tmp_path):
+    samples = read_dataset(small_dataset)[:6]
+    prep = PreprocessingConfig(input_size=64)
+    first = CropCache(prep, tmp_path)
+    crops = first.load(samples, workers=1, progress=False)
+    assert (first.hits, first.misses) == (0, 6)
+    second = CropCache(prep, tmp_path)
+    again = second.load(samples, workers=1, progress=False)
+    assert (second.hits, second.misses) == (6, 0)
+    assert all(np.array_equal(a.crops, b.crops) for a, b in zip(crops, again))
+    assert crops[0].crops.shape == (1, 64, 64, 3) and crops[0].face_found
+    # another crop size is another cache entry
+    assert CropCache(PreprocessingConfig(input_size=80), tmp_path).key != first.key
+
+
+def test_crops_match_inference(small_dataset, tmp_path, detector):
+    """The cached crop of a file is the crop Detector.analyze feeds the model."""
+    from detector.faces import extract_face_tracks
+    from detector.media import open_media
+
+    sample = read_dataset(small_dataset)[0]
+    prep = detector.config.preprocessing
+    cached = CropCache(prep, tmp_path).load([sample], workers=1, progress=False)[0]
+    with open_media(sample.path) as media:
+        found = extract_face_tracks(
+            [media.image], detector.face_detector(), prep.crop_margin, prep.input_size, 1, prep.min_face_size
+        )
+    assert np.array_equal(cached.crops[0], found.crops[0][0])
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+
+def test_training_lowers_the_loss_and_writes_a_usable_checkpoint(trained, fake_video, yunet_model):
+    with open(trained / "training_log.csv") as handle:
+        log = list(csv.DictReader(handle))
+    losses = [float(r["train_loss"]) for r in log]
+    assert len(losses) == 6 and losses[-1] < losses[0]
+    checkpoint = load_folder(trained)
+    config = checkpoint.config
+    assert config.trained and config.preprocessing.input_size == 64
+    assert config.preprocessing.mean == [0.5, 0.5, 0.5]  # the shared backbone's normalisation travels with it
+    low, high = config.decision.uncertain_band
+    assert 0 <= low <= config.decision.threshold <= high <= 1 and config.decision.temperature > 0
+    from detector import Detector
+
+    report = Detector(checkpoint, yunet_path=str(yunet_model)).analyze(fake_video, frames=4)
+    assert report.model["trained"] and report.media["frames_analyzed"] == 4 and not report.warnings
+
+
+def test_resume_continues_where_it_stopped(small_dataset, trained, tmp_path):
+    state = json.loads((trained / "resume" / "state.json").read_text())
+    assert state["epoch"] == 5
+    # resuming a finished run with more epochs runs only the new ones
+    options = TrainOptions(
+        data=str(small_dataset), out=str(trained), epochs=7, samples_per_epoch=32, batch_size=8, input_size=64,
+        pseudo_fakes=0.0, patience=10, resume=True, cache_dir=str(tmp_path), crop_workers=1, augment=AugmentConfig.off(),
+    )  # fmt: skip
+    train(options)
+    with open(trained / "training_log.csv") as handle:
+        assert [int(r["epoch"]) for r in csv.DictReader(handle)] == list(range(1, 8))
+
+
+def test_evaluate_cli(trained, small_dataset, tmp_path):
+    out = tmp_path / "eval"
+    result = subprocess.run(
+        [sys.executable, "-m", "detector", "evaluate", "--data", str(small_dataset), "--split", "val",
+         "--model", str(trained), "--json", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    assert set(metrics) == {
+        "n", "accuracy", "precision", "recall", "f1", "roc_auc", "eer", "ece", "threshold", "no_face_rate",
+        "confusion", "per_source", "per_method",
+    }  # fmt: skip
+    assert metrics["n"] == 12
+    for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "eer", "ece", "no_face_rate"):
+        assert 0.0 <= metrics[key] <= 1.0
+    # the confusion counts match a hand count over the per-file scores
+    with open(out / "scores.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    threshold = metrics["threshold"]
+    hand = {"tp": 0, "fp": 0, "tn": 0, "fn": 0}
+    for row in rows:
+        fake, flagged = row["label"] == "1", float(row["fake_probability"]) >= threshold
+        hand[("t" if fake == flagged else "f") + ("p" if flagged else "n")] += 1
+    assert metrics["confusion"] == hand
+    assert metrics["per_source"]["lfw"]["n"] == 12 and metrics["per_method"]["real"]["n"] == 6
+    for plot in ("roc.png", "confusion.png", "reliability.png", "histogram.png"):
+        assert (out / plot).stat().st_size > 1000
+
+
+def test_evaluate_with_perturbation(trained, small_dataset):
+    from detector import Detector
+    from detector.evaluate import evaluate
+
+    detector = Detector.load(str(trained))
+    clean, _ = evaluate(detector, read_dataset(small_dataset, "val"), progress=False)
+    jpeg, rows = evaluate(detector, read_dataset(small_dataset, "val"), perturb="jpeg:40", progress=False)
+    assert jpeg["n"] == clean["n"] == len(rows)
+
+
+# ---------------------------------------------------------------------------------------------- model set-up
+
+
+def test_batchnorm_reestimation_keeps_the_pretrained_function():
+    state, mean, std = backbone_state("shared", "mobilenet_v3_small")
+    model = MobileNetLSTM(__import__("detector.config", fromlist=["ArchitectureConfig"]).ArchitectureConfig())
+    load_backbone_state(model, state)
+    torch.manual_seed(0)
+    images = torch.rand(16, 3, 96, 96) * 2 - 1
+    with torch.no_grad():
+        before = model.eval().encode(images)
+        reestimate_batchnorm(model, [images])
+        after_eval = model.eval().encode(images)
+        after_train = model.train().encode(images)
+    assert torch.allclose(before, after_eval, atol=1e-3, rtol=1e-3)
+    assert torch.allclose(before, after_train, atol=0.05 * before.abs().max().item())
+    bn = model.features[1].block[0][1]
+    assert bn.running_var.mean() != pytest.approx(1.0, abs=1e-3)  # real statistics now
+
+
+def test_torchvision_imagenet_weights_path_without_download(tmp_path, monkeypatch):
+    """--backbone-weights imagenet takes torchvision's own file; a cached copy (here written by the test from the
+    shared weights) must be found where torchvision looks, with ImageNet normalisation."""
+    from safetensors.torch import load_file
+
+    from detector.paths import imagenet_backbone_file
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    cached = tmp_path / "hub" / "checkpoints" / "mobilenet_v3_small-047dcff4.pth"
+    cached.parent.mkdir(parents=True)
+    torch.save(load_file(str(imagenet_backbone_file())), cached)
+    state, mean, std = backbone_state("imagenet", "mobilenet_v3_small")
+    assert mean == [0.485, 0.456, 0.406] and std == [0.229, 0.224, 0.225]
+    assert set(state) == set(load_file(str(imagenet_backbone_file())))
+
+
+# ---------------------------------------------------------------------------------------------- augmentation
+
+
+def test_augmentation_keeps_shape_and_varies():
+    rng = np.random.default_rng(0)
+    frames = np.random.default_rng(1).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    out = augment_sequence(frames, rng, AugmentConfig())
+    assert out.shape == frames.shape and out.dtype == np.uint8
+    assert np.array_equal(augment_sequence(frames, rng, AugmentConfig.off()), frames)
+
+
+def test_self_blend_changes_only_the_masked_region(face_photo):
+    from detector.media import open_media
+
+    with open_media(face_photo) as media:
+        image = media.image[:256, :256]
+    marks = np.array([[96, 110], [160, 110], [128, 145], [102, 180], [154, 180]], dtype=np.float32)
+    rng = np.random.default_rng(3)
+    mask = face_mask(marks, 256, np.random.default_rng(7))
+    assert mask.max() == pytest.approx(1.0) and mask[0, 0] < 1e-3
+    blended = self_blend(image[None], marks[None], rng)[0]
+    diff = np.abs(blended.astype(int) - image.astype(int)).sum(axis=2)
+    assert diff.max() > 0
+    # the corners are far from the face: untouched
+    assert diff[:20, :20].max() == 0 and diff[-20:, -20:].max() == 0
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+
+
+def test_platt_scaling_recovers_a_known_calibration():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, 20000)
+    probs = 1 / (1 + np.exp(-(logits / 2.0 - 1.0)))
+    labels = (rng.random(20000) < probs).astype(int)
+    temperature, bias = fit_platt(logits, labels)
+    assert temperature == pytest.approx(2.0, rel=0.05) and bias == pytest.approx(-1.0, abs=0.1)
+    assert expected_calibration_error(labels, probs) < 0.02
+
+
+def test_threshold_and_band():
+    labels = [0, 0, 0, 0, 1, 1, 1, 1]
+    probs = [0.1, 0.2, 0.3, 0.6, 0.4, 0.7, 0.8, 0.9]
+    t = choose_threshold(labels, probs, "balanced")
+    assert 0.4 <= t <= 0.6
+    low, high = choose_uncertain_band(labels, probs, t, target_accuracy=1.0, max_share=0.5)
+    assert low <= t <= high and low < 0.6 and high > 0.4
+
+
+def test_report_metrics_per_source():
+    m = report_metrics([0, 1, 0, 1], [0.2, 0.8, 0.9, 0.1], 0.5, ["a", "a", "b", "b"], ["r", "x", "r", "y"], [False] * 4)
+    assert m["accuracy"] == 0.5 and m["per_source"]["a"]["roc_auc"] == 1.0 and m["per_source"]["b"]["roc_auc"] == 0.0
+    assert m["per_method"]["x"]["roc_auc"] is None
