@@ -8,7 +8,7 @@
 The core knows nothing about HTTP, Gradio or browsers; shells translate requests into these calls.
 """
 
-from .analyzer import AnalysisOptions, Detector, analyze, load
+from .analyzer import Analysis, AnalysisOptions, Detector, analyze, load
 from .config import ModelConfig
 from .errors import (
     CorruptMediaError,
@@ -28,6 +28,7 @@ from .report import SCHEMA_VERSION, Report
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Analysis",
     "AnalysisOptions",
     "CorruptMediaError",
     "Detector",

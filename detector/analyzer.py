@@ -16,7 +16,8 @@ import torch
 
 from .checkpoint import Checkpoint, load_checkpoint
 from .decision import calibrated, clip_logit, decide, moving_average
-from .faces import Face, Track, create_face_detector, extract_face_tracks
+from .explain import grad_cam, paste_heatmap
+from .faces import Face, FaceTracks, Track, create_face_detector, extract_face_tracks
 from .keyframes import KeyFrame, select_key_frames
 from .media import ImageMedia, MediaLimits, open_media
 from .preprocess import crops_to_tensor
@@ -36,6 +37,15 @@ class AnalysisOptions:
     # When no face is found, score the whole image instead of answering no_face (evaluation uses this).
     whole_image_fallback: bool = False
     limits: MediaLimits = field(default_factory=MediaLimits)
+
+
+@dataclass
+class Analysis:
+    """A Report with what it was made from: the key frames (RGB, upright) and optional heatmaps."""
+
+    report: Report
+    key_frames: list[KeyFrame]
+    heatmaps: list[np.ndarray | None]
 
 
 @dataclass
@@ -97,6 +107,19 @@ class Detector:
         **overrides,
     ) -> Report:
         """Analyse one image or video file. Keyword overrides are `AnalysisOptions` fields for this call."""
+        return self.inspect(source, source_name=source_name, progress=progress, **overrides).report
+
+    def inspect(
+        self,
+        source: str | os.PathLike,
+        *,
+        explain: bool = False,
+        source_name: str | None = None,
+        progress: Progress | None = None,
+        **overrides,
+    ) -> Analysis:
+        """Like `analyze`, and also keep the key frames (RGB) and, with `explain`, a Grad-CAM heatmap per key
+        frame, for reports that show people why."""
         options = replace(self.options, **overrides) if overrides else self.options
         prep = self.config.preprocessing
         n_frames = options.frames or prep.frames
@@ -134,7 +157,22 @@ class Detector:
         report = self._build_report(source_name or Path(source).name, info, key_frames, scores, warnings)
         timings["total"] = _ms_since(started)
         report.timings_ms = {k: round(v, 1) for k, v in timings.items()}
-        return report
+        heatmaps = self._heatmaps(key_frames, found, scores) if explain else [None] * len(key_frames)
+        return Analysis(report, key_frames, heatmaps)
+
+    def _heatmaps(self, key_frames: list[KeyFrame], found: FaceTracks, scores: list[TrackScores]) -> list[np.ndarray | None]:
+        """A frame-sized Grad-CAM map per key frame (None where no face was analysed)."""
+        prep, decision = self.config.preprocessing, self.config.decision
+        maps: list[np.ndarray | None] = [None] * len(key_frames)
+        for track, crops, score in zip(found.tracks, found.crops, scores):
+            towards_fake = torch.full((len(crops),), score.probability >= decision.threshold)
+            cams = grad_cam(self.model, crops_to_tensor(np.stack(crops), prep).to(self.device), towards_fake)
+            for cam, (position, face) in zip(cams, sorted(track.faces.items())):
+                image = key_frames[position].image
+                if maps[position] is None:
+                    maps[position] = np.zeros(image.shape[:2], dtype=np.float32)
+                paste_heatmap(maps[position], cam, face, prep.crop_margin)
+        return maps
 
     @torch.inference_mode()
     def _score_tracks(self, tracks: list[Track], crops: list[list[np.ndarray]], progress: Progress | None) -> list[TrackScores]:

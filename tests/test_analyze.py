@@ -155,3 +155,31 @@ def test_cli_bad_input_exits_nonzero_without_traceback(tmp_path, fake_video, fac
 def test_cli_unknown_model():
     result = run_cli("analyze", "x.jpg", "--model", "/no/such/folder")
     assert result.returncode == 1 and "Traceback" not in result.stderr and "no model called" in result.stderr
+
+
+def test_inspect_keeps_key_frames_and_explains(detector, fake_video):
+    analysis = detector.inspect(fake_video, frames=4, explain=True)
+    report = analysis.report.to_dict()
+    assert len(analysis.key_frames) == len(analysis.heatmaps) == 4
+    assert analysis.report.to_dict() == report and report["media"]["frames_analyzed"] == 4
+    for key_frame, heatmap, frame in zip(analysis.key_frames, analysis.heatmaps, report["frames"]):
+        assert key_frame.index == frame["index"]
+        assert heatmap.shape == key_frame.image.shape[:2] == (480, 640)
+        assert 0.9 < heatmap.max() <= 1.0 and heatmap.min() == 0.0 and heatmap.std() > 0.01
+        # the map lies on the face: its peak is inside the face box grown by the crop margin
+        x, y, w, h = frame["faces"][0]["box"]
+        py, px = np.unravel_index(np.argmax(heatmap), heatmap.shape)
+        assert x - w * 0.5 <= px <= x + w * 1.5 and y - h * 0.5 <= py <= y + h * 1.5
+
+
+def test_rendering(detector, fake_video):
+    from detector.render import draw_faces, encode_jpeg, overlay_heatmap, timeline_png
+
+    analysis = detector.inspect(fake_video, frames=4, explain=True)
+    report = analysis.report.to_dict()
+    boxed = draw_faces(analysis.key_frames[0].image, report["frames"][0], report)
+    assert boxed.shape == (480, 640, 3) and not np.array_equal(boxed, analysis.key_frames[0].image)
+    overlaid = overlay_heatmap(analysis.key_frames[0].image, analysis.heatmaps[0])
+    assert overlaid.shape == (480, 640, 3)
+    assert timeline_png(report)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert encode_jpeg(boxed)[:2] == b"\xff\xd8"

@@ -1,0 +1,92 @@
+"""Pictures of a Report for people: key frames with face boxes, heatmap overlays and the timeline plot.
+
+Shared by the server's HTML report and the Gradio demo so both show the same thing.
+"""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+
+from .report import Report
+
+VERDICT_COLORS = {"real": (46, 160, 67), "fake": (218, 54, 51), "uncertain": (210, 153, 34), "no_face": (110, 118, 129)}
+
+
+def color_for(probability: float | None, threshold: float, band: list[float]) -> tuple[int, int, int]:
+    if probability is None:
+        return VERDICT_COLORS["no_face"]
+    if band[0] < probability < band[1]:
+        return VERDICT_COLORS["uncertain"]
+    return VERDICT_COLORS["fake"] if probability >= threshold else VERDICT_COLORS["real"]
+
+
+def draw_faces(image: np.ndarray, frame: dict, report: dict) -> np.ndarray:
+    """A copy of the RGB frame with each analysed face boxed and labelled with its fake probability."""
+    out = image.copy()
+    thickness = max(2, round(max(out.shape[:2]) / 400))
+    for face in frame["faces"]:
+        x, y, w, h = (int(round(v)) for v in face["box"])
+        color = color_for(face["fake_probability"], report["threshold"], report["uncertain_band"])
+        cv2.rectangle(out, (x, y), (x + w, y + h), color, thickness)
+        label = f"fake {face['fake_probability']:.0%}"
+        scale = max(0.5, max(out.shape[:2]) / 1400)
+        (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        top = max(0, y - th - 8)
+        cv2.rectangle(out, (x, top), (x + tw + 8, top + th + 8), color, -1)
+        cv2.putText(out, label, (x + 4, top + th + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """The frame with a JET-coloured heatmap laid over it where the map is above zero."""
+    colored = cv2.applyColorMap((np.clip(heatmap, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_JET)
+    colored = cv2.cvtColor(colored, cv2.COLOR_BGR2RGB)
+    weight = (alpha * np.clip(heatmap, 0, 1))[..., None]
+    return (image * (1 - weight) + colored * weight).astype(np.uint8)
+
+
+def timeline_figure(report: Report | dict):
+    """Raw and smoothed per-frame fake probability over time, with the threshold and the uncertain band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = report.to_dict() if isinstance(report, Report) else report
+    frames = [f for f in data["frames"] if f["fake_probability"] is not None]
+    fig, ax = plt.subplots(figsize=(8, 3))
+    low, high = data["uncertain_band"]
+    ax.axhspan(low, high, color="grey", alpha=0.15, label="uncertain band")
+    ax.axhline(data["threshold"], color="black", lw=1, ls="--", label="threshold")
+    if frames:
+        times = [f["timestamp_s"] for f in frames]
+        ax.plot(times, [f["fake_probability"] for f in frames], "o", ms=4, color="tab:red", alpha=0.6, label="per frame")
+        ax.plot(times, [f["smoothed_probability"] for f in frames], "-", lw=2, color="tab:red", label="smoothed")
+    ax.set(ylim=(0, 1), xlabel="time (s)", ylabel="fake probability", title="Timeline")
+    if data["media"]["kind"] == "video":
+        ax.set_xlim(0, max(data["media"]["duration_s"], 0.1))
+    ax.legend(loc="upper left", fontsize=7, ncol=4)
+    fig.tight_layout()
+    return fig
+
+
+def timeline_png(report: Report | dict) -> bytes:
+    import matplotlib.pyplot as plt
+
+    fig = timeline_figure(report)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def encode_jpeg(image: np.ndarray, quality: int = 85, max_side: int | None = 960) -> bytes:
+    """RGB array -> JPEG bytes (downscaled so the longer side is at most `max_side`)."""
+    if max_side and max(image.shape[:2]) > max_side:
+        scale = max_side / max(image.shape[:2])
+        image = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return data.tobytes()
