@@ -78,3 +78,53 @@ class ModelOfflineError(ModelError):
 class FaceDetectorError(DetectorError):
     code = "face_detector"
     http_status = 500
+
+
+class UrlError(DetectorError):
+    """A URL given to fetch media from cannot or must not be fetched."""
+
+    code = "bad_url"
+    http_status = 400
+
+
+class InvalidUrlError(UrlError):
+    code = "invalid_url"
+    http_status = 400
+
+
+class UnsupportedUrlSchemeError(UrlError):
+    """blob:, data:, file:, javascript: ... anything but http(s)."""
+
+    code = "unsupported_url_scheme"
+    http_status = 400
+
+
+class UnsafeUrlError(UrlError):
+    """The URL (or a redirect, playlist or fragment it leads to) points at a private or special address."""
+
+    code = "unsafe_url"
+    http_status = 400
+
+
+class NoMediaFoundError(UrlError):
+    """The page was fetched but holds no image or video we can take (or only a live stream)."""
+
+    code = "no_media_found"
+    http_status = 422
+
+
+class FetchError(DetectorError):
+    """The source failed: unreachable, an HTTP error, a broken download."""
+
+    code = "fetch_failed"
+    http_status = 502
+
+
+class HostNotFoundError(FetchError):
+    code = "host_not_found"
+    http_status = 502
+
+
+class FetchTimeoutError(FetchError):
+    code = "fetch_timeout"
+    http_status = 504

@@ -57,3 +57,32 @@ def detector(yunet_model):
     from detector import Detector
 
     return Detector.load("default", yunet_path=str(yunet_model))
+
+
+@pytest.fixture(scope="session")
+def media_root(tmp_path_factory, fake_video, face_photo) -> Path:
+    """A folder of real media as a site would serve it: an mp4, an HLS playlist made with ffmpeg, an image (also
+    under a misleading name), a page without media."""
+    import shutil
+
+    from tests.mediafactory import ffmpeg
+
+    root = tmp_path_factory.mktemp("site")
+    shutil.copy(fake_video, root / "video.mp4")
+    shutil.copy(face_photo, root / "photo.jpg")
+    shutil.copy(face_photo, root / "photo.bin")  # served as application/octet-stream: an image by content only
+    (root / "hls").mkdir()
+    ffmpeg("-i", str(fake_video), "-c", "copy", "-f", "hls", "-hls_time", "4", "-hls_playlist_type", "vod",
+           "-hls_segment_filename", str(root / "hls" / "seg%03d.ts"), str(root / "hls" / "index.m3u8"))  # fmt: skip
+    (root / "empty.html").write_text("<!doctype html><html><head><title>Nothing here</title></head><body>text</body></html>")
+    (root / "notes.txt").write_text("not media\n" * 100)
+    return root
+
+
+@pytest.fixture
+def media_server(media_root):
+    """A real HTTP server on 127.0.0.1 serving `media_root` (see tests/mediaserver.py for its routes)."""
+    from tests.mediaserver import MediaServer
+
+    with MediaServer(media_root, slow_chunk=2048, slow_pause_s=0.25) as server:
+        yield server

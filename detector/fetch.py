@@ -1,0 +1,754 @@
+"""Fetch the media behind a URL (a post page, a video link, an HLS playlist, an image) into a temporary file.
+
+    fetcher = MediaFetcher(UrlPolicy(), FetchLimits(max_bytes=200_000_000, max_duration_s=600, timeout_s=60))
+    with fetcher.fetch("https://example.com/post/123") as media:
+        report = detector.analyze(media.path, source_name=media.url)
+    # the temporary folder is gone here, whatever happened
+
+How: the URL is checked (`urlguard.check_url`), then one GET tells what it is. An image (by its first bytes,
+not its Content-Type) is streamed to disk with plain HTTP; anything else goes to yt-dlp, whose extractors cover
+post pages of many sites and whose generic extractor covers direct media files, pages with `<video>` or
+`og:video`, and HLS playlists (downloaded natively, not by ffmpeg). Only the first item of a playlist is taken.
+When yt-dlp finds nothing on an HTML page that names an `og:image`, that image is fetched instead.
+
+Safety and limits. Every connection of a fetch, whoever opens it (our GET, yt-dlp's page, redirect, playlist and
+fragment requests), goes through a small forward proxy on 127.0.0.1 that belongs to the fetcher: it resolves the
+target, refuses it unless the `UrlPolicy` allows every address, connects to the checked address itself (so a DNS
+answer cannot change between check and connect), and cuts the fetch off at its deadline or when far more bytes
+than the limit have gone through. Sizes and durations known from metadata are checked before downloading; the
+download is stopped as soon as it passes the byte limit (yt-dlp's own `max_filesize` alone skips silently and
+misses unknown sizes), and the file is checked again at the end.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import ipaddress
+import logging
+import re
+import secrets
+import select
+import shutil
+import socket
+import socketserver
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+from .errors import (
+    DetectorError,
+    FetchError,
+    FetchTimeoutError,
+    HostNotFoundError,
+    MediaTooLargeError,
+    MediaTooLongError,
+    NoMediaFoundError,
+    UnsafeUrlError,
+    UnsupportedUrlSchemeError,
+)
+from .urlguard import UrlPolicy, check_url, resolve_allowed
+
+log = logging.getLogger(__name__)
+
+# progress(stage, done, total): stage "fetch", bytes so far and expected (0 when unknown)
+FetchProgress = Callable[[str, int, int], None]
+
+USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36"
+# How much of an HTML page we read to look for og:image when yt-dlp finds no video.
+PAGE_SNIFF_BYTES = 2 * 1024 * 1024
+# yt-dlp download protocols that go through our proxy (ffmpeg-driven ones, rtmp, ... would not).
+NATIVE_PROTOCOLS = {"http", "https", "m3u8_native", "http_dash_segments", "f4m"}
+
+
+@dataclass(frozen=True)
+class FetchLimits:
+    max_bytes: int = 200 * 1024**2
+    max_duration_s: float = 600.0
+    timeout_s: float = 60.0  # the whole fetch: resolving, the page, every request, the download
+
+
+@dataclass
+class FetchedMedia:
+    path: Path  # the downloaded file, inside a temporary folder removed when the `fetch` block ends
+    url: str  # as given
+    final_url: str  # where the media itself came from, after redirects
+    page_url: str | None  # the post page, when the media was found on one
+    title: str | None
+    uploader: str | None
+    duration_s: float | None  # from metadata, when the source declares it
+    size_bytes: int
+    method: str  # "http" (plain image download) or "yt-dlp:<extractor>"
+    fetch_ms: float
+
+    def to_dict(self) -> dict:
+        return {
+            "url": self.url,
+            "final_url": self.final_url,
+            "page_url": self.page_url,
+            "title": self.title,
+            "uploader": self.uploader,
+            "duration_s": self.duration_s,
+            "size_bytes": self.size_bytes,
+            "method": self.method,
+            "fetch_ms": round(self.fetch_ms, 1),
+        }
+
+
+class MediaFetcher:
+    """Fetches URLs under one policy and one set of limits; thread-safe, one proxy thread shared by all fetches."""
+
+    def __init__(
+        self,
+        policy: UrlPolicy | None = None,
+        limits: FetchLimits | None = None,
+        user_agent: str = USER_AGENT,
+        temp_dir: str | Path | None = None,
+    ):
+        self.policy = policy or UrlPolicy()
+        self.limits = limits or FetchLimits()
+        self.user_agent = user_agent
+        self.temp_dir = temp_dir  # where per-fetch folders are made (default: the system's temporary folder)
+        self._proxy: _GuardProxy | None = None
+        self._proxy_lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._proxy_lock:
+            if self._proxy is not None:
+                self._proxy.close()
+                self._proxy = None
+
+    def _guard_proxy(self) -> _GuardProxy:
+        with self._proxy_lock:
+            if self._proxy is None:
+                self._proxy = _GuardProxy()
+            return self._proxy
+
+    @contextlib.contextmanager
+    def fetch(self, url: str, progress: FetchProgress | None = None, limits: FetchLimits | None = None) -> Iterator[FetchedMedia]:
+        """Download the media behind `url` into a fresh temporary folder, yield it, then remove the folder."""
+        limits = limits or self.limits
+        started = time.monotonic()
+        checked = check_url(url, self.policy)  # refuse bad URLs before any connection
+        proxy = self._guard_proxy()
+        session = proxy.open_session(self.policy, limits)
+        folder = Path(tempfile.mkdtemp(prefix="fetch-", dir=self.temp_dir))
+        try:
+            try:
+                media = _Fetch(self, checked.url, folder, session, limits, progress).run()
+            except DetectorError:
+                raise
+            except Exception as exc:  # anything unexpected from the network stack or yt-dlp
+                raise session.typed_error() or FetchError(f"fetching the URL failed: {_clean(str(exc))}") from None
+            media.fetch_ms = (time.monotonic() - started) * 1000.0
+            yield media
+        finally:
+            proxy.close_session(session)
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+class _Fetch:
+    """One fetch: the state shared by the plain-HTTP and the yt-dlp paths."""
+
+    def __init__(self, fetcher: MediaFetcher, url: str, folder: Path, session: _FetchSession, limits: FetchLimits, progress):
+        self.fetcher, self.url, self.folder, self.session, self.limits = fetcher, url, folder, session, limits
+        self.progress = progress
+
+    def remaining(self) -> float:
+        left = self.session.deadline - time.monotonic()
+        if left <= 0:
+            raise FetchTimeoutError(f"fetching the URL took longer than {self.limits.timeout_s:g} s")
+        return left
+
+    def run(self) -> FetchedMedia:
+        page_html = None
+        if not _has_site_extractor(self.url):
+            probed = self.probe()
+            if isinstance(probed, FetchedMedia):
+                return probed
+            page_html = probed
+        try:
+            return self.with_yt_dlp()
+        except NoMediaFoundError:
+            image_url = _og_image(page_html, self.url) if page_html else None
+            if not image_url:
+                raise
+            try:
+                check_url(image_url, self.fetcher.policy)
+            except DetectorError:
+                raise
+            found = self.probe(image_url, page_url=self.url)
+            if isinstance(found, FetchedMedia):
+                return found
+            raise
+
+    # ------------------------------------------------------------------------------------------ plain HTTP
+
+    def http_session(self):
+        import requests
+
+        http = requests.Session()
+        http.trust_env = False  # no proxies, .netrc or CA bundles from the environment: ours only
+        http.proxies = {"http": self.session.proxy_url, "https": self.session.proxy_url}
+        http.headers["User-Agent"] = self.fetcher.user_agent
+        http.max_redirects = 10
+        return http
+
+    def probe(self, url: str | None = None, page_url: str | None = None) -> FetchedMedia | str | None:
+        """GET the URL: download it when it is an image; otherwise return the start of an HTML page (or None)."""
+        import requests
+
+        url = url or self.url
+        http = self.http_session()
+        try:
+            response = http.get(url, stream=True, timeout=(min(self.remaining(), 15), min(self.remaining(), 30)))
+        except requests.exceptions.InvalidSchema:
+            raise UnsupportedUrlSchemeError("the URL redirects to an address that is not http:// or https://") from None
+        except requests.RequestException as exc:
+            raise self.session.typed_error() or FetchError(f"cannot reach {_host(url)}: {_reason(exc)}") from None
+        with response:
+            error = self.session.typed_error()
+            if error:
+                raise error
+            if response.status_code >= 400:
+                return None  # maybe only browsers are welcome: let yt-dlp try with its own ways
+            chunks = response.iter_content(64 * 1024)
+            head = b""
+            try:
+                for chunk in chunks:
+                    head += chunk
+                    if len(head) >= 64:
+                        break
+            except requests.RequestException as exc:
+                raise self.session.typed_error() or FetchError(f"reading {_host(url)} failed: {_reason(exc)}") from None
+            extension = _image_extension(head)
+            if extension:
+                return self.save_image(response, head, chunks, extension, page_url)
+            content_type = response.headers.get("Content-Type", "")
+            if "html" in content_type or head.lstrip()[:1] == b"<":
+                return self.read_page(head, chunks)
+        return None
+
+    def save_image(self, response, head: bytes, chunks, extension: str, page_url: str | None) -> FetchedMedia:
+        import requests
+
+        max_bytes = self.limits.max_bytes
+        declared = int(response.headers.get("Content-Length") or 0)
+        if declared > max_bytes:
+            raise MediaTooLargeError(_too_large(declared, max_bytes))
+        path = self.folder / f"image{extension}"
+        size = len(head)
+        if size > max_bytes:
+            raise MediaTooLargeError(_too_large(size, max_bytes, partial=True))
+        try:
+            with open(path, "wb") as out:
+                out.write(head)
+                for chunk in chunks:
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise MediaTooLargeError(_too_large(size, max_bytes, partial=True))
+                    self.remaining()
+                    out.write(chunk)
+                    if self.progress:
+                        self.progress("fetch", size, declared)
+        except requests.RequestException as exc:
+            raise self.session.typed_error() or FetchError(f"downloading the image failed: {_reason(exc)}") from None
+        return FetchedMedia(path, self.url, response.url, page_url, None, None, None, size, "http", 0.0)
+
+    def read_page(self, head: bytes, chunks) -> str:
+        import requests
+
+        data = head
+        try:
+            for chunk in chunks:
+                data += chunk
+                if len(data) >= PAGE_SNIFF_BYTES:
+                    break
+        except requests.RequestException:
+            pass  # the start of the page is enough to look for og:image
+        return data.decode("utf-8", errors="replace")
+
+    # ---------------------------------------------------------------------------------------------- yt-dlp
+
+    def with_yt_dlp(self) -> FetchedMedia:
+        import yt_dlp
+        from yt_dlp.utils import DownloadError
+
+        limits = self.limits
+        options = {
+            "quiet": True,
+            "no_warnings": True,
+            "noprogress": True,
+            "logger": _YtDlpLogger(),
+            "proxy": self.session.proxy_url,
+            "socket_timeout": min(self.remaining(), 20.0),
+            "retries": 1,
+            "fragment_retries": 1,
+            "extractor_retries": 0,
+            "file_access_retries": 0,
+            "noplaylist": True,
+            "playlist_items": "1",
+            "hls_prefer_native": True,
+            "concurrent_fragment_downloads": 1,
+            # One file, no merging: a format with picture (sound is irrelevant), preferring ones that fit the limit.
+            "format": f"b[height<=?1080][filesize<?{limits.max_bytes}]/bv*[height<=?1080][filesize<?{limits.max_bytes}]/b/bv*",
+            "max_filesize": limits.max_bytes,
+            "paths": {"home": str(self.folder), "temp": str(self.folder)},
+            "outtmpl": "media.%(ext)s",
+            "restrictfilenames": True,
+            "overwrites": True,
+            "fixup": "never",  # the core reads MPEG-TS from HLS as it is; no ffmpeg pass needed
+            "cachedir": False,
+            "writeinfojson": False,
+            "updatetime": False,
+            "http_headers": {"User-Agent": self.fetcher.user_agent},
+            "progress_hooks": [self.on_progress],
+        }
+        try:
+            with yt_dlp.YoutubeDL(options) as ydl:
+                info = ydl.extract_info(self.url, download=False)
+                info = self.first_item(info)
+                self.check_metadata(info)
+                ydl.process_info(info)
+        except _Stop as stop:
+            raise stop.error from None
+        except DownloadError as exc:
+            raise self.yt_dlp_error(exc) from None
+        path = self.downloaded_file(info)
+        formats = info.get("requested_formats") or [info]
+        return FetchedMedia(
+            path=path,
+            url=self.url,
+            final_url=formats[0].get("url") or self.url,
+            page_url=info.get("webpage_url") if info.get("webpage_url") != formats[0].get("url") else None,
+            title=info.get("title"),
+            uploader=info.get("uploader") or info.get("channel"),
+            duration_s=info.get("duration"),
+            size_bytes=path.stat().st_size,
+            method=f"yt-dlp:{info.get('extractor_key') or info.get('extractor') or 'generic'}",
+            fetch_ms=0.0,
+        )
+
+    def first_item(self, info: dict) -> dict:
+        while info.get("_type") in ("playlist", "multi_video"):
+            entries = [e for e in (info.get("entries") or []) if e]
+            if not entries:
+                raise NoMediaFoundError("the URL leads to an empty playlist")
+            info = entries[0]
+        if info.get("_type") == "url":
+            raise NoMediaFoundError("the URL leads to another page that was not followed")
+        return info
+
+    def check_metadata(self, info: dict) -> None:
+        limits = self.limits
+        if info.get("is_live") or info.get("live_status") in ("is_live", "is_upcoming"):
+            raise NoMediaFoundError("live streams cannot be analysed: wait until the recording is available")
+        duration = info.get("duration")
+        if duration and duration > limits.max_duration_s:
+            raise MediaTooLongError(f"the video lasts {duration:.0f} s, over the {limits.max_duration_s:.0f} s limit")
+        formats = info.get("requested_formats") or [info]
+        size = sum(int(f.get("filesize") or f.get("filesize_approx") or 0) for f in formats)
+        if size > limits.max_bytes:
+            raise MediaTooLargeError(_too_large(size, limits.max_bytes))
+        for fmt in formats:
+            protocol = str(fmt.get("protocol") or "https")
+            if not all(p in NATIVE_PROTOCOLS for p in protocol.split("+")):
+                raise NoMediaFoundError(f"the media is only offered over {protocol}, which is not supported")
+
+    def on_progress(self, status: dict) -> None:
+        """yt-dlp progress hook: stop the download at the byte limit or the deadline."""
+        done = int(status.get("downloaded_bytes") or 0)
+        total = int(status.get("total_bytes") or status.get("total_bytes_estimate") or 0)
+        if done > self.limits.max_bytes or total > self.limits.max_bytes:
+            raise _Stop(MediaTooLargeError(_too_large(max(done, total), self.limits.max_bytes, partial=not total)))
+        if time.monotonic() > self.session.deadline:
+            raise _Stop(FetchTimeoutError(f"fetching the URL took longer than {self.limits.timeout_s:g} s"))
+        if self.progress and status.get("status") == "downloading":
+            self.progress("fetch", done, total)
+
+    def downloaded_file(self, info: dict) -> Path:
+        candidates = [Path(d["filepath"]) for d in info.get("requested_downloads") or [] if d.get("filepath")]
+        candidates += sorted(p for p in self.folder.glob("media.*") if not p.name.endswith((".part", ".ytdl")))
+        for path in candidates:
+            if path.is_file() and path.stat().st_size > 0:
+                if path.stat().st_size > self.limits.max_bytes:
+                    raise MediaTooLargeError(_too_large(path.stat().st_size, self.limits.max_bytes))
+                return path
+        # yt-dlp skips a download over `max_filesize` without an error: no file is the only sign.
+        error = self.session.typed_error()
+        raise error or MediaTooLargeError(f"the media is over the {human_size(self.limits.max_bytes)} limit")
+
+    def yt_dlp_error(self, exc: Exception) -> DetectorError:
+        from yt_dlp.networking.exceptions import HTTPError
+        from yt_dlp.utils import UnsupportedError
+
+        error = self.session.typed_error()
+        if error:
+            return error
+        cause = exc.exc_info[1] if getattr(exc, "exc_info", None) else None
+        if isinstance(cause, _Stop):
+            return cause.error
+        if isinstance(cause, UnsupportedError):
+            return NoMediaFoundError("no video or image was found at this URL")
+        for _ in range(5):  # ExtractorError.cause, exception chaining
+            if cause is None or isinstance(cause, HTTPError):
+                break
+            cause = getattr(cause, "cause", None) or cause.__cause__ or cause.__context__
+        if isinstance(cause, HTTPError):
+            return FetchError(f"the source answered HTTP {cause.status} {cause.reason}".strip())
+        match = re.search(r"HTTP Error (\d{3})[: ]*([^\n]*)", str(exc))
+        if match:
+            return FetchError(f"the source answered HTTP {match.group(1)} {match.group(2)}".strip())
+        message = _clean(str(exc))
+        if "Unsupported URL" in message or "no video" in message.lower():
+            return NoMediaFoundError("no video or image was found at this URL")
+        return FetchError(f"fetching the media failed: {message}")
+
+
+class _Stop(Exception):
+    """Raised from a yt-dlp progress hook to abort a download with a typed error."""
+
+    def __init__(self, error: DetectorError):
+        super().__init__(error.message)
+        self.error = error
+
+
+class _YtDlpLogger:
+    def debug(self, msg: str) -> None:
+        pass
+
+    def info(self, msg: str) -> None:
+        pass
+
+    def warning(self, msg: str) -> None:
+        log.debug("yt-dlp: %s", msg)
+
+    def error(self, msg: str) -> None:
+        log.debug("yt-dlp: %s", msg)
+
+
+# ------------------------------------------------------------------------------------------------ the proxy
+
+
+@dataclass(eq=False)
+class _FetchSession:
+    """What the proxy knows about one fetch: its policy, its deadline, and what went wrong, if anything."""
+
+    token: str
+    proxy_url: str
+    policy: UrlPolicy
+    deadline: float
+    byte_cap: int
+    received: int = 0
+    refusal: str | None = None
+    host_error: str | None = None
+    over_cap: bool = False
+    timed_out: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count(self, n: int) -> bool:
+        with self.lock:
+            self.received += n
+            if self.received > self.byte_cap:
+                self.over_cap = True
+            return not self.over_cap
+
+    def typed_error(self) -> DetectorError | None:
+        """The error the proxy saw, which explains whatever error the client library reports."""
+        if self.refusal:
+            return UnsafeUrlError(self.refusal)
+        if self.timed_out or time.monotonic() > self.deadline:
+            return FetchTimeoutError("fetching the URL took too long")
+        if self.over_cap:
+            return MediaTooLargeError(f"the fetch transferred more than {human_size(self.byte_cap)}, its limit")
+        if self.host_error:
+            return HostNotFoundError(self.host_error)
+        return None
+
+
+class _GuardProxy:
+    """A forward HTTP proxy (plain requests and CONNECT tunnels) on 127.0.0.1 that enforces each fetch's policy.
+
+    Clients authenticate with their fetch's token (Proxy-Authorization), so other local processes cannot use it.
+    """
+
+    def __init__(self):
+        self._sessions: dict[str, _FetchSession] = {}
+        self._lock = threading.Lock()
+        self._server = _ProxyServer(("127.0.0.1", 0), _ProxyHandler)
+        self._server.guard = self
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fetch-guard-proxy", daemon=True)
+        self._thread.start()
+
+    def open_session(self, policy: UrlPolicy, limits: FetchLimits) -> _FetchSession:
+        token = secrets.token_hex(16)
+        # Pages, playlists and probes add to the media bytes; the proxy's cap is a backstop, the exact limit is
+        # enforced on the file by the fetcher.
+        cap = 2 * limits.max_bytes + 16 * 1024**2
+        session = _FetchSession(
+            token, f"http://{token}:x@127.0.0.1:{self.port}", policy, time.monotonic() + limits.timeout_s, cap
+        )
+        with self._lock:
+            self._sessions[token] = session
+        return session
+
+    def close_session(self, session: _FetchSession) -> None:
+        with self._lock:
+            self._sessions.pop(session.token, None)
+
+    def session_for(self, token: str | None) -> _FetchSession | None:
+        with self._lock:
+            return self._sessions.get(token or "")
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class _ProxyServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    guard: _GuardProxy
+
+
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-authorization", "proxy-connection", "te", "trailer", "upgrade"}
+
+
+class _ProxyHandler(socketserver.BaseRequestHandler):
+    server: _ProxyServer
+
+    def handle(self) -> None:
+        client: socket.socket = self.request
+        client.settimeout(30)
+        try:
+            head, rest = _read_head(client)
+        except (OSError, ValueError):
+            return
+        lines = head.decode("latin-1").split("\r\n")
+        try:
+            method, target, version = lines[0].split(" ", 2)
+        except ValueError:
+            return _reply(client, 400, "Bad Request")
+        headers = [tuple(part.strip() for part in line.split(":", 1)) for line in lines[1:] if ":" in line]
+        session = self.server.guard.session_for(_proxy_token(headers))
+        if session is None:
+            return _reply(client, 407, "Proxy Authentication Required")
+        if time.monotonic() > session.deadline:
+            session.timed_out = True
+            return _reply(client, 504, "Gateway Timeout")
+
+        if method == "CONNECT":
+            host, port = _split_host_port(target, 443)
+        else:
+            parts = urlsplit(target)
+            if parts.scheme != "http" or not parts.hostname:
+                return _reply(client, 400, "Bad Request")
+            host, port = parts.hostname, parts.port or 80
+        try:
+            addresses = resolve_allowed(host, port, session.policy)
+        except UnsafeUrlError as exc:
+            session.refusal = exc.message
+            return _reply(client, 403, "Forbidden")
+        except HostNotFoundError as exc:
+            session.host_error = exc.message
+            return _reply(client, 502, "Bad Gateway")
+        upstream = _connect(addresses, port, min(15.0, max(0.1, session.deadline - time.monotonic())))
+        if upstream is None:
+            return _reply(client, 502, "Bad Gateway")
+        with upstream:
+            if method == "CONNECT":
+                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            else:
+                parts = urlsplit(target)
+                path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+                kept = [f"{k}: {v}" for k, v in headers if k.lower() not in HOP_BY_HOP]
+                # One request per connection: the next request may go elsewhere and must be checked again.
+                request = "\r\n".join([f"{method} {path} {version}", *kept, "Connection: close", "", ""])
+                upstream.sendall(request.encode("latin-1") + rest)
+                rest = b""
+                # Tell the client too, or it would send its next request down this connection after we close it.
+                try:
+                    response_head, body_start = _read_head(upstream)
+                except (OSError, ValueError):
+                    return _reply(client, 502, "Bad Gateway")
+                status_line, *response_headers = response_head.decode("latin-1").split("\r\n")
+                kept = [line for line in response_headers if line.split(":", 1)[0].strip().lower() not in HOP_BY_HOP]
+                client.sendall("\r\n".join([status_line, *kept, "Connection: close", "", ""]).encode("latin-1") + body_start)
+                if not session.count(len(response_head) + len(body_start)):
+                    return
+            if rest:
+                upstream.sendall(rest)
+            _relay(client, upstream, session)
+
+
+def _read_head(sock: socket.socket, limit: int = 64 * 1024) -> tuple[bytes, bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(8192)
+        if not chunk:
+            raise ValueError("connection closed before the request head")
+        data += chunk
+        if len(data) > limit:
+            raise ValueError("request head too large")
+    head, rest = data.split(b"\r\n\r\n", 1)
+    return head, rest
+
+
+def _proxy_token(headers: list[tuple[str, ...]]) -> str | None:
+    for name, value in headers:
+        if name.lower() == "proxy-authorization" and value.lower().startswith("basic "):
+            try:
+                return base64.b64decode(value[6:].strip()).decode("latin-1").split(":", 1)[0]
+            except ValueError:
+                return None
+    return None
+
+
+def _split_host_port(target: str, default_port: int) -> tuple[str, int]:
+    if target.startswith("["):
+        host, _, port = target[1:].partition("]")
+        port = port.lstrip(":")
+    else:
+        host, _, port = target.rpartition(":") if target.count(":") == 1 else (target, "", "")
+    return host, int(port) if port.isdigit() else default_port
+
+
+def _connect(addresses: tuple[str, ...], port: int, timeout: float) -> socket.socket | None:
+    for address in addresses:
+        family = socket.AF_INET6 if ipaddress.ip_address(address.split("%", 1)[0]).version == 6 else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect((address, port))
+            sock.settimeout(30)
+            return sock
+        except OSError:
+            sock.close()
+    return None
+
+
+def _relay(client: socket.socket, upstream: socket.socket, session: _FetchSession) -> None:
+    """Copy bytes both ways until one side closes, the fetch's deadline passes or its byte cap is reached."""
+    peers = {client: upstream, upstream: client}
+    while True:
+        left = session.deadline - time.monotonic()
+        if left <= 0:
+            session.timed_out = True
+            return
+        readable, _, _ = select.select(list(peers), [], [], min(left, 0.5))
+        for sock in readable:
+            try:
+                data = sock.recv(64 * 1024)
+            except OSError:
+                return
+            if not data:
+                return
+            if sock is upstream and not session.count(len(data)):
+                return
+            try:
+                peers[sock].sendall(data)
+            except OSError:
+                return
+
+
+def _reply(sock: socket.socket, status: int, reason: str) -> None:
+    with contextlib.suppress(OSError):
+        sock.sendall(f"HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode())
+
+
+# --------------------------------------------------------------------------------------------------- helpers
+
+
+def _image_extension(head: bytes) -> str | None:
+    """The file extension of an image format the core reads, judged from the first bytes."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return ".jpg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return ".png"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return ".gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return ".webp"
+    if head.startswith(b"BM") and len(head) >= 26:
+        return ".bmp"
+    if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis"):
+        return ".avif"
+    return None
+
+
+class _OgImageParser(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.image: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag != "meta" or self.image:
+            return
+        values = dict(attrs)
+        if (values.get("property") or values.get("name") or "").lower() in ("og:image", "og:image:url", "twitter:image"):
+            self.image = values.get("content") or None
+
+
+def _og_image(html: str, base_url: str) -> str | None:
+    parser = _OgImageParser()
+    with contextlib.suppress(Exception):
+        parser.feed(html)
+    return urljoin(base_url, parser.image) if parser.image else None
+
+
+_SITE_EXTRACTORS: list | None = None
+
+
+def _has_site_extractor(url: str) -> bool:
+    """Whether a yt-dlp extractor other than the generic one claims the URL (then no plain GET is tried first)."""
+    global _SITE_EXTRACTORS
+    if _SITE_EXTRACTORS is None:
+        from yt_dlp.extractor import gen_extractor_classes
+
+        _SITE_EXTRACTORS = [ie for ie in gen_extractor_classes() if ie.ie_key() != "Generic"]
+    return any(ie.suitable(url) for ie in _SITE_EXTRACTORS)
+
+
+def _too_large(size: int, limit: int, partial: bool = False) -> str:
+    more = "more than " if partial else ""
+    return f"the media is {more}{human_size(size)}, over the {human_size(limit)} limit"
+
+
+def human_size(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.3g} {unit}"
+        n /= 1000
+    return f"{n:.3g} GB"
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).hostname or url
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc)
+    match = re.search(r"(Connection refused|timed out|Name or service not known|reset by peer|Remote end closed[^'\")]*)", text)
+    return match.group(1) if match else _clean(text)
+
+
+def _clean(message: str) -> str:
+    message = re.sub(r"\x1b\[[0-9;]*m", "", message)
+    return re.sub(r"^(ERROR:\s*)+", "", message).strip()[:300]
+
+
+@contextlib.contextmanager
+def fetch(url: str, policy: UrlPolicy | None = None, limits: FetchLimits | None = None) -> Iterator[FetchedMedia]:
+    """One-shot convenience: `with fetch(url) as media: ...` (keep a MediaFetcher for many URLs)."""
+    fetcher = MediaFetcher(policy, limits)
+    try:
+        with fetcher.fetch(url) as media:
+            yield media
+    finally:
+        fetcher.close()
