@@ -126,7 +126,10 @@ def load_checkpoint(name: str | os.PathLike | None = "default", revision: str | 
 
         repo_id, pinned = split_model_name(name)
         folder, commit = hub.download_checkpoint(repo_id, revision or pinned)
-        return load_folder(folder, repo_id, commit)
+        try:
+            return load_folder(folder, repo_id, commit)
+        except ModelFormatError as exc:  # say which Hub checkpoint is broken, not only which cache file
+            raise type(exc)(f"{repo_id}@{commit[:12]}: {exc.message}") from None
     raise ModelNotFoundError(f"no model called {name!r}: give 'default', a checkpoint folder or a Hub id org/name")
 
 

@@ -75,6 +75,20 @@ class ModelOfflineError(ModelError):
     http_status = 503
 
 
+class ModelFileMissingError(ModelFormatError):
+    """A checkpoint (a folder or a Hub repository) lacks a file the format requires, e.g. model.safetensors."""
+
+    code = "model_file_missing"
+    http_status = 422
+
+
+class ModelUploadError(ModelError):
+    """Publishing a checkpoint to the Hub failed: no write access, a refused commit, the Hub unreachable."""
+
+    code = "model_upload_failed"
+    http_status = 502
+
+
 class FaceDetectorError(DetectorError):
     code = "face_detector"
     http_status = 500
