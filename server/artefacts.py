@@ -1,0 +1,124 @@
+"""Where derived artefacts live (Report JSON, key-frame thumbnails, heatmaps, the timeline plot, kept media):
+a folder on local disk by default, or an S3-compatible bucket (AWS S3, MinIO, R2...) through boto3.
+
+Keys look like `<analysis id>/report.json`; both stores share one small interface.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+
+class ArtefactStore:
+    kind = "base"
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        raise NotImplementedError
+
+    def get(self, key: str) -> bytes | None:
+        """The stored bytes, or None when there is no such artefact."""
+        raise NotImplementedError
+
+    def delete_prefix(self, prefix: str) -> None:
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        raise NotImplementedError
+
+
+class LocalArtefacts(ArtefactStore):
+    kind = "local"
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root.resolve() not in path.parents:
+            raise ValueError(f"artefact key outside the store: {key!r}")
+        return path
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write then rename: a reader never sees half a file.
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".part-")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(temporary, path)
+
+    def get(self, key: str) -> bytes | None:
+        path = self._path(key)
+        return path.read_bytes() if path.is_file() else None
+
+    def delete_prefix(self, prefix: str) -> None:
+        shutil.rmtree(self._path(prefix.rstrip("/")), ignore_errors=True)
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "path": str(self.root)}
+
+
+class S3Artefacts(ArtefactStore):
+    kind = "s3"
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+    ):
+        import boto3
+        from botocore.config import Config
+
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.endpoint_url = endpoint_url or None
+        credentials = {}
+        if access_key_id and secret_access_key:
+            credentials = {"aws_access_key_id": access_key_id, "aws_secret_access_key": secret_access_key}
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=region or None,
+            config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=10, read_timeout=30),
+            **credentials,
+        )
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data, ContentType=content_type)
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            return None
+
+    def delete_prefix(self, prefix: str) -> None:
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if keys:
+                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "bucket": self.bucket, "prefix": self.prefix, "endpoint_url": self.endpoint_url}
+
+
+def make_store(config: dict, data_dir: Path) -> ArtefactStore:
+    if config.get("S3_BUCKET"):
+        return S3Artefacts(
+            config["S3_BUCKET"],
+            config.get("S3_PREFIX", ""),
+            config.get("S3_ENDPOINT_URL"),
+            config.get("S3_REGION"),
+            config.get("S3_ACCESS_KEY_ID"),
+            config.get("S3_SECRET_ACCESS_KEY"),
+        )
+    return LocalArtefacts(data_dir / "artefacts")

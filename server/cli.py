@@ -1,0 +1,123 @@
+"""Command line of the server: run it, and manage API keys.
+
+    python -m server [--host HOST] [--port PORT]      serve (threaded WSGI server; gunicorn for production)
+    python -m server keys create NAME                 make a key: printed once, stored hashed
+    python -m server keys list                        keys with their id, prefix and dates (never the key)
+    python -m server keys revoke ID_OR_PREFIX
+
+Settings come from DEEPFAKE_* environment variables; --host and --port override DEEPFAKE_HOST and DEEPFAKE_PORT.
+Without any API key the server refuses to listen on anything but a loopback address.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+
+from .config import DEFAULTS, ConfigError, database_path, resolve_data_dir, settings_from_env
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m server", description="Deepfake checker backend (Flask).")
+    parser.add_argument("--host", default=None, help="address to listen on (default: $DEEPFAKE_HOST or 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port (default: $DEEPFAKE_PORT or 8000; 0 picks a free one)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("serve", help="run the server (the default)")
+    keys = commands.add_parser("keys", help="create, list or revoke API keys").add_subparsers(dest="action", required=True)
+    create = keys.add_parser("create", help="make a new key (printed once)")
+    create.add_argument("name", help="who or what the key is for, e.g. 'browser-extension'")
+    keys.add_parser("list", help="list keys")
+    revoke = keys.add_parser("revoke", help="revoke a key by its id or prefix")
+    revoke.add_argument("key", metavar="ID_OR_PREFIX")
+    return parser
+
+
+def settings() -> dict:
+    return {**DEFAULTS, **settings_from_env(os.environ)}
+
+
+def open_database():
+    from .db import Database
+
+    return Database(database_path(resolve_data_dir(settings()["DATA_DIR"])))
+
+
+def run_keys(args: argparse.Namespace) -> int:
+    from .auth import create_key
+
+    db = open_database()
+    if args.action == "create":
+        key_id, key = create_key(db, args.name)
+        print(key)
+        print(f"key {key_id} for {args.name!r} created; it is shown only now: store it safely", file=sys.stderr)
+    elif args.action == "list":
+        rows = db.list_api_keys()
+        if not rows:
+            print("no API keys: the API is open and the server only listens on loopback", file=sys.stderr)
+        for row in rows:
+            state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
+            used = row["last_used_at"] or "never"
+            print(f"{row['id']}  {row['prefix']}…  {row['name']}  created {row['created_at']}  last used {used}  {state}")
+    elif args.action == "revoke":
+        if not db.revoke_api_key(args.key):
+            print(f"error: no active key {args.key!r}", file=sys.stderr)
+            return 1
+        print(f"key {args.key} revoked", file=sys.stderr)
+    return 0
+
+
+def check_bind(host: str) -> str | None:
+    """Why the server must not listen on `host` (None when it may)."""
+    from .auth import is_loopback_host
+
+    if is_loopback_host(host) or open_database().active_api_key_count() > 0:
+        return None
+    return (
+        f"refusing to listen on {host}: no API key exists, so anyone who can reach it could use the API. "
+        "Create one with `python -m server keys create NAME`, or listen on 127.0.0.1."
+    )
+
+
+def run_server(args: argparse.Namespace) -> int:
+    from werkzeug.serving import make_server
+
+    from . import create_app, shutdown
+
+    config = settings()
+    host = args.host or config["HOST"]
+    port = config["PORT"] if args.port is None else args.port
+    problem = check_bind(host)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    app = create_app({"HOST": host, "PORT": port})
+    server = make_server(host, port, app, threaded=True)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"deepfake checker serving on http://{shown}:{server.server_port} (data in {app.config['DATA_DIR']})", flush=True)
+
+    def stop(signum, frame):
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        shutdown(app)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "keys":
+            return run_keys(args)
+        return run_server(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

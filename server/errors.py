@@ -1,0 +1,82 @@
+"""Every error the server answers is JSON `{"error": {"code", "message"}}` with the right status; mapped once here.
+
+Core errors (`DetectorError`) carry their own code and status; HTTP errors from Flask/werkzeug (404, 405, 413,
+429...) get a code named after the status; anything unexpected is logged and answered as a plain 500.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from detector.errors import DetectorError
+
+log = logging.getLogger(__name__)
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "upload_too_large",
+    415: "unsupported_media_type",
+    422: "unprocessable",
+    429: "rate_limited",
+    500: "internal_error",
+    502: "bad_gateway",
+    503: "unavailable",
+    504: "gateway_timeout",
+}
+
+
+class ApiError(Exception):
+    """An error of the HTTP layer itself (bad options, unknown ids, a full queue...)."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def error_response(status: int, code: str, message: str, headers: dict | None = None, **extra):
+    response = jsonify({"error": {"code": code, "message": message}, **extra})
+    response.status_code = status
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def api_error(exc: ApiError):
+        return error_response(exc.status, exc.code, exc.message, exc.headers, **exc.extra)
+
+    @app.errorhandler(DetectorError)
+    def detector_error(exc: DetectorError):
+        return error_response(exc.http_status, exc.code, exc.message)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        status = exc.code or 500
+        message = exc.description or exc.name
+        if status == 413:
+            limit = app.config.get("MAX_CONTENT_LENGTH")
+            message = f"the upload is over the {limit / 1e6:.0f} MB limit" if limit else "the upload is too large"
+        elif status == 429:
+            message = f"too many requests: the limit is {exc.description}; retry later"
+        elif status == 404:
+            message = "no such resource"
+        elif status == 405:
+            message = f"{exc.name.lower()}: see /api/v1/openapi.json"
+        headers = {k: v for k, v in exc.get_headers() if k.lower() not in ("content-type", "content-length")}
+        return error_response(status, HTTP_CODES.get(status, "http_error"), message, headers)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("unexpected error")
+        return error_response(500, "internal_error", "the server failed unexpectedly; the error was logged")

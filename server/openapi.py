@@ -1,0 +1,401 @@
+"""The OpenAPI 3.1 document served at /api/v1/openapi.json, written by hand next to the routes it describes.
+
+tests/test_server.py checks it against the OpenAPI schema and checks that every route of the app is in it and
+every path in it is a route, so the two cannot drift apart silently.
+"""
+
+from __future__ import annotations
+
+from detector import SCHEMA_VERSION
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict | str, description: str, headers: dict | None = None) -> dict:
+    response = {
+        "description": description,
+        "content": {"application/json": {"schema": _ref(schema) if isinstance(schema, str) else schema}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _error(description: str, headers: dict | None = None) -> dict:
+    return _json("Error", description, headers)
+
+
+RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before trying again", "schema": {"type": "integer"}}}
+ERRORS = {
+    "400": _error("bad request: invalid JSON or options, a URL that is not http(s), a forbidden address"),
+    "401": _error("an API key is required (only when keys exist)"),
+    "429": _error("rate limited", RETRY_AFTER),
+}
+ID = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
+FILTERS = [
+    {
+        "name": "verdict",
+        "in": "query",
+        "schema": {"type": "string"},
+        "description": "comma-separated verdicts: real, fake, uncertain, no_face",
+    },
+    {"name": "since", "in": "query", "schema": {"type": "string"}, "description": "from this date (2025-01-31) or ISO time"},
+    {"name": "until", "in": "query", "schema": {"type": "string"}, "description": "up to this date (inclusive) or ISO time"},
+]
+
+SCHEMAS = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+            },
+            "job_id": {"type": "string", "description": "when a job was made and failed while the request waited"},
+            "retryable": {"type": "boolean"},
+        },
+    },
+    "Report": {
+        "type": "object",
+        "description": f"The Report, schema_version {SCHEMA_VERSION} (see README: The Report).",
+        "required": [
+            "schema_version",
+            "source",
+            "verdict",
+            "fake_probability",
+            "confidence",
+            "media",
+            "frames",
+            "model",
+            "timings_ms",
+        ],
+        "properties": {
+            "schema_version": {"type": "string"},
+            "source": {"type": "string"},
+            "verdict": {"enum": ["real", "fake", "uncertain", "no_face"]},
+            "fake_probability": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+            "confidence": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+            "threshold": {"type": "number"},
+            "uncertain_band": {"type": "array", "items": {"type": "number"}},
+            "media": {"type": "object"},
+            "frames": {"type": "array", "items": {"type": "object"}},
+            "tracks": {"type": "array", "items": {"type": "object"}},
+            "model": {"type": "object"},
+            "timings_ms": {"type": "object", "additionalProperties": {"type": "number"}},
+            "warnings": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "AnalysisDone": {
+        "type": "object",
+        "required": ["id", "status", "cached", "report_url", "report"],
+        "properties": {
+            "id": ID,
+            "status": {"const": "done"},
+            "cached": {"type": "boolean", "description": "true when an earlier analysis of the same URL or content answered"},
+            "report_url": {"type": "string", "format": "uri", "description": "the HTML report"},
+            "api_url": {"type": "string", "format": "uri"},
+            "created_at": {"type": "string"},
+            "source": {"type": "string"},
+            "report": _ref("Report"),
+        },
+    },
+    "JobAccepted": {
+        "type": "object",
+        "required": ["job_id", "status", "status_url"],
+        "properties": {
+            "job_id": ID,
+            "status": {"enum": ["queued", "running"]},
+            "status_url": {"type": "string", "format": "uri"},
+            "progress": _ref("Progress"),
+            "created_at": {"type": "string"},
+            "source": {"type": "string"},
+        },
+    },
+    "Progress": {
+        "type": "object",
+        "required": ["stage", "fraction"],
+        "properties": {
+            "stage": {"type": "string", "description": "queued, fetch, decode, faces, model, render, done"},
+            "fraction": {"type": "number", "minimum": 0, "maximum": 1},
+        },
+    },
+    "Job": {
+        "type": "object",
+        "required": ["job_id", "status", "progress"],
+        "properties": {
+            "job_id": ID,
+            "status": {"enum": ["queued", "running", "done", "failed"]},
+            "progress": _ref("Progress"),
+            "status_url": {"type": "string", "format": "uri"},
+            "media_kind": {"type": ["string", "null"]},
+            "id": {**ID, "description": "when done: the analysis"},
+            "report_url": {"type": "string", "format": "uri"},
+            "report": _ref("Report"),
+            "cached": {"type": "boolean"},
+            "error": {"type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"}}},
+            "retryable": {"type": "boolean", "description": "when failed: POST .../retry may succeed"},
+        },
+    },
+    "AnalysisSummary": {
+        "type": "object",
+        "properties": {
+            "id": ID,
+            "created_at": {"type": "string"},
+            "source": {"type": "string"},
+            "source_type": {"enum": ["url", "upload"]},
+            "verdict": {"enum": ["real", "fake", "uncertain", "no_face"]},
+            "fake_probability": {"type": ["number", "null"]},
+            "confidence": {"type": ["number", "null"]},
+            "media_kind": {"type": ["string", "null"]},
+            "duration_s": {"type": ["number", "null"]},
+            "model": {"type": "string"},
+            "model_id": {"type": ["string", "null"]},
+            "model_revision": {"type": ["string", "null"]},
+            "report_url": {"type": "string", "format": "uri"},
+            "api_url": {"type": "string", "format": "uri"},
+        },
+    },
+    "Analysis": {
+        "type": "object",
+        "required": ["id", "report_url", "report"],
+        "properties": {
+            "id": ID,
+            "created_at": {"type": "string"},
+            "source": {"type": "string"},
+            "source_type": {"enum": ["url", "upload"]},
+            "report_url": {"type": "string", "format": "uri"},
+            "api_url": {"type": "string", "format": "uri"},
+            "report": _ref("Report"),
+            "fetch": {"type": ["object", "null"], "description": "final_url, page_url, title, uploader, method, fetch_ms"},
+            "artefacts": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+}
+
+
+def openapi_document(server_url: str = "") -> dict:
+    analyze_body = {
+        "type": "object",
+        "required": ["url"],
+        "properties": {
+            "url": {"type": "string", "description": "a post page, a video or image link, an HLS playlist (http/https)"},
+            "frames": {"type": "integer", "minimum": 1, "description": "key frames per video (default: the model's)"},
+            "model": {"type": "string", "description": "one of GET /api/v1/models (default: the server's)"},
+        },
+    }
+    upload_body = {
+        "type": "object",
+        "required": ["file"],
+        "properties": {
+            "file": {"type": "string", "format": "binary"},
+            "frames": {"type": "integer", "minimum": 1},
+            "model": {"type": "string"},
+        },
+    }
+    id_parameter = lambda name: {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}  # noqa: E731
+    paths = {
+        "/api/v1/analyze": {
+            "post": {
+                "summary": "Analyse the media behind a URL, or an uploaded file",
+                "description": (
+                    "Images answer 200 with the Report; videos answer 202 with a job to poll, unless ?wait=SECONDS "
+                    "lets them finish in time. A cached result answers 200 with cached: true. Failures during the "
+                    "wait answer with the error's status (413, 415, 422, 502, 504...)."
+                ),
+                "parameters": [{"name": "wait", "in": "query", "schema": {"type": "number", "minimum": 0}}],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": analyze_body}, "multipart/form-data": {"schema": upload_body}},
+                },
+                "responses": {
+                    "200": _json("AnalysisDone", "the analysis is done"),
+                    "202": _json("JobAccepted", "a video is being analysed: poll status_url"),
+                    **ERRORS,
+                    "413": _error("over a size or duration limit (upload, download or media)"),
+                    "415": _error("not an image or video we can read (judged by content)"),
+                    "422": _error("damaged or empty media, or no media found at the URL"),
+                    "502": _error("the source failed: unreachable, an HTTP error, a broken download"),
+                    "503": _error("the job queue is full", RETRY_AFTER),
+                    "504": _error("fetching took longer than the time limit"),
+                },
+            }
+        },
+        "/api/v1/jobs/{job_id}": {
+            "get": {
+                "summary": "A job's status, with the Report when done or the error when failed",
+                "parameters": [id_parameter("job_id")],
+                "responses": {"200": _json("Job", "the job"), "404": _error("no such job"), **ERRORS},
+            }
+        },
+        "/api/v1/jobs/{job_id}/retry": {
+            "post": {
+                "summary": "Queue a failed, retryable job again (e.g. one interrupted by a restart)",
+                "parameters": [id_parameter("job_id"), {"name": "wait", "in": "query", "schema": {"type": "number"}}],
+                "responses": {
+                    "202": _json("JobAccepted", "queued again"),
+                    "404": _error("no such job"),
+                    "409": _error("the job is not failed or not retryable"),
+                    "503": _error("the job queue is full", RETRY_AFTER),
+                    **ERRORS,
+                },
+            }
+        },
+        "/api/v1/analyses": {
+            "get": {
+                "summary": "History of analyses, newest first",
+                "parameters": [
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}},
+                    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
+                    *FILTERS,
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "items": {"type": "array", "items": _ref("AnalysisSummary")},
+                                "total": {"type": "integer"},
+                                "limit": {"type": "integer"},
+                                "offset": {"type": "integer"},
+                                "next_url": {"type": ["string", "null"]},
+                            },
+                        },
+                        "a page of analyses",
+                    ),
+                    **ERRORS,
+                },
+            }
+        },
+        "/api/v1/analyses/export": {
+            "get": {
+                "summary": "Export the history (same filters) as CSV or JSON",
+                "parameters": [
+                    {"name": "format", "in": "query", "schema": {"enum": ["csv", "json"], "default": "json"}},
+                    *FILTERS,
+                ],
+                "responses": {
+                    "200": {
+                        "description": "the export, as an attachment",
+                        "content": {
+                            "text/csv": {"schema": {"type": "string"}},
+                            "application/json": {"schema": {"type": "array", "items": _ref("AnalysisSummary")}},
+                        },
+                    },
+                    **ERRORS,
+                },
+            }
+        },
+        "/api/v1/analyses/{analysis_id}": {
+            "get": {
+                "summary": "One analysis: the Report, fetch details and links to its pictures",
+                "parameters": [id_parameter("analysis_id")],
+                "responses": {"200": _json("Analysis", "the analysis"), "404": _error("no such analysis"), **ERRORS},
+            },
+            "delete": {
+                "summary": "Delete an analysis and its stored artefacts",
+                "parameters": [id_parameter("analysis_id")],
+                "responses": {"204": {"description": "deleted"}, "404": _error("no such analysis"), **ERRORS},
+            },
+        },
+        "/api/v1/stats": {
+            "get": {
+                "summary": "Counts of analyses by verdict and by day",
+                "parameters": FILTERS[1:],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "total": {"type": "integer"},
+                                "by_verdict": {"type": "object", "additionalProperties": {"type": "integer"}},
+                                "by_day": {"type": "array", "items": {"type": "object"}},
+                            },
+                        },
+                        "the counts",
+                    ),
+                    **ERRORS,
+                },
+            }
+        },
+        "/api/v1/models": {
+            "get": {
+                "summary": "The models this server offers",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "default": {"type": "string"},
+                                "models": {"type": "array", "items": {"type": "object"}},
+                            },
+                        },
+                        "the models",
+                    ),
+                    **ERRORS,
+                },
+            }
+        },
+        "/api/v1/openapi.json": {
+            "get": {"summary": "This document", "security": [], "responses": {"200": {"description": "the OpenAPI document"}}}
+        },
+        "/analyses/{analysis_id}": {
+            "get": {
+                "summary": "The HTML report: verdict, confidence, timeline, key frames with face boxes and heatmaps",
+                "security": [],
+                "parameters": [id_parameter("analysis_id")],
+                "responses": {
+                    "200": {"description": "an HTML page", "content": {"text/html": {}}},
+                    "404": _error("no such analysis"),
+                },
+            }
+        },
+        "/analyses/{analysis_id}/files/{name}": {
+            "get": {
+                "summary": "A picture of the HTML report (key frame, heatmap, timeline)",
+                "security": [],
+                "parameters": [id_parameter("analysis_id"), id_parameter("name")],
+                "responses": {
+                    "200": {"description": "the file", "content": {"image/jpeg": {}, "image/png": {}}},
+                    "404": _error("no such file"),
+                },
+            }
+        },
+        "/healthz": {
+            "get": {"summary": "The process is up", "security": [], "responses": {"200": _json({"type": "object"}, "ok")}}
+        },
+        "/readyz": {
+            "get": {
+                "summary": "The default model is loaded and analyses can run",
+                "security": [],
+                "responses": {"200": _json({"type": "object"}, "ready"), "503": _error("still loading, or the model failed")},
+            }
+        },
+    }
+    document = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Deepfake checker API",
+            "version": "1.0.0",
+            "description": (
+                "Check images and videos from social media posts for deepfaked faces. Send an API key as "
+                "'Authorization: Bearer <key>' or 'X-API-Key: <key>' when the server has keys. Every error is "
+                'JSON {"error": {"code", "message"}}.'
+            ),
+        },
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
+        },
+        "security": [{"bearer": []}, {"apiKey": []}, {}],
+    }
+    if server_url:
+        document["servers"] = [{"url": server_url}]
+    return document

@@ -1,0 +1,85 @@
+"""Pages for people and probes: the HTML report of an analysis, its pictures, /healthz and /readyz.
+
+A report page is reachable by anyone who has its link (analysis ids are 128-bit random): the browser extension
+opens it in a new tab, where no API key can be sent. Listing analyses needs the API (and a key, when set).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from flask import Blueprint, Response, current_app, jsonify, render_template, url_for
+
+from .errors import ApiError, error_response
+
+bp = Blueprint("pages", __name__)
+
+ARTEFACT_NAME = re.compile(r"^[a-z0-9_]+\.(jpg|png|json|bin)$")
+CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "json": "application/json", "bin": "application/octet-stream"}
+
+
+def services():
+    return current_app.extensions["deepfake"]
+
+
+@bp.get("/healthz")
+def healthz():
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz():
+    registry = services().models
+    if registry.is_ready():
+        return jsonify(
+            {"status": "ready", "model": registry.get().model_info, "queued_jobs": services().analyses.jobs.queued_count()}
+        )
+    error = registry.default_error()
+    if error is not None:
+        return error_response(503, "model_unavailable", f"the model could not be loaded: {error.message}")
+    return error_response(503, "not_ready", "the model is still loading", {"Retry-After": "5"})
+
+
+@bp.get("/analyses/<analysis_id>")
+def report_page(analysis_id: str):
+    record = services().db.get_analysis(analysis_id)
+    report = services().analyses.report(analysis_id) if record else None
+    if record is None or report is None:
+        raise ApiError(404, "not_found", f"no analysis {analysis_id}")
+    artefacts = json.loads(record["artefacts_json"])
+    names = {entry["name"] for entry in artefacts}
+
+    def artefact_url(name: str) -> str | None:
+        return url_for("pages.artefact", analysis_id=analysis_id, name=name) if name in names else None
+
+    frames = []
+    for position, frame in enumerate(report["frames"]):
+        frames.append(
+            {
+                **frame,
+                "image_url": artefact_url(f"frame_{position:02d}.jpg"),
+                "heatmap_url": artefact_url(f"heatmap_{position:02d}.jpg"),
+            }
+        )
+    return render_template(
+        "report.html",
+        record=record,
+        report=report,
+        frames=frames,
+        timeline_url=artefact_url("timeline.png"),
+        fetch=json.loads(record["fetch_json"]) if record["fetch_json"] else None,
+        json_url=url_for("api.get_analysis", analysis_id=analysis_id),
+    )
+
+
+@bp.get("/analyses/<analysis_id>/files/<name>")
+def artefact(analysis_id: str, name: str):
+    if not ARTEFACT_NAME.match(name) or services().db.get_analysis(analysis_id) is None:
+        raise ApiError(404, "not_found", "no such file")
+    data = services().store.get(f"{analysis_id}/{name}")
+    if data is None:
+        raise ApiError(404, "not_found", "no such file")
+    response = Response(data, mimetype=CONTENT_TYPES[name.rsplit(".", 1)[1]])
+    response.headers["Cache-Control"] = "private, max-age=86400, immutable"
+    return response
