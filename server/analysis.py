@@ -14,6 +14,7 @@ import json
 import logging
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -99,7 +100,16 @@ class AnalysisService:
 
     def start(self) -> None:
         self.uploads_dir.mkdir(parents=True, exist_ok=True)
+        self._remove_stale_downloads()
         self.jobs.start()
+
+    def _remove_stale_downloads(self) -> None:
+        """Fetch folders left by a process that was killed mid-download (live fetches are far younger)."""
+        cutoff = time.time() - max(3600.0, 2 * float(self.config["FETCH_TIMEOUT_S"]))
+        temp_dir = Path(self.fetcher.temp_dir)
+        for folder in temp_dir.glob("fetch-*") if temp_dir.is_dir() else []:
+            if folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
 
     def stop(self) -> None:
         self.jobs.stop()

@@ -293,7 +293,7 @@ def test_every_error_is_json(start_server, media_server, detector):
     assert_error(live.analyze_url(media_server.url("/files/video.mp4"), frames=0), 400, "bad_option")
     assert_error(live.analyze_url(media_server.url("/files/video.mp4"), frames="many"), 400, "bad_option")
     assert_error(live.analyze_url(media_server.url("/files/video.mp4"), model="someone/else"), 400, "unknown_model")
-    assert_error(live.post("/api/v1/analyze?wait=soon", json={"url": "http://x.com"}), 400, "bad_option")
+    assert_error(live.post("/api/v1/analyze?wait=soon", json={"url": media_server.url("/files/photo.jpg")}), 400, "bad_option")
     assert_error(live.get("/api/v1/jobs/nope"), 404, "not_found")
     assert_error(live.get("/api/v1/analyses?verdict=maybe"), 400, "bad_option")
     assert_error(live.get("/api/v1/analyses?since=yesterday"), 400, "bad_option")
