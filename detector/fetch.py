@@ -178,10 +178,7 @@ class _Fetch:
             image_url = _og_image(page_html, self.url) if page_html else None
             if not image_url:
                 raise
-            try:
-                check_url(image_url, self.fetcher.policy)
-            except DetectorError:
-                raise
+            check_url(image_url, self.fetcher.policy)
             found = self.probe(image_url, page_url=self.url)
             if isinstance(found, FetchedMedia):
                 return found
