@@ -14,13 +14,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .backends import create_backend
 from .checkpoint import Checkpoint, load_checkpoint
 from .decision import calibrated, clip_logit, decide, moving_average
 from .explain import grad_cam, paste_heatmap
 from .faces import Face, FaceTracks, Track, create_face_detector, extract_face_tracks
 from .keyframes import KeyFrame, select_key_frames
 from .media import ImageMedia, MediaLimits, open_media
-from .preprocess import crops_to_tensor
+from .preprocess import crops_to_array, crops_to_tensor
 from .report import FaceResult, FrameResult, Report, TrackResult
 
 # progress(stage, done, total); stages: "decode", "faces", "model"
@@ -63,6 +64,8 @@ class Detector:
         yunet_path: str | None = None,
         batch_size: int = 32,
         device: str | torch.device | None = None,
+        backend: str | None = None,
+        threads: int | None = None,
     ):
         self.checkpoint = checkpoint
         self.config = checkpoint.config
@@ -73,6 +76,7 @@ class Detector:
         self.model = checkpoint.model.to(self.device).eval()
         if self.device.type == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.backend = create_backend(checkpoint, backend or os.environ.get("DEEPFAKE_BACKEND", "auto"), self.device, threads)
 
     @classmethod
     def load(cls, model: str | os.PathLike | None = "default", revision: str | None = None, **kwargs) -> Detector:
@@ -87,6 +91,7 @@ class Detector:
             "architecture": ckpt.architecture,
             "input_size": self.config.preprocessing.input_size,
             "trained": self.config.trained,
+            "backend": self.backend.name,
         }
 
     def face_detector(self, backend: str | None = None):
@@ -174,25 +179,26 @@ class Detector:
                 paste_heatmap(maps[position], cam, face, prep.crop_margin)
         return maps
 
-    @torch.inference_mode()
     def _score_tracks(self, tracks: list[Track], crops: list[list[np.ndarray]], progress: Progress | None) -> list[TrackScores]:
+        """All crops of the clip through the encoder in batches, then each track's features through the LSTM."""
         if not tracks:
             return []
         flat = [c for track_crops in crops for c in track_crops]
         features = []
         for start in range(0, len(flat), self.batch_size):
-            batch = crops_to_tensor(np.stack(flat[start : start + self.batch_size]), self.config.preprocessing)
-            features.append(self.model.encode(batch.to(self.device)))
+            features.append(
+                self.backend.encode(crops_to_array(np.stack(flat[start : start + self.batch_size]), self.config.preprocessing))
+            )
             if progress:
                 progress("model", min(start + self.batch_size, len(flat)), len(flat))
-        features = torch.cat(features)
+        features = np.concatenate(features)
         decision = self.config.decision
         results, offset = [], 0
         for track, track_crops in zip(tracks, crops):
             n = len(track_crops)
-            frame_logits, clip = self.model.sequence_logits(features[offset : offset + n][None])
+            frame_logits, clip = self.backend.sequence(features[offset : offset + n][None])
             offset += n
-            frame_logits = frame_logits[0].double().cpu().tolist()
+            frame_logits = frame_logits[0].astype(np.float64).tolist()
             positions = sorted(track.faces)
             probs = {p: calibrated(lg, decision.frame_temperature, decision.frame_bias) for p, lg in zip(positions, frame_logits)}
             logit = clip_logit(float(clip[0]), frame_logits, decision.clip_weight)

@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Sub-commands implemented in their own modules (registered lazily so `analyze` starts fast).
-EXTRA_COMMANDS: dict[str, str] = {"train": "train", "evaluate": "evaluate"}
+EXTRA_COMMANDS: dict[str, str] = {"train": "train", "evaluate": "evaluate", "export-onnx": "backends"}
 
 
 class _ProgressBar:

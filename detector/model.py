@@ -48,7 +48,10 @@ class MobileNetLSTM(nn.Module):
         sequence = self.sequence_norm(features)
         batch, steps = features.shape[:2]
         if lengths is None:
-            outputs, _ = self.lstm(sequence)
+            # explicit zero states sized from the input, so an ONNX export keeps the batch size dynamic
+            states = self.lstm.num_layers * (2 if self.lstm.bidirectional else 1)
+            zeros = sequence.new_zeros((states, batch, self.lstm.hidden_size))
+            outputs, _ = self.lstm(sequence, (zeros, zeros))
             pooled = outputs.mean(dim=1)
         else:
             packed = nn.utils.rnn.pack_padded_sequence(sequence, lengths.cpu(), batch_first=True, enforce_sorted=False)

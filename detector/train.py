@@ -11,6 +11,7 @@ into the checkpoint's config.
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import json
 import math
@@ -59,6 +60,7 @@ class TrainOptions:
     init_from: str | None = None
     pseudo_fakes: float = 0.5  # share of the fake class drawn as self-blended pseudo-fakes
     balance_power: float = 0.5  # a (source, label) bucket of n items is drawn with weight n ** balance_power
+    ema_decay: float = 0.995  # validation and checkpoints use an exponential moving average of the weights (0: off)
     max_sequence: int = 8
     label_smoothing: float = 0.05
     threshold_rule: str = "balanced"
@@ -306,6 +308,28 @@ def build_model(options: TrainOptions, items: list[Item], rng: np.random.Generat
     return model, ModelConfig(architecture=arch, preprocessing=prep)
 
 
+class WeightAverage:
+    """An exponential moving average of a model's weights and buffers: smoother, better-generalising weights than
+    the last step's, which matters with small, noisy sources."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        self.steps = 0
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.steps += 1
+        decay = min(self.decay, (1 + self.steps) / (10 + self.steps))
+        for averaged, current in zip(self.model.state_dict().values(), model.state_dict().values()):
+            if averaged.dtype.is_floating_point:
+                averaged.mul_(decay).add_(current.detach(), alpha=1 - decay)
+            else:
+                averaged.copy_(current)
+
+
 def cosine_with_warmup(total_steps: int, warmup_steps: int):
     def factor(step: int) -> float:
         if step < warmup_steps:
@@ -319,9 +343,12 @@ def cosine_with_warmup(total_steps: int, warmup_steps: int):
 # ---------------------------------------------------------------------------------------------- resume state
 
 
-def save_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, meta: dict) -> None:
+def save_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, meta: dict, average=None) -> None:
     """Resume state without pickle: tensors in safetensors, everything else in JSON."""
     tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
+    if average is not None:
+        tensors.update({f"ema.{k}": v.detach().contiguous() for k, v in average.model.state_dict().items()})
+        meta = {**meta, "ema_steps": average.steps}
     opt = optimizer.state_dict()
     for pid, state in opt["state"].items():
         for key, value in state.items():
@@ -332,10 +359,14 @@ def save_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, s
     (path / "state.json").write_text(json.dumps(meta, indent=1, default=str))
 
 
-def load_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler) -> dict:
+def load_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, average=None) -> dict:
     tensors = load_file(str(path / "state.safetensors"))
     meta = json.loads((path / "state.json").read_text())
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
+    if average is not None:
+        ema = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
+        average.model.load_state_dict(ema or model.state_dict(), strict=True)
+        average.steps = meta.get("ema_steps", 0)
     state: dict[int, dict] = defaultdict(dict)
     for key, value in tensors.items():
         if key.startswith("optim."):
@@ -392,13 +423,14 @@ def train(options: TrainOptions) -> Path:
     schedule = cosine_with_warmup(options.epochs * steps_per_epoch, int(options.warmup_epochs * steps_per_epoch))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     sampler = EpochSampler(train_items, options.pseudo_fakes, rng, options.balance_power)
+    average = WeightAverage(model, options.ema_decay) if options.ema_decay > 0 else None
     print(f"sampling: {sampler.describe()}", file=sys.stderr)
 
     state_dir = out / "resume"
     state_dir.mkdir(exist_ok=True)
     best, best_epoch, start_epoch, log_rows = -1.0, -1, 0, []
     if options.resume and (state_dir / "state.json").is_file():
-        meta = load_state(state_dir, model, optimizer, scheduler)
+        meta = load_state(state_dir, model, optimizer, scheduler, average)
         best, best_epoch, start_epoch, log_rows = meta["best"], meta["best_epoch"], meta["epoch"] + 1, meta["log"]
         sampler.rng.bit_generator.state = meta["numpy_rng"]
         print(f"resumed after epoch {meta['epoch']} (best selection {best:.4f} at epoch {best_epoch})", file=sys.stderr)
@@ -420,10 +452,13 @@ def train(options: TrainOptions) -> Path:
             nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             optimizer.step()
             scheduler.step()
+            if average is not None:
+                average.update(model)
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
         bar.close()
-        raw = score_items(model, val_items, prep)
+        evaluated = average.model if average is not None else model
+        raw = score_items(evaluated, val_items, prep)
         summary = validation_summary(val_items, blend(raw, config.decision.clip_weight))
         row = {
             "epoch": epoch + 1,
@@ -438,7 +473,7 @@ def train(options: TrainOptions) -> Path:
         improved = summary["selection"] > best
         if improved:
             best, best_epoch = summary["selection"], epoch + 1
-            save_checkpoint(out / "best", model, config)
+            save_checkpoint(out / "best", evaluated, config)
         print(
             f"epoch {epoch + 1}: loss {row['train_loss']:.4f} val auc {row['val_roc_auc']:.4f} selection {row['selection']:.4f} "
             f"per source {json.dumps({k: v for k, v in summary['per_source'].items() if v is not None})}"
@@ -453,7 +488,7 @@ def train(options: TrainOptions) -> Path:
             "log": log_rows,
             "numpy_rng": sampler.rng.bit_generator.state,
         }
-        save_state(state_dir, model, optimizer, scheduler, meta)
+        save_state(state_dir, model, optimizer, scheduler, meta, average)
         if epoch + 1 - best_epoch >= options.patience:
             print(f"early stop: no better validation selection score for {options.patience} epochs", file=sys.stderr)
             break
@@ -514,7 +549,16 @@ def register(commands, add_model_options) -> None:
     p.add_argument("--out", required=True, help="output checkpoint folder")
     for name in ("epochs", "samples_per_epoch", "batch_size", "patience", "seed", "input_size", "max_sequence", "crop_workers"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
-    for name in ("lr", "backbone_lr", "weight_decay", "warmup_epochs", "pseudo_fakes", "balance_power", "label_smoothing"):
+    for name in (
+        "lr",
+        "backbone_lr",
+        "weight_decay",
+        "warmup_epochs",
+        "pseudo_fakes",
+        "balance_power",
+        "label_smoothing",
+        "ema_decay",
+    ):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
     p.add_argument("--max-minutes", type=float, default=None, help="stop after the epoch that passes this time")
     p.add_argument("--backbone", choices=["mobilenet_v3_small", "mobilenet_v3_large"], default=defaults.backbone)
