@@ -1,0 +1,181 @@
+"""The Gradio demo, and the Hugging Face Space's `app_file`: `python gradio_demo/app.py` serves it on
+127.0.0.1:$GRADIO_SERVER_PORT (default 7860; a Space sets GRADIO_SERVER_NAME=0.0.0.0 itself).
+
+Only widgets and their wiring live here: `analysis.py` does the work through the core. Two named API endpoints:
+`analyze_file` (an image or video -> Report JSON, verdict, summary, timeline, key frames, downloads) and
+`analyze_links` (links, one per line -> a table with one row per link, the Reports, and the first link's details).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import sys
+from pathlib import Path
+
+# Run as a script, locally or in a Space, the folder above this one holds the `detector` and `gradio_demo` packages.
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import gradio as gr  # noqa: E402
+
+from detector import DetectorError  # noqa: E402
+from gradio_demo.analysis import LINK_COLUMNS, DemoAnalyzer  # noqa: E402
+from gradio_demo.examples import example_files  # noqa: E402
+from gradio_demo.settings import DemoSettings  # noqa: E402
+
+log = logging.getLogger("gradio_demo")
+
+INTRO = """# Deepfake checker
+Upload an image or a video, or paste links to posts or media, and see whether the faces in it look **real** or
+**manipulated**: a verdict with a calibrated probability, the fake probability of every analysed frame over time,
+and the key frames with the faces found and where the model looked (Grad-CAM).
+A MobileNetV3-LSTM reads up to two face tracks per video. It is a screening aid, not proof: read the confidence,
+and expect mistakes on manipulation methods, faces and image qualities it was not trained on."""
+
+READING_GUIDE = """Timeline: dots are each analysed frame's fake probability, the line its moving average; dashed, the
+decision threshold; grey, the uncertain band. Key frames: boxes mark the analysed faces, coloured by their score;
+the colours over a face show where the model looked (Grad-CAM)."""
+
+PRIVACY = """Uploads and fetched media are analysed on this machine and not kept; the results stay for at most an
+hour. Links are fetched with the same rules as the checker's server: public http(s) addresses only, size and
+duration limits."""
+
+
+def build_demo(settings: DemoSettings | None = None, analyzer: DemoAnalyzer | None = None) -> gr.Blocks:
+    """The whole app, not launched. No model is loaded here (each loads on first use unless the analyzer's cache
+    already holds it); the synthetic example picture is written into the analyzer's work folder."""
+    settings = settings or DemoSettings.from_env()
+    analyzer = analyzer or DemoAnalyzer(settings)
+
+    def analyze_file(file: str | None, model: str, frames: int, progress=gr.Progress()):
+        result = _answer(analyzer.analyze_file, file, model, frames, progress)
+        return result.report, result.verdict, result.summary, result.timeline, result.gallery, result.downloads
+
+    def analyze_links(links: str, model: str, frames: int, progress=gr.Progress()):
+        result = _answer(analyzer.analyze_links, links, model, frames, progress)
+        if result.detail is None and len(result.rows) == 1:
+            raise gr.Error(result.errors[0].message, title="This link cannot be analysed", print_exception=False)
+        table = {"headers": LINK_COLUMNS, "data": result.rows}
+        detail = result.detail
+        if detail is None:
+            gr.Warning("None of the links could be analysed: the table says why.")
+            return table, result.reports, None, "None of the links could be analysed.", None, [], result.downloads
+        return table, result.reports, detail.verdict, detail.summary, detail.timeline, detail.gallery, result.downloads
+
+    offered = analyzer.detectors.offered
+    with gr.Blocks(title="Deepfake checker", delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(INTRO)
+        with gr.Row():
+            with gr.Column(scale=2):
+                with gr.Tabs():
+                    with gr.Tab("Upload a file"):
+                        # No file_types: media is recognised by its content, not by its name, and anything else
+                        # gets the core's message saying what it is not.
+                        file_input = gr.File(label="Image or video", type="filepath", elem_id="upload")
+                        file_button = gr.Button("Analyze file", variant="primary")
+                        files = example_files(settings, analyzer.work_dir)
+                        gr.Examples(
+                            [[str(path)] for path in files], inputs=[file_input], label="Examples: pick one, then Analyze"
+                        )
+                    with gr.Tab("Paste links"):
+                        links_input = gr.Textbox(
+                            label="Links, one per line",
+                            lines=4,
+                            max_lines=settings.max_links + 2,
+                            placeholder="https://example.com/post/123\nhttps://example.org/video.mp4",
+                        )
+                        links_button = gr.Button("Analyze links", variant="primary")
+                        if settings.example_links:
+                            gr.Examples([[link] for link in settings.example_links], inputs=[links_input], label="Example link")
+                with gr.Accordion("Settings", open=True):
+                    model_input = gr.Dropdown(
+                        choices=offered,
+                        value=settings.model,
+                        allow_custom_value=settings.allow_hub_models,
+                        label="Model",
+                        info="the embedded default checkpoint"
+                        + (", or type a Hub id org/name[@revision]" if settings.allow_hub_models else ""),
+                    )
+                    frames_input = gr.Slider(
+                        1, settings.max_frames, value=settings.frames, step=1, label="Key frames per video", elem_id="frames"
+                    )
+                gr.Markdown(PRIVACY)
+            with gr.Column(scale=3):
+                verdict_output = gr.Label(label="Verdict")
+                summary_output = gr.Markdown(label="Summary")
+                timeline_output = gr.Plot(label="Timeline", elem_id="timeline")
+                gr.Markdown(READING_GUIDE)
+        gallery_output = gr.Gallery(label="Key frames", columns=4, height=640, object_fit="contain", elem_id="key-frames")
+        table_output = gr.Dataframe(
+            headers=LINK_COLUMNS,
+            datatype=["str", "str", "number", "number", "number", "str"],
+            label="Links",
+            interactive=False,
+            wrap=True,
+            visible=False,  # shown by analyze_links, hidden again by a file's analysis
+        )
+        downloads_output = gr.File(label="Downloads", file_count="multiple")
+        with gr.Accordion("Report JSON", open=False):
+            report_output = gr.JSON(label="Report")
+
+        inputs = [model_input, frames_input]
+        details = [verdict_output, summary_output, timeline_output, gallery_output, downloads_output]
+        file_button.click(
+            analyze_file,
+            [file_input, *inputs],
+            [report_output, *details],
+            api_name="analyze_file",
+            concurrency_id="analysis",
+            concurrency_limit=1,
+        ).then(lambda: gr.Dataframe(visible=False), None, table_output, api_visibility="private", queue=False)
+        links_button.click(
+            analyze_links,
+            [links_input, *inputs],
+            [table_output, report_output, *details],
+            api_name="analyze_links",
+            concurrency_id="analysis",
+            concurrency_limit=1,
+        ).success(lambda: gr.Dataframe(visible=True), None, table_output, api_visibility="private", queue=False)
+    return demo
+
+
+def _answer(work, *args):
+    """Run one analysis; every failure reaches the visitor as a message, never as a traceback."""
+    *values, progress = args
+    try:
+        return work(*values, progress=lambda fraction, text: progress(fraction, desc=text))
+    except DetectorError as exc:
+        raise gr.Error(exc.message, title="Cannot analyse this", print_exception=False) from None
+    except Exception:
+        log.exception("the analysis failed")
+        raise gr.Error(
+            "the analysis failed unexpectedly; the details are in the app's log", title="Something went wrong"
+        ) from None
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from detector.cli import set_threads
+
+    settings = DemoSettings.from_env()
+    set_threads(settings.threads or None)
+    analyzer = DemoAnalyzer(settings)
+    atexit.register(analyzer.close)
+    try:  # load the default model now rather than on the first visitor's click
+        analyzer.detectors.get(settings.model)
+    except DetectorError as exc:
+        log.error("the model %s could not be loaded: %s", settings.model, exc.message)
+    demo = build_demo(settings, analyzer)
+    demo.queue(default_concurrency_limit=1).launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        max_file_size=settings.max_upload_bytes,
+    )
+
+
+if __name__ == "__main__":
+    main()
