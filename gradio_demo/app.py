@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -165,6 +166,8 @@ def main() -> None:
     set_threads(settings.threads or None)
     analyzer = DemoAnalyzer(settings)
     atexit.register(analyzer.close)
+    # A Space (or a supervisor) stops the app with SIGTERM: exit normally so that the result folder is removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:  # load the default model now rather than on the first visitor's click
         analyzer.detectors.get(settings.model)
     except DetectorError as exc:
