@@ -82,7 +82,7 @@ def open_media(path: str | os.PathLike, limits: MediaLimits | None = None) -> Im
     if size == 0:
         raise EmptyMediaError(f"{path.name}: the file is empty")
     if size > limits.max_bytes:
-        raise MediaTooLargeError(f"{path.name}: {size / 1e6:.1f} MB is over the {limits.max_bytes / 1e6:.0f} MB limit")
+        raise MediaTooLargeError(f"{path.name}: {_size(size)} is over the {_size(limits.max_bytes)} limit")
     image = ImageMedia.try_open(path, size, limits)
     if image is not None:
         return image
@@ -111,7 +111,7 @@ class ImageMedia:
             width, height = im.size
             if width * height > limits.max_pixels:
                 raise MediaTooLargeError(
-                    f"{path.name}: {width}x{height} is over the {limits.max_pixels / 1e6:.0f} megapixel limit"
+                    f"{path.name}: {width}x{height} is over the {limits.max_pixels / 1e6:g} megapixel limit"
                 )
             frame_count = getattr(im, "n_frames", 1)
             fmt = im.format
@@ -145,6 +145,14 @@ class ImageMedia:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
 
 
 def _has_video_signature(path: Path) -> bool:
@@ -182,9 +190,8 @@ class VideoMedia:
         container = self._container
         demuxers = set(container.format.name.split(","))
         if not demuxers & VIDEO_CONTAINERS:
-            raise UnsupportedMediaError(
-                f"{name}: {container.format.long_name or container.format.name} is not a video format we read"
-            )
+            # FFmpeg guesses a format for almost anything (plain text reads as "tty"): name none of them
+            raise UnsupportedMediaError(f"{name}: not an image or video file we can read")
         if not container.streams.video:
             raise UnsupportedMediaError(f"{name}: the file has no video stream")
         stream = container.streams.video[0]
@@ -197,7 +204,7 @@ class VideoMedia:
         if not width or not height:
             raise CorruptMediaError(f"{name}: the video stream has no picture size")
         if width * height > limits.max_pixels:
-            raise MediaTooLargeError(f"{name}: {width}x{height} is over the {limits.max_pixels / 1e6:.0f} megapixel limit")
+            raise MediaTooLargeError(f"{name}: {width}x{height} is over the {limits.max_pixels / 1e6:g} megapixel limit")
 
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else 0.0
@@ -209,7 +216,7 @@ class VideoMedia:
         elif container.duration:
             duration = container.duration / 1e6
         if duration > limits.max_duration_s:
-            raise MediaTooLongError(f"{name}: {duration:.0f} s is over the {limits.max_duration_s:.0f} s limit")
+            raise MediaTooLongError(f"{name}: {duration:.1f} s is over the {limits.max_duration_s:g} s limit")
 
         # Decoding the first frame proves the codec works and reveals the display rotation.
         first = self._decode_first(name)
@@ -217,7 +224,7 @@ class VideoMedia:
         if not duration:
             duration = self._scan_duration()
             if duration > limits.max_duration_s:
-                raise MediaTooLongError(f"{name}: {duration:.0f} s is over the {limits.max_duration_s:.0f} s limit")
+                raise MediaTooLongError(f"{name}: {duration:.1f} s is over the {limits.max_duration_s:g} s limit")
         frame_count = stream.frames or max(1, int(round(duration * fps)))
         if rotation in (90, 270):
             width, height = height, width
