@@ -1,0 +1,112 @@
+// Badge text, colour and details per verdict, per progress stage and per error.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+
+import { actionBadgeFor, COLOURS, errorCode, labelForError, labelForProgress, labelForResult } from "../lib/labels.js";
+import { report } from "./fakes.js";
+
+describe("verdicts", () => {
+  test("fake: red, with the confidence and the probability", () => {
+    const label = labelForResult({ report: report("fake", 0.83), reportUrl: "http://127.0.0.1:8000/analyses/a1", cached: false });
+    assert.equal(label.state, "done");
+    assert.equal(label.verdict, "fake");
+    assert.equal(label.text, "Fake · 83%");
+    assert.equal(label.colour, COLOURS.fake);
+    assert.equal(label.probability, 0.83);
+    assert.equal(label.reportUrl, "http://127.0.0.1:8000/analyses/a1");
+    assert.ok(label.details.includes("Probability of a fake: 83%"));
+    assert.ok(label.details.includes("Model: default@3f2a9c1d4e5b (mobilenet_v3_small_lstm)"));
+    assert.ok(label.details.includes("Frames analysed: 16 of 15.8 s of video"));
+    assert.ok(label.details.includes("Analysis time: 0.6 s"));
+    assert.equal(label.details.at(-1), "Click for the full report.");
+  });
+
+  test("real: green, confidence of the label given (1 - p)", () => {
+    const label = labelForResult({ report: report("real", 0.1), reportUrl: null, cached: true });
+    assert.equal(label.text, "Real · 90%");
+    assert.equal(label.colour, COLOURS.real);
+    assert.ok(label.details.includes("Analysis time: 0.6 s (cached result)"));
+    assert.ok(!label.details.includes("Click for the full report."));
+  });
+
+  test("uncertain: amber", () => {
+    const label = labelForResult({ report: report("uncertain", 0.52, { confidence: 0.52 }) });
+    assert.equal(label.text, "Uncertain · 52%");
+    assert.equal(label.colour, COLOURS.uncertain);
+  });
+
+  test("no face: grey, no percentage, probability null", () => {
+    const label = labelForResult({ report: report("no_face", null, { media: { kind: "image", width: 800, height: 600 } }) });
+    assert.equal(label.text, "No face");
+    assert.equal(label.verdict, "no_face");
+    assert.equal(label.probability, null);
+    assert.equal(label.colour, COLOURS.no_face);
+    assert.ok(label.details.includes("Image 800×600"));
+  });
+
+  test("every verdict has its own colour", () => {
+    const colours = ["real", "fake", "uncertain", "no_face"].map((v) => labelForResult({ report: report(v, 0.5) }).colour);
+    assert.equal(new Set(colours).size, 4);
+  });
+
+  test("the checked URL is named in the details", () => {
+    const label = labelForResult({ report: report() }, { url: "https://x.com/a/status/1", via: "permalink" });
+    assert.ok(label.details.includes("Checked the post: https://x.com/a/status/1"));
+  });
+});
+
+test("progress: 'Checking…' with the job's fraction and stage", () => {
+  assert.equal(labelForProgress().text, "Checking…");
+  const label = labelForProgress({ stage: "faces", fraction: 0.6 });
+  assert.equal(label.text, "Checking… 60%");
+  assert.deepEqual(label.details, ["Finding faces"]);
+  assert.equal(label.state, "checking");
+  assert.equal(label.verdict, null);
+  assert.equal(label.colour, COLOURS.checking);
+});
+
+describe("errors", () => {
+  const cases = [
+    [{ code: "unreachable", backendUrl: "http://127.0.0.1:8000" }, "⚠ Checker offline", /127\.0\.0\.1:8000/],
+    [{ code: "unsupported_url_scheme", status: 400, message: "blob: URLs cannot be fetched" }, "⚠ Unsupported link", /blob:/],
+    [{ code: "unsafe_url", status: 400, message: "private address" }, "⚠ Unsupported link", /private/],
+    [{ code: "media_too_long", status: 413, message: "the video is 900 s long; the limit is 600 s" }, "⚠ Too long", /600 s/],
+    [{ code: "rate_limited", status: 429, retryAfterS: 12 }, "⚠ Rate limited", /try again in 12 s/],
+    [{ code: "unavailable", status: 503, retryAfterS: 10 }, "⚠ Checker busy", /10 s/],
+    [{ code: "unauthorized", status: 401 }, "⚠ API key needed", /options/],
+    [{ code: "fetch_failed", status: 502, message: "the site answered 404" }, "⚠ Couldn't fetch media", /404/],
+    [{ code: "no_media_found", status: 422 }, "⚠ No media found", /no video or image/],
+    [{ code: "no_permission", backendUrl: "https://checker.example" }, "⚠ No access to checker", /checker\.example/],
+    [{ code: "weird_new_code", status: 500, message: "boom" }, "⚠ Checker error", /boom/],
+  ];
+  for (const [error, text, detail] of cases) {
+    test(`${error.code} → ${text}`, () => {
+      const label = labelForError(error);
+      assert.equal(label.text, text);
+      assert.equal(label.verdict, "error");
+      assert.equal(label.state, "error");
+      assert.equal(label.probability, null);
+      assert.equal(label.colour, COLOURS.error);
+      assert.match(label.details.join(" "), detail);
+    });
+  }
+
+  test("an unknown code is named after its HTTP status", () => {
+    assert.equal(errorCode({ code: "http_413", status: 413 }), "media_too_large");
+    assert.equal(errorCode({ code: "http_429", status: 429 }), "rate_limited");
+    assert.equal(errorCode({ code: "http_504", status: 504 }), "fetch_timeout");
+    assert.equal(errorCode({}), "server_error");
+  });
+
+  test("errors that cannot succeed again are not offered for retry", () => {
+    assert.equal(labelForError({ code: "no_target", retryable: false }).retryable, false);
+    assert.equal(labelForError({ code: "unreachable" }).retryable, true);
+  });
+});
+
+test("the toolbar badge mirrors the label", () => {
+  assert.deepEqual(actionBadgeFor(labelForProgress()), { text: "…", colour: COLOURS.checking });
+  assert.equal(actionBadgeFor(labelForResult({ report: report("fake") })).text, "FAKE");
+  assert.equal(actionBadgeFor(labelForError({ code: "unreachable" })).text, "!");
+  assert.equal(actionBadgeFor(null).text, "");
+});

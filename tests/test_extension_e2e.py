@@ -1,0 +1,492 @@
+"""End to end: the unpacked extension in Debian's headless Chromium, driven by Playwright, talking to the real
+backend (`python -m server`, the embedded default checkpoint) on 127.0.0.1, on a local "social feed" page with
+real media from the shared data.
+
+The native context menu cannot be automated, so each check right-clicks the element for real (the content
+script records it) and then calls, in the extension's service worker, the handler its
+`chrome.contextMenus.onClicked` listener calls, with the info object Chrome would pass. Every label must sit on
+the clicked element and show the verdict the backend gives for the same URL when asked directly.
+
+Artefacts: test-artifacts/extension_e2e.png (a screenshot of the labelled feed); with DEEPFAKE_UPDATE_DOCS=1 also
+docs/extension_badge.png (the README's picture).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+EXTENSION = ROOT / "extension"
+ARTIFACTS = ROOT / "test-artifacts"
+MEDIA_MENU, LINK_MENU, PAGE_MENU = "deepfake-check-media", "deepfake-check-link", "deepfake-check-page"
+VERDICTS = {"real", "fake", "uncertain", "no_face"}
+
+FEED_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Local feed</title>
+<style>
+  body { margin: 0; font: 14px/1.4 system-ui, sans-serif; background: #f0f2f5; color: #1c1e21; }
+  header.bar { position: sticky; top: 0; z-index: 5; padding: 10px 20px; background: #fff; border-bottom: 1px solid #ddd; font-weight: 700; }
+  main { display: grid; grid-template-columns: repeat(3, 380px); gap: 16px; padding: 16px 20px; }
+  article { background: #fff; border-radius: 10px; padding: 12px; box-shadow: 0 1px 2px rgba(0,0,0,.15); cursor: pointer; }
+  article .who { display: flex; gap: 8px; align-items: center; margin-bottom: 8px; }
+  article .avatar { width: 32px; height: 32px; border-radius: 50%; background: #8ab4f8; }
+  article .who a { color: #65676b; font-size: 12px; text-decoration: none; }
+  article img, article video { display: block; width: 356px; height: 260px; object-fit: cover; background: #000; border-radius: 6px; }
+</style></head>
+<body>
+<header class="bar">Local feed</header>
+<main id="feed"></main>
+<script>
+  const POSTS = [
+    {id: "post-photo", who: "Ana", text: "Holiday photo", permalink: "/image-page/photo.jpg",
+     media: '<img id="photo" src="/files/photo.jpg" alt="photo">'},
+    {id: "post-video", who: "Ben", text: "Interview clip", permalink: "/page/video.mp4",
+     media: '<video id="video" src="/files/video.mp4" muted controls preload="metadata"></video>'},
+    {id: "post-blob", who: "Cleo", text: "Streamed like the big sites do (MediaSource / blob:)", permalink: "/page/clip.mp4",
+     media: '<video id="blob-video" muted controls></video>'},
+    {id: "post-link", who: "Dan", text: 'Look at <a id="link" href="/files/frame.png">this frame</a>', permalink: "/files/frame.png", media: ""},
+    {id: "post-photo-2", who: "Eve", text: "Same photo, shared again", permalink: "/image-page/photo.jpg?share=2",
+     media: '<img id="photo-2" src="/files/photo.jpg" alt="photo again">'},
+  ];
+  window.postClicks = 0;
+  function post(p) {
+    return `<article id="${p.id}"><div class="who"><span class="avatar"></span><b>${p.who}</b>
+      <a rel="bookmark" href="${p.permalink}"><time datetime="2025-01-01T12:00">2 h</time></a></div>
+      <p>${p.text}</p>${p.media}</article>`;
+  }
+  async function attachBlob() {
+    const video = document.getElementById("blob-video");
+    const blob = await (await fetch("/files/clip.mp4")).blob();
+    video.src = URL.createObjectURL(blob);
+    await new Promise((resolve) => video.readyState >= 1 ? resolve() : video.addEventListener("loadedmetadata", resolve, {once: true}));
+  }
+  // Like a feed framework: the whole list is rendered again (new elements), here with a new post on top.
+  window.renderFeed = async (extra) => {
+    const feed = document.getElementById("feed");
+    feed.innerHTML = (extra ? `<article id="post-new"><p>${extra}</p></article>` : "") + POSTS.map(post).join("");
+    for (const article of feed.querySelectorAll("article")) article.addEventListener("click", () => { window.postClicks += 1; });
+    await attachBlob();
+    return true;
+  };
+  window.feedReady = window.renderFeed("");
+</script>
+</body></html>
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Backend:
+    """`python -m server` in a subprocess, as a person runs it."""
+
+    def __init__(self, data_dir: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = data_dir / "server.log"
+        env = {
+            **os.environ,
+            "DEEPFAKE_ALLOW_PRIVATE_URLS": "1",
+            "DEEPFAKE_DATA_DIR": str(data_dir),
+            "DEEPFAKE_HEATMAPS": "0",
+            "DEEPFAKE_WORKERS": "1",
+            "HF_HUB_OFFLINE": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.log = open(self.log_path, "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout_s: float = 300) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"the backend exited with {self.process.returncode}:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                if requests.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        pytest.fail(f"the backend was not ready within {timeout_s} s:\n{self.log_path.read_text()[-3000:]}")
+
+    def analyze(self, url: str) -> dict:
+        """What the backend itself answers for `url` (cached when the extension asked first)."""
+        response = requests.post(f"{self.url}/api/v1/analyze", params={"wait": 120}, json={"url": url}, timeout=180)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def feed(tmp_path_factory, face_photo, fake_video, real_video, full_frame):
+    from tests.mediaserver import MediaServer
+
+    root = tmp_path_factory.mktemp("feed")
+    shutil.copy(face_photo, root / "photo.jpg")
+    shutil.copy(fake_video, root / "video.mp4")
+    shutil.copy(real_video, root / "clip.mp4")
+    shutil.copy(full_frame, root / "frame.png")
+    (root / "feed.html").write_text(FEED_HTML)
+    with MediaServer(root) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory):
+    server = Backend(tmp_path_factory.mktemp("backend-data"))
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+class Browser:
+    """Chromium with the unpacked extension, and ways to reach its service worker."""
+
+    def __init__(self, context):
+        self.context = context
+        self.worker = (
+            context.service_workers[0] if context.service_workers else context.wait_for_event("serviceworker", timeout=30000)
+        )
+        self.extension_id = self.worker.url.split("/")[2]
+
+    def sw(self):
+        """The extension's service worker, woken up if Chrome stopped it while idle."""
+        live = [w for w in self.context.service_workers if w.url.startswith(f"chrome-extension://{self.extension_id}/")]
+        if live:
+            self.worker = live[0]
+            return self.worker
+        page = self.context.new_page()
+        page.goto(f"chrome-extension://{self.extension_id}/options/options.html")
+        with self.context.expect_event("serviceworker", timeout=30000) as event:
+            page.evaluate("chrome.runtime.sendMessage({type: 'deepfake:hello'})")
+        page.close()
+        self.worker = event.value
+        return self.worker
+
+    def set_backend(self, url: str) -> None:
+        self.sw().evaluate("(url) => chrome.storage.local.set({backendUrl: url})", url)
+
+
+@pytest.fixture(scope="module")
+def browser(backend):
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: scripts/setup --dev installs Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    profile = tempfile.mkdtemp(prefix="deepfake-chromium-")
+    args = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--disable-extensions-except={EXTENSION}",
+        f"--load-extension={EXTENSION}",
+    ]
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=str(CHROMIUM), headless=True, args=args, viewport={"width": 1240, "height": 980}
+        )
+        try:
+            chrome = Browser(context)
+            chrome.set_backend(backend.url)
+            yield chrome
+        finally:
+            context.close()
+            shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def page(browser, feed):
+    tab = browser.context.new_page()
+    tab.goto(feed.url("/files/feed.html"))
+    tab.evaluate("window.feedReady")
+    return tab
+
+
+def menu_click(browser: Browser, page, selector: str, menu_item: str) -> dict:
+    """Right-click `selector` for real, then run the extension's menu handler as Chrome would; the final label."""
+    element = page.locator(selector)
+    element.scroll_into_view_if_needed()
+    element.click(button="right")
+    info = page.evaluate(
+        """([selector, menuItemId]) => {
+            const el = document.querySelector(selector);
+            const info = {menuItemId, pageUrl: location.href, frameId: 0, editable: false};
+            if (menuItemId === "deepfake-check-media") Object.assign(info, {srcUrl: el.currentSrc || el.src, mediaType: el.tagName.toLowerCase() === "img" ? "image" : "video"});
+            if (menuItemId === "deepfake-check-link") Object.assign(info, {linkUrl: el.href, linkText: el.textContent});
+            return info;
+        }""",
+        [selector, menu_item],
+    )
+    return browser.sw().evaluate(
+        """async ([info, url]) => {
+            const [tab] = await chrome.tabs.query({url});
+            return self.deepfakeChecker.handleMenuClick(info, tab);
+        }""",
+        [info, page.url],
+    )
+
+
+def badge_on(page, selector: str) -> dict:
+    """The badge drawn over `selector`'s element: its attributes, text and whether it lies on the element."""
+    return page.evaluate(
+        """(selector) => {
+            const el = document.querySelector(selector);
+            const r = el.getBoundingClientRect();
+            // On the element: over it, or (small elements such as links) right beside it.
+            const on = [...document.querySelectorAll("deepfake-badge[data-deepfake-verdict]")].filter((b) => {
+                const s = b.getBoundingClientRect();
+                return b.style.display !== "none" && s.width > 0 && s.left >= r.left - 8 && s.top >= r.top - 12
+                    && s.left <= r.right + 8 && s.top <= r.bottom;
+            });
+            return on.map((b) => ({
+                id: b.getAttribute("data-deepfake-badge"),
+                verdict: b.getAttribute("data-deepfake-verdict"),
+                probability: b.getAttribute("data-deepfake-probability"),
+                text: b.shadowRoot.querySelector(".text").textContent,
+                details: [...b.shadowRoot.querySelectorAll(".details li")].map((li) => li.textContent),
+            }));
+        }""",
+        selector,
+    )
+
+
+def wait_badge(page, selector: str, timeout_s: float = 30) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = badge_on(page, selector)
+        if len(found) == 1:
+            return found[0]
+        assert len(found) < 2, f"more than one badge on {selector}: {found}"
+        time.sleep(0.2)
+    pytest.fail(f"no badge appeared on {selector}")
+
+
+def history(browser: Browser) -> list[dict]:
+    return browser.sw().evaluate("() => self.deepfakeChecker.history.list()")
+
+
+def assert_matches_backend(badge: dict, label: dict, answer: dict) -> None:
+    report = answer["report"]
+    assert report["verdict"] in VERDICTS
+    assert badge["verdict"] == report["verdict"] == label["verdict"]
+    if report["fake_probability"] is None:
+        assert badge["probability"] == ""
+    else:
+        assert float(badge["probability"]) == pytest.approx(report["fake_probability"], abs=1e-9)
+    assert label["reportUrl"] == answer["report_url"]
+
+
+def test_the_three_menu_items_exist(browser):
+    for menu_id in (MEDIA_MENU, LINK_MENU, PAGE_MENU):
+        # update() fails for an id that was never created
+        browser.sw().evaluate("(id) => chrome.contextMenus.update(id, {})", menu_id)
+    with pytest.raises(Exception, match="not find"):
+        browser.sw().evaluate("() => chrome.contextMenus.update('no-such-item', {})")
+
+
+def test_image_is_labelled_with_the_backends_verdict(browser, page, backend, feed):
+    layout_before = page.locator("#photo").bounding_box()
+    label = menu_click(browser, page, "#photo", MEDIA_MENU)
+    badge = wait_badge(page, "#photo")
+    answer = backend.analyze(feed.url("/files/photo.jpg"))
+    assert answer["cached"] is True, "the extension's request should have been the first"
+    assert_matches_backend(badge, label, answer)
+    assert any(line.startswith("Model: ") for line in badge["details"])
+    assert history(browser)[0]["url"] == feed.url("/files/photo.jpg")
+    assert page.locator("#photo").bounding_box() == layout_before, "the badge must not move the page's layout"
+    assert badge_on(page, "#photo-2") == [], "the other copy of the photo was not clicked"
+
+
+def test_mp4_video_is_labelled_after_its_job(browser, page, backend, feed):
+    label = menu_click(browser, page, "#video", MEDIA_MENU)
+    badge = wait_badge(page, "#video")
+    assert_matches_backend(badge, label, backend.analyze(feed.url("/files/video.mp4")))
+    assert any(line.startswith("Frames analysed: ") for line in badge["details"])
+
+
+def test_blob_video_is_checked_through_its_posts_permalink(browser, page, backend, feed):
+    src = page.evaluate("document.querySelector('#blob-video').currentSrc")
+    assert src.startswith("blob:")
+    label = menu_click(browser, page, "#blob-video", MEDIA_MENU)
+    badge = wait_badge(page, "#blob-video")
+    permalink = feed.url("/page/clip.mp4")
+    assert history(browser)[0]["url"] == permalink, "the post's permalink is sent, never the blob: URL"
+    assert_matches_backend(badge, label, backend.analyze(permalink))
+    sources = [item["source"] for item in requests.get(f"{backend.url}/api/v1/analyses", timeout=10).json()["items"]]
+    assert not [s for s in sources if s.startswith("blob:")]
+
+
+def test_link_is_labelled(browser, page, backend, feed):
+    label = menu_click(browser, page, "#link", LINK_MENU)
+    badge = wait_badge(page, "#link")
+    assert_matches_backend(badge, label, backend.analyze(feed.url("/files/frame.png")))
+
+
+def test_the_right_clicked_copy_of_a_repeated_image_gets_the_badge(browser, page, backend, feed):
+    menu_click(browser, page, "#photo-2", MEDIA_MENU)
+    badge = wait_badge(page, "#photo-2")
+    assert badge["verdict"] in VERDICTS
+    assert len(badge_on(page, "#photo")) == 1, "the first copy keeps its own badge, and only one"
+
+
+def test_badge_click_opens_the_report_and_page_clicks_still_work(browser, page, backend, feed):
+    clicks = page.evaluate("window.postClicks")
+    box = page.locator("#photo").bounding_box()
+    page.mouse.click(box["x"] + box["width"] - 10, box["y"] + box["height"] - 10)  # away from the badge
+    assert page.evaluate("window.postClicks") == clicks + 1, "the page's own click handlers still work"
+
+    badge = wait_badge(page, "#photo")
+    host = page.locator(f'deepfake-badge[data-deepfake-badge="{badge["id"]}"] .badge')
+    host.hover()
+    assert page.locator(f'deepfake-badge[data-deepfake-badge="{badge["id"]}"] .details').is_visible()
+    with browser.context.expect_page(timeout=15000) as opened:
+        host.click(position={"x": 12, "y": 10})
+    report_page = opened.value
+    report_page.wait_for_load_state()
+    answer = backend.analyze(feed.url("/files/photo.jpg"))
+    assert report_page.url == answer["report_url"]
+    assert answer["report"]["verdict"].replace("_", " ") in report_page.content().lower()
+    report_page.close()
+    assert page.evaluate("window.postClicks") == clicks + 1, "a click on the badge does not reach the page"
+
+
+def test_badges_stay_on_their_elements_when_the_feed_re_renders(browser, page, backend, feed):
+    before = {sel: wait_badge(page, sel)["verdict"] for sel in ("#photo", "#video", "#blob-video", "#link")}
+    page.evaluate("window.renderFeed('A new post pushes the feed down')")
+    deadline = time.monotonic() + 15
+    after = {}
+    while time.monotonic() < deadline:
+        after = {sel: [b["verdict"] for b in badge_on(page, sel)] for sel in before}
+        if all(len(found) == 1 for found in after.values()):
+            break
+        time.sleep(0.2)
+    assert after == {sel: [verdict] for sel, verdict in before.items()}
+
+
+def test_auto_label_labels_visible_media_of_an_opted_in_site(browser, feed, backend):
+    origin = feed.url("")
+    sw = browser.sw()
+    sw.evaluate("(origin) => chrome.storage.local.set({autoLabelSites: [origin]})", origin.rstrip("/"))
+    sw.evaluate("() => self.deepfakeChecker.syncAutoLabel()")
+    tab = browser.context.new_page()
+    try:
+        tab.goto(feed.url("/files/feed.html"))
+        tab.evaluate("window.feedReady")
+        for selector in ("#photo", "#video", "#blob-video"):
+            badge = wait_badge(tab, selector, timeout_s=60)
+            assert badge["verdict"] in VERDICTS
+    finally:
+        tab.close()
+        browser.sw().evaluate("() => chrome.storage.local.set({autoLabelSites: []})")
+        browser.sw().evaluate("() => self.deepfakeChecker.syncAutoLabel()")
+
+
+def extension_page(browser: Browser, path: str):
+    tab = browser.context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    tab.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    tab.goto(f"chrome-extension://{browser.extension_id}/{path}")
+    return tab, errors
+
+
+def test_popup_shows_backend_status_and_last_checks(browser, backend, feed):
+    from playwright.sync_api import expect
+
+    popup, errors = extension_page(browser, "popup/popup.html")
+    try:
+        # Extension pages forbid eval (their CSP), so wait through locators, not wait_for_function.
+        expect(popup.locator("#backend-status")).to_have_text("Checker ready", timeout=15000)
+        rows = popup.locator("#history li")
+        assert rows.count() >= 4
+        sources = popup.locator("#history .source").all_text_contents()
+        assert feed.url("/page/clip.mp4") in sources
+        first = popup.locator("#history li").first
+        assert first.locator(".chip").text_content().split(" ·")[0] in {"Real", "Fake", "Uncertain", "No face"}
+        assert first.locator("a.report").get_attribute("href").startswith(f"{backend.url}/analyses/")
+        assert errors == []
+    finally:
+        popup.close()
+
+
+def test_options_page_saves_settings(browser, backend):
+    from playwright.sync_api import expect
+
+    options, errors = extension_page(browser, "options/options.html")
+    try:
+        expect(options.locator("#backendUrl")).not_to_have_value("", timeout=15000)
+        assert options.input_value("#backendUrl") == backend.url
+        options.fill("#backendUrl", f" {backend.url}/ ")
+        options.fill("#requestsPerMinute", "12")
+        options.click("#test")
+        options.wait_for_selector("#testResult.ok", timeout=15000)
+        options.click("#save")
+        options.wait_for_selector("#status.ok", timeout=15000)
+        stored = browser.sw().evaluate("() => chrome.storage.local.get(['backendUrl', 'requestsPerMinute', 'autoLabelSites'])")
+        assert stored == {"backendUrl": backend.url, "requestsPerMinute": 12, "autoLabelSites": []}
+        assert errors == []
+    finally:
+        options.close()
+
+
+def test_screenshot(browser, page):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.evaluate("window.scrollTo(0, 0)")
+    badge = wait_badge(page, "#video")
+    page.locator(f'deepfake-badge[data-deepfake-badge="{badge["id"]}"] .badge').hover()
+    time.sleep(0.3)
+    page.screenshot(path=str(ARTIFACTS / "extension_e2e.png"), full_page=True)
+    if os.environ.get("DEEPFAKE_UPDATE_DOCS") == "1":
+        page.screenshot(path=str(ROOT / "docs" / "extension_badge.png"), clip={"x": 0, "y": 0, "width": 1240, "height": 760})
+
+
+def test_a_stopped_backend_gives_a_readable_error_label(browser, page, backend):
+    backend.stop()
+    label = menu_click(browser, page, "#photo", MEDIA_MENU)
+    assert label["verdict"] == "error"
+    badge = wait_badge(page, "#photo")
+    assert badge["verdict"] == "error"
+    assert badge["text"] == "⚠ Checker offline"
+    assert any(backend.url in line for line in badge["details"])
+    page.screenshot(path=str(ARTIFACTS / "extension_e2e_error.png"), full_page=True)
+    assert history(browser)[0]["code"] == "unreachable"
+    assert browser.sw().evaluate("() => self.deepfakeChecker.unhandledRejections()") == 0
