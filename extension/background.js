@@ -373,6 +373,7 @@ resume();
 self.deepfakeChecker = {
   handleMenuClick,
   handleAutoCheck,
+  ensureContentScript,
   syncAutoLabel,
   runner,
   history,
