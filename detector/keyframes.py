@@ -42,14 +42,46 @@ def plan_candidates(
     return segments
 
 
+def plan_decoding(video: VideoMedia, n: int, candidate_rate: float = 4.0) -> tuple[list[list[float]], str]:
+    """Candidates per segment and what the decoder may skip, chosen per clip from its key-frame index.
+
+    - When the index shows a key frame in every segment, the candidates are key frames and only key frames are
+      decoded ("NONKEY"): encoders place key frames at scene cuts, which is what we want to look at anyway,
+      and a key frame decodes on its own, so this is by far the cheapest plan.
+    - Otherwise the regular candidates are decoded; when that means decoding many frames we do not keep,
+      frames no other frame refers to are skipped ("NONREF", about half of an H.264 stream), and `frames_at`
+      seeks over every stretch that contains a key frame.
+    """
+    info = video.info
+    segments = plan_candidates(info.duration_s, video.fps, info.frame_count, n, candidate_rate)
+    keyframes = video.keyframe_times()
+    if len(segments) == n and len(keyframes) >= n:
+        length = info.duration_s / n
+        chosen = []
+        for s in range(n):
+            inside = [t for t in keyframes if s * length <= t < (s + 1) * length]
+            if not inside:
+                break
+            step = max(1, len(inside) // max_candidates(length, candidate_rate))
+            chosen.append(inside[::step][: max_candidates(length, candidate_rate)])
+        else:
+            return chosen, "NONKEY"
+    total = max(1, int(round(info.duration_s * video.fps)))
+    candidates = sum(len(times) for times in segments)
+    return segments, ("NONREF" if total > 4 * candidates else "DEFAULT")
+
+
+def max_candidates(segment_s: float, candidate_rate: float, max_per_segment: int = 4) -> int:
+    return int(np.clip(round(segment_s * candidate_rate), 1, max_per_segment))
+
+
 def select_key_frames(
     video: VideoMedia,
     n: int,
     candidate_rate: float = 4.0,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[KeyFrame]:
-    info = video.info
-    segments = plan_candidates(info.duration_s, video.fps, info.frame_count, n, candidate_rate)
+    segments, skip = plan_decoding(video, n, candidate_rate)
     owner = [s for s, times in enumerate(segments) for _ in times]
     targets = [t for times in segments for t in times]
 
@@ -68,7 +100,7 @@ def select_key_frames(
         if progress:
             progress(len(kept), len(segments))
 
-    for segment, decoded in zip(owner, video.frames_at(targets)):
+    for segment, decoded in zip(owner, video.frames_at(targets, skip=skip)):
         if segment != current:
             close_segment()
             current = segment

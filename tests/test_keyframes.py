@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from detector.keyframes import plan_candidates, select_key_frames
+from detector.keyframes import plan_candidates, plan_decoding, select_key_frames
 from detector.media import open_media
 from tests.mediafactory import read_frames, write_video
 
@@ -46,3 +46,31 @@ def test_prefers_the_frame_after_a_cut(tmp_path, real_video, fake_video):
     cut_segment = [f for f in chosen if 50 <= f.index < 75]
     assert len(cut_segment) == 1 and cut_segment[0].index >= 60
     assert cut_segment[0].change == max(f.change for f in chosen)
+
+
+def test_plan_uses_key_frames_only_when_every_segment_has_one(tmp_path, real_video):
+    frames = read_frames(real_video, limit=100)  # 4 s at 25 fps
+    dense = write_video(tmp_path / "dense.mp4", frames, fps=25, options={"g": "10", "keyint_min": "10", "sc_threshold": "0"})
+    sparse = write_video(tmp_path / "sparse.mp4", frames, fps=25, options={"g": "250"})
+    with open_media(dense) as media:
+        segments, skip = plan_decoding(media, 8)
+        chosen = select_key_frames(media, 8)
+        keyframes = media.keyframe_times()
+        assert skip == "NONKEY" and len(keyframes) == 10
+        assert all(f.timestamp_s in keyframes for f in chosen) and len(chosen) == 8
+        assert media.frames_decoded <= len(keyframes)  # each candidate key frame decoded once, nothing else
+    with open_media(sparse) as media:
+        _, skip = plan_decoding(media, 8)
+        assert skip == "NONREF"  # 100 frames to decode for 8 segments' candidates: skip the unreferenced ones
+        chosen = select_key_frames(media, 8)
+        assert len(chosen) == 8 and media.frames_decoded < 100
+
+
+def test_seeking_skips_what_lies_between_key_frames(tmp_path, real_video):
+    frames = read_frames(real_video, limit=100)
+    path = write_video(tmp_path / "gop.mp4", frames, fps=25, options={"g": "25", "keyint_min": "25", "sc_threshold": "0"})
+    with open_media(path) as media:
+        got = list(media.frames_at([0.0, 3.0, 3.5]))
+        assert [f.index for f in got] == [0, 75, 87]
+        # frame 0, then a seek to the key frame at 3.0 s (frame 75) and 13 more: far fewer than the 88 in a row
+        assert media.frames_decoded <= 20
