@@ -111,9 +111,7 @@ class ImageMedia:
         with im:
             width, height = im.size
             if width * height > limits.max_pixels:
-                raise MediaTooLargeError(
-                    f"{path.name}: {width}x{height} is over the {limits.max_pixels / 1e6:g} megapixel limit"
-                )
+                raise MediaTooLargeError(f"{path.name}: {width}x{height} is over the {limits.max_pixels / 1e6:g} megapixel limit")
             frame_count = getattr(im, "n_frames", 1)
             fmt = im.format
             try:
@@ -281,7 +279,9 @@ class VideoMedia:
             try:
                 entries = self._stream.index_entries
                 times = sorted(
-                    float(e.timestamp) * self._time_base - self._start for e in entries if e.is_keyframe and e.timestamp is not None
+                    float(e.timestamp) * self._time_base - self._start
+                    for e in entries
+                    if e.is_keyframe and e.timestamp is not None
                 )
             except (AttributeError, av.error.FFmpegError):
                 times = []
@@ -291,9 +291,7 @@ class VideoMedia:
             self._keyframes = [round(t + delay, 6) for t in times]
         return self._keyframes
 
-    def frames_at(
-        self, times: Sequence[float], skip: str = "DEFAULT", seek_gap_s: float = 2.0
-    ) -> Iterator[DecodedFrame]:
+    def frames_at(self, times: Sequence[float], skip: str = "DEFAULT", seek_gap_s: float = 2.0) -> Iterator[DecodedFrame]:
         """Yield the first decoded frame at or after each time in `times` (ascending), decoding no more than needed.
 
         With the container's key-frame index, a target is reached by seeking exactly when a key frame lies

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from detector import MediaLimits
+from detector.env import parse_bool
 from detector.fetch import FetchLimits
 from detector.urlguard import UrlPolicy
 
@@ -89,15 +90,6 @@ ENVIRONMENT = {
     "DEMO_EXAMPLES": "examples_dir",
     "DEMO_EXAMPLE_LINKS": "example_links",
 }
-
-
-def parse_bool(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError("not a yes/no value (use 1 or 0)")
 
 
 def _convert(raw: str, kind: str):

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
-from detector.errors import DetectorError
+from detector.cli import run_command
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -201,18 +200,4 @@ def _size(n: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
-    args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except DetectorError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        return EXIT_FAILED
-    except Exception as exc:  # an unexpected failure: one readable line, the traceback only on request
-        if args.debug:
-            raise
-        print(f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
-        return EXIT_FAILED
+    return run_command(build_parser(), argv)

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from detector.env import parse_bool
+
 
 def default_data_dir() -> str:
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
@@ -124,15 +126,6 @@ ENVIRONMENT: dict[str, tuple[str, type | str]] = {
 
 class ConfigError(ValueError):
     """A DEEPFAKE_* variable has a value that cannot be used."""
-
-
-def parse_bool(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(f"{value!r} is not a yes/no value (use 1 or 0)")
 
 
 def settings_from_env(environ: Mapping[str, str]) -> dict[str, Any]:

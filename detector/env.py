@@ -1,0 +1,13 @@
+"""Reading `DEEPFAKE_*` settings from the environment: the parsing rules every shell shares."""
+
+from __future__ import annotations
+
+
+def parse_bool(value: str) -> bool:
+    """1/true/yes/on or 0/false/no/off (empty means no); anything else is a ValueError the shell reports."""
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{value!r} is not a yes/no value (use 1 or 0)")
