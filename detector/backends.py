@@ -11,6 +11,7 @@ other by a parity test. Grad-CAM always runs on the PyTorch model (it needs grad
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -162,7 +163,10 @@ def find_or_export(checkpoint: Checkpoint, int8: bool = False) -> Path:
     if checkpoint.path is not None and _export_matches(checkpoint.path, checkpoint, int8):
         return checkpoint.path
     if checkpoint.revision is None:
-        raise ValueError("an untrained in-memory model has no revision to key an ONNX export by")
+        # an in-memory model (untrained): nothing to key a cache by, so an export for this process only
+        folder = Path(tempfile.mkdtemp(prefix="deepfake-onnx-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        return export_onnx(checkpoint, folder, int8=int8)
     target = onnx_cache_dir() / checkpoint.revision
     with _export_lock:
         if not _export_matches(target, checkpoint, int8):

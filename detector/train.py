@@ -107,9 +107,12 @@ def build_items(samples: list[Sample], crops: list[FaceCrops | None], group: boo
         labels = {m[0].label for m in members}
         if len(labels) > 1:
             raise DatasetError(f"group {members[0][0].group!r} mixes real and fake files")
-        frames = np.concatenate([m[1].crops for m in members])
-        marks = [m[1].landmarks for m in members]
-        landmarks = np.concatenate(marks) if all(m is not None for m in marks) else None
+        if len(members) == 1:  # most items: keep the cached arrays rather than copies (memory)
+            frames, landmarks = members[0][1].crops, members[0][1].landmarks
+        else:
+            frames = np.concatenate([m[1].crops for m in members])
+            marks = [m[1].landmarks for m in members]
+            landmarks = np.concatenate(marks) if all(m is not None for m in marks) else None
         first = members[0][0]
         items.append(Item(frames, landmarks, first.label, first.source, first.method, [str(m[0].path) for m in members]))
     return items

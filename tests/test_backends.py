@@ -52,5 +52,6 @@ def test_dynamic_batch_and_sequence_length(checkpoint, tmp_path):
     assert int8.encode(rng.normal(size=(2, 3, 224, 224)).astype(np.float32)).shape == (2, 576)
 
 
-def test_auto_falls_back_to_torch_without_a_revision():
-    assert create_backend(build_untrained(), "auto").name == "torch"
+def test_an_in_memory_model_is_exported_for_the_process():
+    assert create_backend(build_untrained(), "auto").name == "onnxruntime"
+    assert create_backend(build_untrained(), "torch").name == "torch"

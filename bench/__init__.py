@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench` prints speed and memory figures beside their targets."""
