@@ -21,7 +21,7 @@ from .explain import grad_cam, paste_heatmap
 from .faces import Face, FaceTracks, Track, create_face_detector, extract_face_tracks
 from .keyframes import KeyFrame, select_key_frames
 from .media import ImageMedia, MediaLimits, open_media
-from .preprocess import crops_to_array, crops_to_tensor
+from .preprocess import crops_to_tensor, encode_crops
 from .report import FaceResult, FrameResult, Report, TrackResult
 
 # progress(stage, done, total); stages: "decode", "faces", "model"
@@ -186,9 +186,8 @@ class Detector:
         flat = [c for track_crops in crops for c in track_crops]
         features = []
         for start in range(0, len(flat), self.batch_size):
-            features.append(
-                self.backend.encode(crops_to_array(np.stack(flat[start : start + self.batch_size]), self.config.preprocessing))
-            )
+            batch = np.stack(flat[start : start + self.batch_size])
+            features.append(encode_crops(self.backend.encode, batch, self.config.preprocessing))
             if progress:
                 progress("model", min(start + self.batch_size, len(flat)), len(flat))
         features = np.concatenate(features)

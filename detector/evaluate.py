@@ -189,6 +189,8 @@ def register(commands, add_model_options) -> None:
     add_model_options(p)
     p.add_argument("--faces", choices=["auto", "dlib", "yunet", "none"], default=None)
     p.add_argument("--perturb", default=None, help="jpeg:QUALITY or scale:FACTOR applied to each image first")
+    p.add_argument("--backend", choices=["auto", "onnx", "onnx-int8", "torch"], default=None,
+                   help="inference backend (default: $DEEPFAKE_BACKEND or auto)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print one JSON object with the metrics")
     p.add_argument("--out", default=None, help="also write scores.csv, metrics.json and PNG plots here")
     p.set_defaults(run=run_evaluate)
@@ -199,7 +201,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from .cli import set_threads
 
     set_threads(args.threads)
-    detector = Detector.load(args.model, options=AnalysisOptions(face_detector=args.faces))
+    detector = Detector.load(args.model, options=AnalysisOptions(face_detector=args.faces), backend=args.backend)
     samples = read_dataset(args.data, args.split)
     metrics, rows = evaluate(detector, samples, args.perturb)
     if args.out:

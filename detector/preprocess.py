@@ -17,6 +17,15 @@ def crops_to_array(crops: np.ndarray | list[np.ndarray], config: PreprocessingCo
     return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
 
 
+def encode_crops(encode, crops: np.ndarray, config: PreprocessingConfig) -> np.ndarray:
+    """Features of (N, S, S, 3) uint8 crops through `encode` (normalised array -> features array); with
+    `tta_flip`, the mean of the crops' and their mirror images' features, in one batch."""
+    if not config.tta_flip:
+        return encode(crops_to_array(crops, config))
+    both = encode(crops_to_array(np.concatenate([crops, crops[:, :, ::-1]]), config))
+    return (both[: len(crops)] + both[len(crops) :]) / 2
+
+
 def crops_to_tensor(crops: np.ndarray | list[np.ndarray], config: PreprocessingConfig) -> torch.Tensor:
     """The same as `crops_to_array`, as a channels-last torch tensor (the fast layout for CPU convolutions)."""
     return torch.from_numpy(crops_to_array(crops, config)).contiguous(memory_format=torch.channels_last)

@@ -38,29 +38,30 @@ from .errors import DetectorError
 from .metrics import choose_threshold, choose_uncertain_band, fit_platt, roc_auc
 from .model import MobileNetLSTM, load_backbone_state
 from .paths import imagenet_backbone_file
-from .preprocess import crops_to_tensor
+from .preprocess import crops_to_tensor, encode_crops
 
 
 @dataclass
 class TrainOptions:
     data: str
     out: str
-    epochs: int = 30
+    epochs: int = 12
     samples_per_epoch: int = 4096
     batch_size: int = 48
     lr: float = 1e-3
-    backbone_lr: float = 5e-4
+    backbone_lr: float = 2e-4
     weight_decay: float = 0.05
     warmup_epochs: float = 1.0
-    patience: int = 8
+    patience: int = 6
     seed: int = 0
-    input_size: int = 160
+    input_size: int = 224
     backbone: str = "mobilenet_v3_small"
     backbone_weights: str | None = "shared"
     init_from: str | None = None
     pseudo_fakes: float = 0.5  # share of the fake class drawn as self-blended pseudo-fakes
-    balance_power: float = 0.5  # a (source, label) bucket of n items is drawn with weight n ** balance_power
+    balance_power: float = 0.3  # a (source, label) bucket of n items is drawn with weight n ** balance_power
     ema_decay: float = 0.995  # validation and checkpoints use an exponential moving average of the weights (0: off)
+    tta_flip: bool = True  # score validation (and later inference) on each crop and its mirror image
     max_sequence: int = 8
     label_smoothing: float = 0.05
     threshold_rule: str = "balanced"
@@ -206,8 +207,11 @@ def score_items(model: MobileNetLSTM, items: list[Item], prep: PreprocessingConf
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
         lengths = torch.tensor([len(items[i].crops) for i in chunk])
-        images = crops_to_tensor(np.concatenate([items[i].crops for i in chunk]), prep)
-        features = split_features(model.encode(images), lengths)
+        crops = np.concatenate([items[i].crops for i in chunk])
+        encoded = encode_crops(
+            lambda a: model.encode(torch.from_numpy(a).contiguous(memory_format=torch.channels_last)).numpy(), crops, prep
+        )
+        features = split_features(torch.from_numpy(encoded), lengths)
         frame_logits, clip_logits = model.sequence_logits(features, lengths)
         mask = torch.arange(features.shape[1])[None, :] < lengths[:, None]
         mean_frames = (frame_logits * mask).sum(1) / lengths
@@ -299,7 +303,7 @@ def build_model(options: TrainOptions, items: list[Item], rng: np.random.Generat
         print(f"fine-tuning from {checkpoint.id} ({checkpoint.revision})", file=sys.stderr)
         return checkpoint.model.train(), config
     arch = ArchitectureConfig(backbone=options.backbone)
-    prep = PreprocessingConfig(input_size=options.input_size)
+    prep = PreprocessingConfig(input_size=options.input_size, tta_flip=options.tta_flip)
     model = MobileNetLSTM(arch)
     if options.backbone_weights and options.backbone_weights != "none":
         state, mean, std = backbone_state(options.backbone_weights, options.backbone)
@@ -545,6 +549,25 @@ def _write_log(path: Path, rows: list[dict]) -> None:
 # ---------------------------------------------------------------------------------------------- CLI
 
 
+AUGMENT_PROBABILITIES = ("flip", "color", "rescale", "blur", "noise", "jpeg")
+
+
+def set_augment_probabilities(config: AugmentConfig, settings: list[str]) -> AugmentConfig:
+    """Apply `NAME=P` settings (from `--augment`) to `config`; a typed error names what is wrong."""
+    for setting in settings:
+        name, _, value = setting.partition("=")
+        if name not in AUGMENT_PROBABILITIES:
+            raise DetectorError(f"--augment {setting}: NAME is one of {', '.join(AUGMENT_PROBABILITIES)}")
+        try:
+            probability = float(value)
+        except ValueError:
+            probability = -1.0
+        if not 0.0 <= probability <= 1.0:
+            raise DetectorError(f"--augment {setting}: P must be a probability between 0 and 1")
+        setattr(config, name, probability)
+    return config
+
+
 def register(commands, add_model_options) -> None:
     p = commands.add_parser("train", help="train a checkpoint on a labelled dataset")
     defaults = TrainOptions(data="", out="")
@@ -577,6 +600,11 @@ def register(commands, add_model_options) -> None:
     )
     p.add_argument("--resume", action="store_true", help="continue from OUT/resume")
     p.add_argument("--no-augment", action="store_true", help="train on the crops as they are (for debugging)")
+    p.add_argument(
+        "--augment", action="append", default=[], metavar="NAME=P",
+        help="probability of one augmentation (flip, color, rescale, blur, noise, jpeg), e.g. --augment jpeg=0.7; repeatable",
+    )  # fmt: skip
+    p.add_argument("--no-tta-flip", dest="tta_flip", action="store_false", help="score crops without their mirror images")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(run=run_train)
@@ -587,5 +615,6 @@ def run_train(args: argparse.Namespace) -> int:
     options = TrainOptions(**{k: v for k, v in vars(args).items() if k in fields})
     if args.no_augment:
         options.augment = AugmentConfig.off()
+    set_augment_probabilities(options.augment, args.augment)
     train(options)
     return 0

@@ -18,6 +18,7 @@ from detector.checkpoint import load_folder
 from detector.config import PreprocessingConfig
 from detector.crops import CropCache
 from detector.datasets import DatasetError, read_dataset
+from detector.errors import DetectorError
 from detector.metrics import (
     choose_threshold,
     choose_uncertain_band,
@@ -26,7 +27,7 @@ from detector.metrics import (
     report_metrics,
 )
 from detector.model import MobileNetLSTM, load_backbone_state
-from detector.train import TrainOptions, backbone_state, reestimate_batchnorm, train
+from detector.train import TrainOptions, backbone_state, reestimate_batchnorm, set_augment_probabilities, train
 from tests.conftest import ROOT, SHARED
 
 FACES = SHARED / "data" / "faces"
@@ -296,6 +297,15 @@ def test_augmentation_keeps_shape_and_varies():
     out = augment_sequence(frames, rng, AugmentConfig())
     assert out.shape == frames.shape and out.dtype == np.uint8
     assert np.array_equal(augment_sequence(frames, rng, AugmentConfig.off()), frames)
+
+
+def test_augment_probabilities_from_the_command_line():
+    config = set_augment_probabilities(AugmentConfig(), ["jpeg=0.7", "rescale=0.5", "flip=0"])
+    assert (config.jpeg, config.rescale, config.flip) == (0.7, 0.5, 0.0)
+    assert config.blur == AugmentConfig().blur  # the others keep their defaults
+    for bad in ("sharpen=0.5", "jpeg=1.5", "jpeg=often", "jpeg"):
+        with pytest.raises(DetectorError, match="--augment"):
+            set_augment_probabilities(AugmentConfig(), [bad])
 
 
 def test_self_blend_changes_only_the_masked_region(face_photo):
