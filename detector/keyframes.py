@@ -8,6 +8,8 @@ converted to full-resolution RGB; everything streams, so memory stays at a few f
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -51,6 +53,9 @@ def plan_decoding(video: VideoMedia, n: int, candidate_rate: float = 4.0) -> tup
     - Otherwise the regular candidates are decoded; when that means decoding many frames we do not keep,
       frames no other frame refers to are skipped ("NONREF", about half of an H.264 stream), and `frames_at`
       seeks over every stretch that contains a key frame.
+    - Unless that still means decoding far more than we keep while the key frames are merely sparse (fewer
+      than one per segment, at least one per 4 kept frames): then each key frame and the frames right after it
+      (`plan_around_keyframes`), whichever of the two plans `decoding_cost` finds cheaper by a wide margin.
     """
     info = video.info
     segments = plan_candidates(info.duration_s, video.fps, info.frame_count, n, candidate_rate)
@@ -68,7 +73,62 @@ def plan_decoding(video: VideoMedia, n: int, candidate_rate: float = 4.0) -> tup
             return chosen, "NONKEY"
     total = max(1, int(round(info.duration_s * video.fps)))
     candidates = sum(len(times) for times in segments)
-    return segments, ("NONREF" if total > 4 * candidates else "DEFAULT")
+    skip = "NONREF" if total > 4 * candidates else "DEFAULT"
+    if len(segments) == n and keyframes:
+        anchored = plan_around_keyframes(keyframes, n, video.fps, info.duration_s)
+        if anchored is not None:
+            regular_cost = decoding_cost([t for times in segments for t in times], keyframes, video.fps)
+            if skip == "NONREF":
+                regular_cost /= 2
+            anchored_cost = decoding_cost([t for times in anchored for t in times], keyframes, video.fps)
+            if regular_cost > max(4 * anchored_cost, CHEAP_DECODE_FRAMES):
+                return anchored, "DEFAULT"
+    return segments, skip
+
+
+# Decoding this many frames is cheap (a few tenths of a second at 720p on 2 cores): below it the regular plan,
+# one candidate group in every segment, is kept whatever the key frames.
+CHEAP_DECODE_FRAMES = 150
+# At most this many consecutive frames are taken after one key frame in the plan around key frames.
+MAX_FRAMES_PER_KEYFRAME = 4
+
+
+def plan_around_keyframes(keyframes: list[float], n: int, fps: float, duration_s: float) -> list[list[float]] | None:
+    """Each key frame and the few frames right after it, `n` in all, or None when key frames are too few.
+
+    For clips whose key frames are too sparse for one per segment (x264's default is one every 250 frames),
+    reaching the regular candidates means decoding most of the stream. A key frame decodes on its own and the
+    frames just after it cost one or two more each, so this plan is an order of magnitude cheaper; it still
+    spans the clip (key frames are spread over it and sit at scene cuts) and gives the LSTM short runs of
+    consecutive frames."""
+    count = len(keyframes)
+    if count == 0 or count >= n or -(-n // count) > MAX_FRAMES_PER_KEYFRAME:
+        return None
+    plan = []
+    for i, start in enumerate(keyframes):
+        following = n // count + (1 if i < n % count else 0)
+        end = keyframes[i + 1] if i + 1 < count else duration_s
+        times = [start + j / fps for j in range(following)]
+        if times[-1] >= end - 0.5 / fps:
+            return None  # key frames too close together for consecutive runs: not this plan
+        plan.extend([t] for t in times)
+    return plan
+
+
+def decoding_cost(targets: list[float], keyframes: list[float], fps: float) -> float:
+    """Frames the decoder works through to reach `targets` in order, seeking to the key frame before a target
+    whenever one lies ahead of the current position (as `VideoMedia.frames_at` does)."""
+    tolerance = 0.5 / fps
+    position, cost = -math.inf, 0.0
+    for target in targets:
+        before = bisect.bisect_right(keyframes, target + tolerance) - 1
+        start = keyframes[before] if before >= 0 else 0.0
+        if start > position + tolerance:
+            cost += (target - start) * fps + 1
+        else:
+            cost += max(0.0, (target - position) * fps)
+        position = target
+    return cost
 
 
 def max_candidates(segment_s: float, candidate_rate: float, max_per_segment: int = 4) -> int:

@@ -74,3 +74,22 @@ def test_seeking_skips_what_lies_between_key_frames(tmp_path, real_video):
         assert [f.index for f in got] == [0, 75, 87]
         # frame 0, then a seek to the key frame at 3.0 s (frame 75) and 13 more: far fewer than the 88 in a row
         assert media.frames_decoded <= 20
+
+
+def test_sparse_key_frames_plan_decodes_around_them(tmp_path, real_video):
+    # 24 s at 25 fps with a key frame every 4 s: too few for one per segment, and the regular candidates would
+    # mean decoding most of the stream, so each key frame and the frame after it are analysed instead.
+    frames = read_frames(real_video, limit=300)
+    path = write_video(
+        tmp_path / "sparse.mp4", frames * 2, fps=25, options={"g": "100", "keyint_min": "100", "sc_threshold": "0"}
+    )
+    with open_media(path) as media:
+        keyframes = media.keyframe_times()
+        assert len(keyframes) == 6
+        segments, skip = plan_decoding(media, 8)
+        assert skip == "DEFAULT" and len(segments) == 8
+        chosen = select_key_frames(media, 8)
+        times = [f.timestamp_s for f in chosen]
+        assert len(chosen) == 8 and all(a < b for a, b in zip(times, times[1:]))
+        assert set(keyframes) <= set(times)  # every key frame is analysed: the plan still spans the clip
+        assert media.frames_decoded <= 16  # against hundreds for the regular candidates
