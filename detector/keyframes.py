@@ -54,7 +54,8 @@ def plan_decoding(video: VideoMedia, n: int, candidate_rate: float = 4.0) -> tup
       frames no other frame refers to are skipped ("NONREF", about half of an H.264 stream), and `frames_at`
       seeks over every stretch that contains a key frame.
     - Unless that still means decoding far more than we keep while the key frames are merely sparse (fewer
-      than one per segment, at least one per 4 kept frames): then each key frame and the frames right after it
+      than one per segment, but at least one per 2 kept frames and none far from the next): then each key frame
+      and the frame right after it
       (`plan_around_keyframes`), whichever of the two plans `decoding_cost` finds cheaper by a wide margin.
     """
     info = video.info
@@ -89,8 +90,10 @@ def plan_decoding(video: VideoMedia, n: int, candidate_rate: float = 4.0) -> tup
 # Decoding this many frames is cheap (a few tenths of a second at 720p on 2 cores): below it the regular plan,
 # one candidate group in every segment, is kept whatever the key frames.
 CHEAP_DECODE_FRAMES = 150
-# At most this many consecutive frames are taken after one key frame in the plan around key frames.
-MAX_FRAMES_PER_KEYFRAME = 4
+# The plan around key frames takes at most this many consecutive frames at each key frame, and is used only
+# while no stretch of the clip without an analysed frame is longer than MAX_GAP_SEGMENTS segments.
+MAX_FRAMES_PER_KEYFRAME = 2
+MAX_GAP_SEGMENTS = 2.5
 
 
 def plan_around_keyframes(keyframes: list[float], n: int, fps: float, duration_s: float) -> list[list[float]] | None:
@@ -104,6 +107,9 @@ def plan_around_keyframes(keyframes: list[float], n: int, fps: float, duration_s
     count = len(keyframes)
     if count == 0 or count >= n or -(-n // count) > MAX_FRAMES_PER_KEYFRAME:
         return None
+    bounds = [0.0, *keyframes, duration_s]
+    if max(b - a for a, b in zip(bounds, bounds[1:])) > MAX_GAP_SEGMENTS * duration_s / n:
+        return None  # key frames bunched together: the plan would leave part of the clip unseen
     plan = []
     for i, start in enumerate(keyframes):
         following = n // count + (1 if i < n % count else 0)

@@ -93,3 +93,12 @@ def test_sparse_key_frames_plan_decodes_around_them(tmp_path, real_video):
         assert len(chosen) == 8 and all(a < b for a, b in zip(times, times[1:]))
         assert set(keyframes) <= set(times)  # every key frame is analysed: the plan still spans the clip
         assert media.frames_decoded <= 16  # against hundreds for the regular candidates
+
+
+def test_key_frames_far_apart_keep_the_regular_plan(fake_video):
+    # key frames at 0 s and 10 s of 15.8 s: frames around them would leave most of the clip unseen
+    with open_media(fake_video) as media:
+        assert plan_decoding(media, 4)[1] == "NONREF"
+        assert plan_decoding(media, 8)[1] == "NONREF"
+        times = [f.timestamp_s for f in select_key_frames(media, 8)]
+    assert max(b - a for a, b in zip([0.0, *times], times)) < 4.0
