@@ -17,6 +17,14 @@ import numpy as np
 
 from .media import DecodedFrame, VideoMedia
 
+# Decoding this many frames is cheap (a few tenths of a second at 720p on 2 cores): below it the regular plan,
+# one candidate group in every segment, is kept whatever the key frames.
+CHEAP_DECODE_FRAMES = 150
+# The plan around key frames takes at most this many consecutive frames at each key frame, and is used only
+# while no stretch of the clip without an analysed frame is longer than MAX_GAP_SEGMENTS segments.
+MAX_FRAMES_PER_KEYFRAME = 2
+MAX_GAP_SEGMENTS = 2.5
+
 
 @dataclass
 class KeyFrame:
@@ -55,8 +63,8 @@ def plan_decoding(video: VideoMedia, n: int, candidate_rate: float = 4.0) -> tup
       seeks over every stretch that contains a key frame.
     - Unless that still means decoding far more than we keep while the key frames are merely sparse (fewer
       than one per segment, but at least one per 2 kept frames and none far from the next): then each key frame
-      and the frame right after it
-      (`plan_around_keyframes`), whichever of the two plans `decoding_cost` finds cheaper by a wide margin.
+      and the frame right after it (`plan_around_keyframes`), when `decoding_cost` finds that plan cheaper by a
+      wide margin.
     """
     info = video.info
     segments = plan_candidates(info.duration_s, video.fps, info.frame_count, n, candidate_rate)
@@ -87,21 +95,13 @@ def plan_decoding(video: VideoMedia, n: int, candidate_rate: float = 4.0) -> tup
     return segments, skip
 
 
-# Decoding this many frames is cheap (a few tenths of a second at 720p on 2 cores): below it the regular plan,
-# one candidate group in every segment, is kept whatever the key frames.
-CHEAP_DECODE_FRAMES = 150
-# The plan around key frames takes at most this many consecutive frames at each key frame, and is used only
-# while no stretch of the clip without an analysed frame is longer than MAX_GAP_SEGMENTS segments.
-MAX_FRAMES_PER_KEYFRAME = 2
-MAX_GAP_SEGMENTS = 2.5
-
-
 def plan_around_keyframes(keyframes: list[float], n: int, fps: float, duration_s: float) -> list[list[float]] | None:
-    """Each key frame and the few frames right after it, `n` in all, or None when key frames are too few.
+    """Each key frame and the frame right after it, `n` frames in all; None when the key frames are too few,
+    bunched together, or too close for runs of consecutive frames.
 
     For clips whose key frames are too sparse for one per segment (x264's default is one every 250 frames),
     reaching the regular candidates means decoding most of the stream. A key frame decodes on its own and the
-    frames just after it cost one or two more each, so this plan is an order of magnitude cheaper; it still
+    frame just after it costs one or two more, so this plan is an order of magnitude cheaper; it still
     spans the clip (key frames are spread over it and sit at scene cuts) and gives the LSTM short runs of
     consecutive frames."""
     count = len(keyframes)

@@ -102,3 +102,30 @@ def test_imagenet_backbone_classifies_like_imagenet_start():
     ckpt = build_untrained()
     reference = load_file(str(imagenet_backbone_file()))
     assert torch.equal(ckpt.model.features[0][0].weight, reference["features.0.0.weight"])
+
+
+def test_flip_averaging_is_the_mean_of_a_crop_and_its_mirror_image(face_photo):
+    import numpy as np
+
+    from detector.config import PreprocessingConfig
+    from detector.media import open_media
+    from detector.preprocess import crops_to_array, encode_crops
+
+    with open_media(face_photo) as media:
+        crop = np.ascontiguousarray(media.image[:224, :224])
+    crops = np.stack([crop, crop[::-1]])  # two different crops
+    calls = []
+
+    def encode(array):  # a stand-in encoder that is not mirror-symmetric: the mean of the left half of each image
+        calls.append(len(array))
+        return array[:, :, :, : array.shape[3] // 2].mean(axis=(2, 3))
+
+    plain = PreprocessingConfig(tta_flip=False)
+    flipped = PreprocessingConfig(tta_flip=True)
+    assert np.allclose(encode_crops(encode, crops, plain), encode(crops_to_array(crops, plain)))
+    mirrored = encode(crops_to_array(crops[:, :, ::-1], plain))
+    calls.clear()
+    both = encode_crops(encode, crops, flipped)
+    assert calls == [4]  # crops and mirror images in one batch
+    assert np.allclose(both, (encode(crops_to_array(crops, plain)) + mirrored) / 2)
+    assert not np.allclose(both, encode(crops_to_array(crops, plain)))
