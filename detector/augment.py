@@ -6,6 +6,8 @@ resized crops. Self-blended images (Shiohara & Yamasaki, CVPR 2022) turn a real 
 blending a colour- and geometry-jittered copy of it back into itself inside a soft face-shaped mask (the whole
 face, or only the eyes, nose or mouth, like the retouching in the CIPLab data): the model learns blending
 boundaries and colour mismatch from real faces alone, which generalises to manipulation methods it never saw.
+Cross-blended images (after Face X-ray, Li et al., CVPR 2020) do the same with the face or face part of another
+real person, aligned on the five landmarks and colour-matched: what a face swap or a pasted-in part leaves behind.
 
 All functions take and return uint8 RGB arrays; parameters are drawn once per sequence so that the frames of one
 video stay consistent.
@@ -163,4 +165,38 @@ def self_blend(frames: np.ndarray, landmarks: np.ndarray | None, rng: np.random.
         marks = landmarks[i] if landmarks is not None else None
         mask = face_mask(marks, size, np.random.default_rng(mask_seed))[..., None] * ratio
         out.append(np.clip(source * mask + frame.astype(np.float32) * (1 - mask), 0, 255).astype(np.uint8))
+    return np.stack(out)
+
+
+def cross_blend(
+    frames: np.ndarray,
+    landmarks: np.ndarray | None,
+    donor: np.ndarray,
+    donor_landmarks: np.ndarray | None,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Pseudo-fakes from two real people: the donor face (one crop) is aligned on each frame's landmarks,
+    colour-matched inside the mask (most of the time) and blended into the frame inside a face or face-part mask."""
+    size = frames.shape[1]
+    source_points = donor_landmarks if donor_landmarks is not None else DEFAULT_LANDMARKS * donor.shape[0]
+    match_colour = rng.random() < 0.8
+    ratio = float(rng.choice([0.5, 0.75, 1.0, 1.0, 1.0]))
+    mask_seed = int(rng.integers(1 << 31))
+    out = []
+    for i, frame in enumerate(frames):
+        target_points = landmarks[i] if landmarks is not None else DEFAULT_LANDMARKS * size
+        matrix, _ = cv2.estimateAffinePartial2D(source_points.astype(np.float32), target_points.astype(np.float32))
+        if matrix is None:  # degenerate landmarks: paste unaligned
+            matrix = np.array([[size / donor.shape[1], 0, 0], [0, size / donor.shape[0], 0]], dtype=np.float32)
+        source = cv2.warpAffine(donor.astype(np.float32), matrix, (size, size), borderMode=cv2.BORDER_REFLECT)
+        mask = face_mask(target_points, size, np.random.default_rng(mask_seed))
+        if match_colour:
+            inside = mask > 0.5
+            if inside.sum() > 16:
+                target = frame.astype(np.float32)
+                src_mean, src_std = source[inside].mean(0), source[inside].std(0) + 1e-3
+                dst_mean, dst_std = target[inside].mean(0), target[inside].std(0) + 1e-3
+                source = (source - src_mean) / src_std * dst_std + dst_mean
+        weight = mask[..., None] * ratio
+        out.append(np.clip(source * weight + frame.astype(np.float32) * (1 - weight), 0, 255).astype(np.uint8))
     return np.stack(out)

@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
-from .augment import AugmentConfig, augment_sequence, self_blend
+from .augment import AugmentConfig, augment_sequence, cross_blend, self_blend
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ArchitectureConfig, ModelConfig, PreprocessingConfig
 from .crops import CropCache, FaceCrops
@@ -45,7 +45,7 @@ from .preprocess import crops_to_tensor, encode_crops
 class TrainOptions:
     data: str
     out: str
-    epochs: int = 12
+    epochs: int = 14
     samples_per_epoch: int = 4096
     batch_size: int = 48
     lr: float = 1e-3
@@ -59,7 +59,8 @@ class TrainOptions:
     backbone_weights: str | None = "shared"
     init_from: str | None = None
     pseudo_fakes: float = 0.5  # share of the fake class drawn as self-blended pseudo-fakes
-    balance_power: float = 0.3  # a (source, label) bucket of n items is drawn with weight n ** balance_power
+    cross_blend: float = 0.5  # share of those pseudo-fakes blended from another real face rather than from itself
+    balance_power: float = 0.5  # a (source, label) bucket of n items is drawn with weight n ** balance_power
     ema_decay: float = 0.995  # validation and checkpoints use an exponential moving average of the weights (0: off)
     tta_flip: bool = True  # score validation (and later inference) on each crop and its mirror image
     max_sequence: int = 8
@@ -120,9 +121,9 @@ def build_items(samples: list[Sample], crops: list[FaceCrops | None], group: boo
 
 
 class EpochSampler:
-    """Draws the items of an epoch: classes balanced, each (source, label) bucket weighted by the square root of
-    its size (so small sources are seen more often than their share, without being memorised), and a share of
-    the fake class made of self-blended pseudo-fakes built from real items."""
+    """Draws the items of an epoch: classes balanced, each (source, label) bucket weighted by its size to the power
+    `balance_power` (the default 0.5: the square root, so small sources are seen more often than their share without
+    being memorised), and a share of the fake class made of pseudo-fakes built from real items."""
 
     def __init__(self, items: list[Item], pseudo_fakes: float, rng: np.random.Generator, power: float = 0.5):
         self.items, self.rng = items, rng
@@ -160,8 +161,15 @@ class EpochSampler:
 
 
 def make_batch(
-    items: list[Item], picks: list[tuple[int, bool]], options: TrainOptions, prep: PreprocessingConfig, rng: np.random.Generator
+    items: list[Item],
+    picks: list[tuple[int, bool]],
+    options: TrainOptions,
+    prep: PreprocessingConfig,
+    rng: np.random.Generator,
+    reals: list[int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Augmented sequences of the picked items; a pick flagged pseudo becomes a blended fake of that real item
+    (with a donor face drawn from `reals` for the cross-blended share)."""
     sequences, labels = [], []
     for index, pseudo in picks:
         item = items[index]
@@ -172,7 +180,14 @@ def make_batch(
         label = item.label
         if pseudo:
             marks = item.landmarks[start : start + take] if item.landmarks is not None else None
-            frames, label = self_blend(frames, marks, rng), 1
+            if options.cross_blend > 0 and rng.random() < options.cross_blend:
+                donor = items[int(rng.choice(reals))] if reals else item
+                pick = int(rng.integers(len(donor.crops)))
+                donor_marks = donor.landmarks[pick] if donor.landmarks is not None else None
+                frames = cross_blend(frames, marks, donor.crops[pick], donor_marks, rng)
+            else:
+                frames = self_blend(frames, marks, rng)
+            label = 1
         sequences.append(augment_sequence(frames, rng, options.augment))
         labels.append(label)
     lengths = torch.tensor([len(s) for s in sequences])
@@ -452,7 +467,7 @@ def train(options: TrainOptions) -> Path:
         )
         for step in bar:
             chunk = picks[step * options.batch_size : (step + 1) * options.batch_size]
-            images, lengths, labels = make_batch(train_items, chunk, options, prep, sampler.rng)
+            images, lengths, labels = make_batch(train_items, chunk, options, prep, sampler.rng, sampler.reals)
             loss = sequence_loss(model, images.to(device), lengths, labels.to(device), options.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -581,6 +596,7 @@ def register(commands, add_model_options) -> None:
         "weight_decay",
         "warmup_epochs",
         "pseudo_fakes",
+        "cross_blend",
         "balance_power",
         "label_smoothing",
         "ema_decay",

@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from detector.backends import MANIFEST_FILE as ONNX_MANIFEST
 from detector.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 from detector.config import ModelConfig
 from detector.errors import DetectorError
@@ -219,6 +220,15 @@ def describe_perturbation(name: str) -> str:
 # ---------------------------------------------------------------------------------------------- text
 
 
+def _onnx_export_files(folder: Path) -> list[str]:
+    """The files of the ONNX export (`python -m detector export-onnx`) the folder carries, from its manifest."""
+    try:
+        files = json.loads((folder / ONNX_MANIFEST).read_text()).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [f for f in files if isinstance(f, str) and (folder / f).is_file()]
+
+
 def _body(
     folder: Path, config: ModelConfig, report: dict | None, repo_id: str | None, name: str, split: str, license: str
 ) -> str:
@@ -226,7 +236,8 @@ def _body(
     training = config.training or {}
     options = training.get("options") or {}
     weights = folder / WEIGHTS_FILE
-    detectors = sorted(p.name for p in folder.glob("*.onnx"))
+    exported = _onnx_export_files(folder)
+    detectors = sorted(p.name for p in folder.glob("*.onnx") if p.name not in exported)
     ref = repo_id or "ORG/NAME"
     lines: list[str] = [f"# {name}", ""]
     if not config.trained:
@@ -254,6 +265,7 @@ def _body(
         f"T = {decision.temperature:.4f}, b = {decision.bias:.4f} |",
         f"| files | `{CONFIG_FILE}` (everything above), `{WEIGHTS_FILE}` ({_size(weights)}, sha256 `{_sha256(weights)[:16]}…`)"
         + "".join(f", `{d}` (face detector)" for d in detectors)
+        + (f", {', '.join(f'`{f}`' for f in exported)} (ONNX export of these weights, `{ONNX_MANIFEST}`)" if exported else "")
         + " |",
         "",
         "## How to use",
@@ -309,9 +321,16 @@ def _training_section(training: dict, options: dict, report: dict | None, config
             f"({training.get('val_samples', '?')} items); an item is one image or one group of frames of a video.",
         ]
         if options.get("pseudo_fakes"):
+            cross = options.get("cross_blend") or 0
+            how = (
+                f" ({1 - cross:.0%} blended from a jittered copy of the same face, {cross:.0%} from another real face "
+                "aligned on the landmarks)"
+                if cross
+                else ""
+            )
             lines.append(
-                f"- {options['pseudo_fakes']:.0%} of the fake examples drawn in training were self-blended pseudo-fakes made "
-                "from real faces on the fly."
+                f"- {options['pseudo_fakes']:.0%} of the fake examples drawn in training were pseudo-fakes made from real "
+                f"faces on the fly{how}."
             )
         lines.append("")
     sources = (report or {}).get("per_source", {})

@@ -33,6 +33,7 @@ from detector.hub import upload_checkpoint
 from model_hub.card import EvaluationReportError, build_card, load_report
 from model_hub.check import check_folder
 from model_hub.cli import main as model_hub_main
+from tests.conftest import shared_file
 from tests.hubserver import LocalHub, model_index_problems
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -317,6 +318,18 @@ def test_the_card_tells_the_truth_about_data_training_and_metrics(checkpoint_b, 
     assert "ImageNet-pretrained" in text and "v3-small_224_1.0_uint8" in text and "Apache-2.0" in text
     assert "UNTRAINED" not in text
     assert f"python -m model_hub pull {REPO}" in text
+
+
+def test_the_card_names_an_onnx_export_as_such_and_a_face_detector_as_such(checkpoint_b, tmp_path):
+    from detector.backends import export_onnx
+
+    folder = shutil.copytree(checkpoint_b, tmp_path / "exported")
+    export_onnx(load_checkpoint(str(folder)), folder)
+    shutil.copy(shared_file("models/face_detection_yunet.onnx"), folder / "face_detection_yunet.onnx")
+    files_row = next(line for line in build_card(folder).text.splitlines() if line.startswith("| files |"))
+    assert "`encoder.onnx`, `sequence.onnx` (ONNX export of these weights, `onnx.json`)" in files_row
+    assert "`face_detection_yunet.onnx` (face detector)" in files_row
+    assert "`encoder.onnx` (face detector)" not in files_row
 
 
 def test_an_untrained_checkpoint_says_so_and_claims_no_figures(tmp_path):

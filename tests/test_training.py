@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from detector.augment import AugmentConfig, augment_sequence, face_mask, self_blend
+from detector.augment import AugmentConfig, augment_sequence, cross_blend, face_mask, self_blend
 from detector.checkpoint import load_folder
 from detector.config import PreprocessingConfig
 from detector.crops import CropCache
@@ -27,7 +27,7 @@ from detector.metrics import (
     report_metrics,
 )
 from detector.model import MobileNetLSTM, load_backbone_state
-from detector.train import TrainOptions, backbone_state, reestimate_batchnorm, set_augment_probabilities, train
+from detector.train import Item, TrainOptions, backbone_state, make_batch, reestimate_batchnorm, set_augment_probabilities, train
 from tests.conftest import ROOT, SHARED
 
 FACES = SHARED / "data" / "faces"
@@ -322,6 +322,41 @@ def test_self_blend_changes_only_the_masked_region(face_photo):
     assert diff.max() > 0
     # the corners are far from the face: untouched
     assert diff[:20, :20].max() == 0 and diff[-20:, -20:].max() == 0
+
+
+def test_cross_blend_aligns_the_donor_face_on_the_landmarks(face_photo):
+    from detector.media import open_media
+
+    with open_media(face_photo) as media:
+        image = np.ascontiguousarray(media.image[:256, :256])
+    marks = np.array([[96, 110], [160, 110], [128, 145], [102, 180], [154, 180]], dtype=np.float32)
+    moved = np.roll(image, (12, -9), axis=(0, 1))
+    other = np.ascontiguousarray(image[::-1])  # another "person": face parts away from the landmarks
+    for seed in range(4):
+        # the same face, moved: aligned on its landmarks it lands back on itself, so the blend changes little
+        same = cross_blend(image[None], marks[None], moved, marks + [-9, 12], np.random.default_rng(seed))[0]
+        swapped = cross_blend(image[None], marks[None], other, marks, np.random.default_rng(seed))[0]
+        diff_same = np.abs(same.astype(int) - image.astype(int)).mean(axis=2)
+        diff_swapped = np.abs(swapped.astype(int) - image.astype(int)).mean(axis=2)
+        changed = diff_swapped > 2
+        assert changed.sum() > 200  # a face part at least
+        assert diff_same[changed].mean() < 0.1 * diff_swapped[changed].mean()
+        # the corners are far from the face: untouched
+        assert diff_swapped[:20, :20].max() == 0 and diff_swapped[-20:, -20:].max() == 0
+    assert swapped.dtype == np.uint8 and swapped.shape == image.shape
+
+
+def test_pseudo_fake_picks_become_fakes_blended_from_another_real_face():
+    rng = np.random.default_rng(0)
+    faces = [rng.integers(0, 256, (1, 64, 64, 3), dtype=np.uint8) for _ in range(3)]
+    items = [Item(crops, None, 0, "src", "real", [f"{i}.png"]) for i, crops in enumerate(faces)]
+    options = TrainOptions(data="", out="", cross_blend=1.0, augment=AugmentConfig.off())
+    prep = PreprocessingConfig(input_size=64)
+    images, lengths, labels = make_batch(items, [(0, True), (1, False)], options, prep, rng, reals=[1, 2])
+    assert labels.tolist() == [1.0, 0.0] and lengths.tolist() == [1, 1] and tuple(images.shape) == (2, 3, 64, 64)
+    plain, _, _ = make_batch(items, [(0, False), (1, False)], options, prep, rng)
+    assert torch.equal(images[1], plain[1])  # real picks pass through unchanged (augmentation off)
+    assert not torch.allclose(images[0], plain[0])  # the pseudo-fake pick carries another face inside the mask
 
 
 # ---------------------------------------------------------------------------------------------- metrics
