@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
+import ctypes
 import json
 import math
 import re
@@ -403,8 +404,26 @@ def load_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, s
 # ---------------------------------------------------------------------------------------------- the loop
 
 
+def keep_freed_memory() -> bool:
+    """Ask glibc to keep large freed blocks instead of handing them back to the kernel.
+
+    By default every activation tensor of a training step above the mmap threshold is mapped fresh and unmapped
+    when freed, so the next step faults all of it in again (zeroed pages, system time). Keeping the blocks costs
+    resident memory the next step reuses anyway: a MobileNetV3-Small step at batch 48 on 2 cores went from 0.85 to
+    0.78 s, its minor page faults down tenfold. False where the C library is not glibc (nothing changes there)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
+
+
 def train(options: TrainOptions) -> Path:
     started = time.time()
+    keep_freed_memory()
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(options.seed)

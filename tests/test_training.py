@@ -385,3 +385,26 @@ def test_report_metrics_per_source():
     m = report_metrics([0, 1, 0, 1], [0.2, 0.8, 0.9, 0.1], 0.5, ["a", "a", "b", "b"], ["r", "x", "r", "y"], [False] * 4)
     assert m["accuracy"] == 0.5 and m["per_source"]["a"]["roc_auc"] == 1.0 and m["per_source"]["b"]["roc_auc"] == 0.0
     assert m["per_method"]["x"]["roc_auc"] is None
+
+
+def test_training_keeps_freed_memory_instead_of_faulting_it_back_in_every_step():
+    # Two fresh interpreters allocate and free the same 64 MB tensor 20 times; with the allocator setting of the
+    # training loop the pages are reused rather than unmapped and faulted in again.
+    code = (
+        "import resource, sys, torch\n"
+        "from detector.train import keep_freed_memory\n"
+        "tuned = keep_freed_memory() if sys.argv[1] == 'on' else False\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+        "for _ in range(20):\n"
+        "    torch.ones(16 << 20).sum()\n"
+        "print(tuned, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n"
+    )
+    runs = {}
+    for mode in ("off", "on"):
+        done = subprocess.run([sys.executable, "-c", code, mode], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        tuned, faults = done.stdout.split()
+        runs[mode] = (tuned == "True", int(faults))
+    if not runs["on"][0]:
+        pytest.skip("the C library is not glibc: the setting does not apply")
+    assert runs["on"][1] * 4 < runs["off"][1]
