@@ -59,7 +59,7 @@ class TrainOptions:
     backbone: str = "mobilenet_v3_small"
     backbone_weights: str | None = "shared"
     init_from: str | None = None
-    pseudo_fakes: float = 0.5  # share of the fake class drawn as self-blended pseudo-fakes
+    pseudo_fakes: float = 0.5  # share of the fake class drawn as pseudo-fakes blended from real faces
     cross_blend: float = 0.5  # share of those pseudo-fakes blended from another real face rather than from itself
     balance_power: float = 0.5  # a (source, label) bucket of n items is drawn with weight n ** balance_power
     ema_decay: float = 0.995  # validation and checkpoints use an exponential moving average of the weights (0: off)
@@ -648,6 +648,9 @@ def register(commands, add_model_options) -> None:
 def run_train(args: argparse.Namespace) -> int:
     fields = {f for f in TrainOptions.__dataclass_fields__ if f != "augment"}
     options = TrainOptions(**{k: v for k, v in vars(args).items() if k in fields})
+    for name in ("pseudo_fakes", "cross_blend"):
+        if not 0.0 <= getattr(options, name) <= 1.0:
+            raise DetectorError(f"--{name.replace('_', '-')} must be a share between 0 and 1")
     if args.no_augment:
         options.augment = AugmentConfig.off()
     set_augment_probabilities(options.augment, args.augment)

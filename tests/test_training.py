@@ -299,6 +299,15 @@ def test_augmentation_keeps_shape_and_varies():
     assert np.array_equal(augment_sequence(frames, rng, AugmentConfig.off()), frames)
 
 
+def test_pseudo_fake_shares_outside_0_1_are_a_readable_error(tmp_path, capsys):
+    from detector.cli import main as detector_main
+
+    for flag in ("--cross-blend", "--pseudo-fakes"):
+        code = detector_main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "out"), flag, "1.5"])
+        err = capsys.readouterr().err
+        assert code != 0 and f"{flag} must be a share between 0 and 1" in err and "Traceback" not in err
+
+
 def test_augment_probabilities_from_the_command_line():
     config = set_augment_probabilities(AugmentConfig(), ["jpeg=0.7", "rescale=0.5", "flip=0"])
     assert (config.jpeg, config.rescale, config.flip) == (0.7, 0.5, 0.0)
