@@ -190,13 +190,13 @@ def cross_blend(
             matrix = np.array([[size / donor.shape[1], 0, 0], [0, size / donor.shape[0], 0]], dtype=np.float32)
         source = cv2.warpAffine(donor.astype(np.float32), matrix, (size, size), borderMode=cv2.BORDER_REFLECT)
         mask = face_mask(target_points, size, np.random.default_rng(mask_seed))
+        target = frame.astype(np.float32)
         if match_colour:
             inside = mask > 0.5
             if inside.sum() > 16:
-                target = frame.astype(np.float32)
                 src_mean, src_std = source[inside].mean(0), source[inside].std(0) + 1e-3
                 dst_mean, dst_std = target[inside].mean(0), target[inside].std(0) + 1e-3
                 source = (source - src_mean) / src_std * dst_std + dst_mean
         weight = mask[..., None] * ratio
-        out.append(np.clip(source * weight + frame.astype(np.float32) * (1 - weight), 0, 255).astype(np.uint8))
+        out.append(np.clip(source * weight + target * (1 - weight), 0, 255).astype(np.uint8))
     return np.stack(out)

@@ -141,10 +141,19 @@ def export_onnx(checkpoint: Checkpoint, out: str | os.PathLike, int8: bool = Fal
     return out
 
 
-def _export_matches(folder: Path, checkpoint: Checkpoint, int8: bool) -> bool:
+def read_manifest(folder: Path) -> dict | None:
+    """The manifest an ONNX export wrote into `folder` (weights revision, input size, opset, files); None if absent
+    or unreadable."""
     try:
         manifest = json.loads((folder / MANIFEST_FILE).read_text())
     except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def _export_matches(folder: Path, checkpoint: Checkpoint, int8: bool) -> bool:
+    manifest = read_manifest(folder)
+    if manifest is None:
         return False
     needed = [ENCODER_INT8_FILE if int8 else ENCODER_FILE, SEQUENCE_FILE]
     return manifest.get("weights_revision") == checkpoint.revision and all((folder / f).is_file() for f in needed)

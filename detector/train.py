@@ -170,7 +170,7 @@ def make_batch(
     reals: list[int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Augmented sequences of the picked items; a pick flagged pseudo becomes a blended fake of that real item
-    (with a donor face drawn from `reals` for the cross-blended share)."""
+    (with a donor face drawn from `reals` for the cross-blended share; self-blended when no donors are given)."""
     sequences, labels = [], []
     for index, pseudo in picks:
         item = items[index]
@@ -181,8 +181,8 @@ def make_batch(
         label = item.label
         if pseudo:
             marks = item.landmarks[start : start + take] if item.landmarks is not None else None
-            if options.cross_blend > 0 and rng.random() < options.cross_blend:
-                donor = items[int(rng.choice(reals))] if reals else item
+            if reals and options.cross_blend > 0 and rng.random() < options.cross_blend:
+                donor = items[int(rng.choice(reals))]
                 pick = int(rng.integers(len(donor.crops)))
                 donor_marks = donor.landmarks[pick] if donor.landmarks is not None else None
                 frames = cross_blend(frames, marks, donor.crops[pick], donor_marks, rng)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from detector.backends import MANIFEST_FILE as ONNX_MANIFEST
+from detector.backends import read_manifest
 from detector.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 from detector.config import ModelConfig
 from detector.errors import DetectorError
@@ -222,10 +223,7 @@ def describe_perturbation(name: str) -> str:
 
 def _onnx_export_files(folder: Path) -> list[str]:
     """The files of the ONNX export (`python -m detector export-onnx`) the folder carries, from its manifest."""
-    try:
-        files = json.loads((folder / ONNX_MANIFEST).read_text()).get("files", [])
-    except (OSError, ValueError, AttributeError):
-        return []
+    files = (read_manifest(folder) or {}).get("files", [])
     return [f for f in files if isinstance(f, str) and (folder / f).is_file()]
 
 
