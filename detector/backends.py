@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import Checkpoint
+from .checkpoint import WEIGHTS_FILE, Checkpoint, weights_digest
 from .model import MobileNetLSTM
 
 ENCODER_FILE = "encoder.onnx"
@@ -149,6 +149,15 @@ def read_manifest(folder: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return manifest if isinstance(manifest, dict) else None
+
+
+def export_is_current(folder: Path) -> bool | None:
+    """Whether the ONNX export in a checkpoint folder was made from the weights now beside it (the manifest's
+    `weights_revision` against the weights' content hash); None when the folder holds no export."""
+    manifest = read_manifest(folder)
+    if manifest is None:
+        return None
+    return (folder / WEIGHTS_FILE).is_file() and manifest.get("weights_revision") == weights_digest(folder)
 
 
 def _export_matches(folder: Path, checkpoint: Checkpoint, int8: bool) -> bool:

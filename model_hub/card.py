@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from detector.backends import MANIFEST_FILE as ONNX_MANIFEST
-from detector.backends import read_manifest
+from detector.backends import export_is_current, read_manifest
 from detector.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 from detector.config import ModelConfig
 from detector.errors import DetectorError
@@ -227,6 +227,15 @@ def _onnx_export_files(folder: Path) -> list[str]:
     return [f for f in files if isinstance(f, str) and (folder / f).is_file()]
 
 
+def _describe_export(folder: Path, exported: list[str]) -> str:
+    if not exported:
+        return ""
+    names = ", ".join(f"`{f}`" for f in exported)
+    if export_is_current(folder):
+        return f", {names} (ONNX export of these weights, `{ONNX_MANIFEST}`)"
+    return f", {names} (**stale** ONNX export of other weights, ignored by the ONNX backend: re-run export-onnx)"
+
+
 def _body(
     folder: Path, config: ModelConfig, report: dict | None, repo_id: str | None, name: str, split: str, license: str
 ) -> str:
@@ -263,7 +272,7 @@ def _body(
         f"T = {decision.temperature:.4f}, b = {decision.bias:.4f} |",
         f"| files | `{CONFIG_FILE}` (everything above), `{WEIGHTS_FILE}` ({_size(weights)}, sha256 `{_sha256(weights)[:16]}…`)"
         + "".join(f", `{d}` (face detector)" for d in detectors)
-        + (f", {', '.join(f'`{f}`' for f in exported)} (ONNX export of these weights, `{ONNX_MANIFEST}`)" if exported else "")
+        + _describe_export(folder, exported)
         + " |",
         "",
         "## How to use",

@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from detector.backends import MANIFEST_FILE as ONNX_MANIFEST
+from detector.backends import export_is_current
 from detector.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_weights
 from detector.config import ModelConfig
 from detector.errors import DetectorError
@@ -54,6 +56,11 @@ def check_folder(folder: str | os.PathLike) -> CheckResult:
         _check_weights(folder, result)
     if result.config is not None and not result.config.trained:
         result.warnings.append("config.json says the weights are untrained: every Report will carry a warning")
+    if export_is_current(folder) is False:
+        result.warnings.append(
+            f"{ONNX_MANIFEST}: the ONNX export was made from other weights (the ONNX backend will re-export into its "
+            "cache); re-run python -m detector export-onnx --model DIR"
+        )
     _check_card(folder, result)
     return result
 

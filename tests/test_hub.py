@@ -330,6 +330,16 @@ def test_the_card_names_an_onnx_export_as_such_and_a_face_detector_as_such(check
     assert "`encoder.onnx`, `sequence.onnx` (ONNX export of these weights, `onnx.json`)" in files_row
     assert "`face_detection_yunet.onnx` (face detector)" in files_row
     assert "`encoder.onnx` (face detector)" not in files_row
+    assert not any("onnx" in w for w in check_folder(folder).warnings)
+
+    # new weights in the folder, the old export left behind: the card and check say the export is stale
+    state = load_file(str(folder / "model.safetensors"))
+    state["clip_head.1.bias"] = state["clip_head.1.bias"] + 1.0
+    save_file(state, str(folder / "model.safetensors"))
+    files_row = next(line for line in build_card(folder).text.splitlines() if line.startswith("| files |"))
+    assert "ONNX export of these weights" not in files_row
+    assert "`encoder.onnx`, `sequence.onnx` (**stale** ONNX export of other weights" in files_row
+    assert any("onnx.json: the ONNX export was made from other weights" in w for w in check_folder(folder).warnings)
 
 
 def test_an_untrained_checkpoint_says_so_and_claims_no_figures(tmp_path):
