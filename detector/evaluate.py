@@ -23,6 +23,8 @@ from .datasets import Sample, read_dataset
 from .errors import DetectorError, MediaError
 from .metrics import report_metrics
 
+SCORES_FILE = "scores.csv"  # per-file scores beside metrics.json (the model card reads it for bootstrap intervals)
+
 
 def perturb_image(path: Path, perturbation: str, target: Path) -> Path:
     """Write `path` re-encoded as JPEG (`jpeg:QUALITY`) or rescaled (`scale:FACTOR`) to `target`."""
@@ -97,7 +99,7 @@ def write_outputs(out: Path, metrics: dict, rows: list[dict], decision) -> None:
     from sklearn.metrics import roc_curve
 
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "scores.csv", "w", newline="") as handle:
+    with open(out / SCORES_FILE, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)

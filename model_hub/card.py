@@ -13,6 +13,7 @@ that run.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -24,6 +25,8 @@ from detector.backends import export_is_current, read_manifest
 from detector.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 from detector.config import ModelConfig
 from detector.errors import DetectorError
+from detector.evaluate import SCORES_FILE
+from detector.metrics import roc_auc_interval
 
 CARD_FILE = "README.md"
 REPORT_KEYS = (
@@ -97,7 +100,30 @@ def load_report(path: str | os.PathLike, robustness: dict[str, str | os.PathLike
         extra[name] = _read_metrics(Path(file))
     if extra:
         report["robustness"] = extra
+    scores = Path(path).with_name(SCORES_FILE)
+    if scores.is_file() and "intervals" not in report:
+        report["intervals"] = _auc_intervals(scores)
     return report
+
+
+def _auc_intervals(scores: Path) -> dict[str, dict[str, list[float] | None]]:
+    """95% bootstrap intervals of the per-source and per-method ROC-AUC, from the per-file scores evaluate wrote
+    beside its metrics.json."""
+    try:
+        with open(scores, newline="") as handle:
+            rows = [(int(r["label"]), float(r["fake_probability"]), r["source"], r["method"]) for r in csv.DictReader(handle)]
+    except (OSError, KeyError, ValueError) as exc:
+        raise EvaluationReportError(f"{scores}: not the per-file scores of python -m detector evaluate ({exc})") from None
+    intervals: dict[str, dict[str, list[float] | None]] = {}
+    for key, column in (("per_source", 2), ("per_method", 3)):
+        groups: dict[str, list[tuple]] = {}
+        for row in rows:
+            groups.setdefault(row[column] or "-", []).append(row)
+        intervals[key] = {}
+        for name, members in groups.items():
+            interval = roc_auc_interval([m[0] for m in members], [m[1] for m in members])
+            intervals[key][name] = [round(v, 4) for v in interval] if interval else None
+    return intervals
 
 
 def _read_metrics(path: Path) -> dict[str, Any]:
@@ -402,15 +428,27 @@ def _evaluation_section(report: dict | None, split: str, trained: bool) -> list[
         f"{c['fp']} real files called fake. Files without a detected face were scored on the whole image.",
         "",
     ]
+    intervals = report.get("intervals") or {}
     for key, title in (("per_source", "source"), ("per_method", "manipulation method")):
         groups = report.get(key) or {}
+        ranges = intervals.get(key)
         if groups:
-            lines += [f"Per {title}:", "", f"| {title} | files | accuracy | ROC AUC |", "|---|---|---|---|"]
+            header = f"| {title} | files | accuracy | ROC AUC |" + (" 95% interval |" if ranges else "")
+            lines += [f"Per {title}:", "", header, "|---|---|---|---|" + ("---|" if ranges else "")]
             for group in sorted(groups):
                 stats = groups[group]
-                lines.append(f"| `{group}` | {stats['n']} | {_f(stats['accuracy'])} | {_f(stats['roc_auc'])} |")
+                row = f"| `{group}` | {stats['n']} | {_f(stats['accuracy'])} | {_f(stats['roc_auc'])} |"
+                if ranges:
+                    interval = ranges.get(group)
+                    row += f" {interval[0]:.2f}–{interval[1]:.2f} |" if interval else " n/a |"
+                lines.append(row)
             lines.append("")
     lines.append("ROC AUC is n/a where a group holds one class only (e.g. a source of real faces only).")
+    if intervals:
+        lines.append(
+            "The intervals are 95% bootstrap intervals of the ROC AUC (2,000 resamples of the fakes and the reals of each "
+            "group): a group of a few dozen files pins its figure down only roughly."
+        )
     lines.append("")
     robustness = report.get("robustness") or {}
     lines += ["### Robustness to what platforms do to uploads", ""]

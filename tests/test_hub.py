@@ -320,6 +320,32 @@ def test_the_card_tells_the_truth_about_data_training_and_metrics(checkpoint_b, 
     assert f"python -m model_hub pull {REPO}" in text
 
 
+def test_the_card_gives_bootstrap_intervals_when_the_per_file_scores_are_beside_the_report(checkpoint_b, tmp_path):
+    (tmp_path / "metrics.json").write_text(json.dumps(evaluation_report()))
+    rows = ["path,label,source,method,fake_probability,verdict,no_face"]
+    # ffpp: 4 fakes, 4 reals, one pair out of order (AUC 15/16); lfw: perfectly separated; utkface: reals only
+    for i, (label, p) in enumerate([(1, 0.9), (1, 0.8), (1, 0.7), (1, 0.35), (0, 0.1), (0, 0.2), (0, 0.3), (0, 0.4)]):
+        rows.append(f"f{i}.jpg,{label},ffpp,deepfakes,{p},x,False")
+    rows += [f"l{i}.jpg,{i % 2},lfw,,{0.2 + 0.6 * (i % 2)},x,False" for i in range(6)]
+    rows += ["u.jpg,0,utkface,,0.1,x,False"]
+    (tmp_path / "scores.csv").write_text("\n".join(rows) + "\n")
+
+    report = load_report(tmp_path / "metrics.json")
+    assert report["intervals"]["per_source"]["lfw"] == [1.0, 1.0] and report["intervals"]["per_source"]["utkface"] is None
+    low, high = report["intervals"]["per_source"]["ffpp"]
+    assert low < 15 / 16 <= high
+    text = build_card(shutil.copytree(checkpoint_b, tmp_path / "card"), report).text
+    assert "| source | files | accuracy | ROC AUC | 95% interval |" in text
+    assert (
+        f"| `ffpp` | 16 | 0.7500 | 0.8100 | {low:.2f}–{high:.2f} |" in text and "| `utkface` | 10 | 0.9000 | n/a | n/a |" in text
+    )
+    assert "bootstrap" in text
+
+    (tmp_path / "scores.csv").write_text("not,the,scores\n1,2,3\n")
+    with pytest.raises(EvaluationReportError, match="scores.csv: not the per-file scores"):
+        load_report(tmp_path / "metrics.json")
+
+
 def test_the_card_names_an_onnx_export_as_such_and_a_face_detector_as_such(checkpoint_b, tmp_path):
     from detector.backends import export_onnx
 

@@ -25,6 +25,8 @@ from detector.metrics import (
     expected_calibration_error,
     fit_platt,
     report_metrics,
+    roc_auc,
+    roc_auc_interval,
 )
 from detector.model import MobileNetLSTM, load_backbone_state
 from detector.train import Item, TrainOptions, backbone_state, make_batch, reestimate_batchnorm, set_augment_probabilities, train
@@ -394,6 +396,23 @@ def test_report_metrics_per_source():
     m = report_metrics([0, 1, 0, 1], [0.2, 0.8, 0.9, 0.1], 0.5, ["a", "a", "b", "b"], ["r", "x", "r", "y"], [False] * 4)
     assert m["accuracy"] == 0.5 and m["per_source"]["a"]["roc_auc"] == 1.0 and m["per_source"]["b"]["roc_auc"] == 0.0
     assert m["per_method"]["x"]["roc_auc"] is None
+
+
+def test_roc_auc_interval_brackets_the_figure_and_narrows_with_more_files():
+    rng = np.random.default_rng(3)
+
+    def sample(n):
+        labels = np.r_[np.ones(n), np.zeros(n)].astype(int)
+        return labels, rng.normal(0, 1, 2 * n) + 1.0 * labels  # AUC about 0.76
+
+    small, large = sample(12), sample(600)
+    (lo_s, hi_s), (lo_l, hi_l) = roc_auc_interval(*small), roc_auc_interval(*large)
+    assert lo_s <= roc_auc(*small) <= hi_s and lo_l <= roc_auc(*large) <= hi_l
+    assert hi_s - lo_s > 3 * (hi_l - lo_l) and 0.70 < lo_l < 0.76 < hi_l < 0.82
+    assert roc_auc_interval([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == (1.0, 1.0)  # perfectly separated, every resample too
+    assert roc_auc_interval([0, 1, 0, 1], [0.5] * 4) == (0.5, 0.5)  # ties count half
+    assert roc_auc_interval([0, 0, 0], [0.1, 0.2, 0.3]) is None
+    assert roc_auc_interval(*small) == roc_auc_interval(*small)  # seeded: the card does not change between runs
 
 
 def test_training_keeps_freed_memory_instead_of_faulting_it_back_in_every_step():
