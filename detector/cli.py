@@ -61,13 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--json", action="store_true", help="print exactly one JSON document (a list for several paths)")
     analyze.set_defaults(run=run_analyze)
 
-    for module in EXTRA_COMMANDS.values():
+    for module in dict.fromkeys(EXTRA_COMMANDS.values()):  # a module registers all of its commands at once
         __import__(f"detector.{module}", fromlist=["register"]).register(commands, _add_model_options)
     return parser
 
 
 # Sub-commands implemented in their own modules (registered lazily so `analyze` starts fast).
-EXTRA_COMMANDS: dict[str, str] = {"train": "train", "evaluate": "evaluate", "export-onnx": "backends"}
+EXTRA_COMMANDS: dict[str, str] = {"train": "train", "evaluate": "evaluate", "compare": "evaluate", "export-onnx": "backends"}
 
 
 class _ProgressBar:

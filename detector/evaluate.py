@@ -21,7 +21,7 @@ from tqdm import tqdm
 from .analyzer import Detector
 from .datasets import Sample, read_dataset
 from .errors import DetectorError, MediaError
-from .metrics import report_metrics
+from .metrics import paired_auc_difference, report_metrics, roc_auc
 
 SCORES_FILE = "scores.csv"  # per-file scores beside metrics.json (the model card reads it for bootstrap intervals)
 
@@ -196,6 +196,77 @@ def register(commands, add_model_options) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object with the metrics")
     p.add_argument("--out", default=None, help="also write scores.csv, metrics.json and PNG plots here")
     p.set_defaults(run=run_evaluate)
+    register_compare(commands)
+
+
+def register_compare(commands) -> None:
+    p = commands.add_parser(
+        "compare", help="is checkpoint B better than A? paired bootstrap of the ROC-AUC on the same evaluated files"
+    )
+    p.add_argument("a", help="evaluate --out folder (or its scores.csv) of the baseline")
+    p.add_argument("b", help="evaluate --out folder (or its scores.csv) of the candidate")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=run_compare)
+
+
+def read_scores(path: str | Path) -> dict[str, tuple[int, float, str]]:
+    """{file: (label, fake probability, source)} from the scores.csv of an evaluate --out folder."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / SCORES_FILE
+    try:
+        with open(path, newline="") as handle:
+            return {r["path"]: (int(r["label"]), float(r["fake_probability"]), r["source"]) for r in csv.DictReader(handle)}
+    except FileNotFoundError:
+        raise DetectorError(f"{path}: no such file (write it with python -m detector evaluate ... --out DIR)") from None
+    except (OSError, KeyError, ValueError, UnicodeDecodeError) as exc:
+        raise DetectorError(f"{path}: not the per-file scores of python -m detector evaluate ({exc})") from None
+
+
+def compare_scores(a: dict, b: dict) -> dict:
+    """Per group (all files, then each source): n, ROC-AUC of A and B, B - A and its 95% paired bootstrap interval,
+    and a verdict: `better` / `worse` when the interval excludes 0, else `no clear difference`."""
+    if set(a) != set(b):
+        only = sorted(set(a) ^ set(b))
+        raise DetectorError(f"the two evaluations scored different files ({len(only)} in one only, e.g. {only[0]})")
+    files = sorted(a)
+    groups = {"all": files}
+    for f in files:
+        groups.setdefault(a[f][2] or "-", []).append(f)
+    result = {}
+    for name, members in groups.items():
+        labels = [a[f][0] for f in members]
+        diff = paired_auc_difference(labels, [a[f][1] for f in members], [b[f][1] for f in members])
+        row: dict = {"n": len(members), "roc_auc_a": None, "roc_auc_b": None, "difference": None, "interval": None}
+        if diff is not None:
+            delta, low, high = diff
+            row.update(
+                roc_auc_a=roc_auc(labels, [a[f][1] for f in members]),
+                roc_auc_b=roc_auc(labels, [b[f][1] for f in members]),
+                difference=delta,
+                interval=[low, high],
+            )
+            row["verdict"] = "better" if low > 0 else "worse" if high < 0 else "no clear difference"
+        result[name] = row
+    return result
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    result = compare_scores(read_scores(args.a), read_scores(args.b))
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"ROC-AUC of B ({args.b}) against A ({args.a}), 95% paired bootstrap interval of B - A")
+    for name, row in result.items():
+        if row["difference"] is None:
+            print(f"  {name:<10} n {row['n']:>5}  one class only")
+            continue
+        low, high = row["interval"]
+        print(
+            f"  {name:<10} n {row['n']:>5}  A {row['roc_auc_a']:.4f}  B {row['roc_auc_b']:.4f}  "
+            f"B-A {row['difference']:+.4f}  [{low:+.4f}, {high:+.4f}]  {row['verdict']}"
+        )
+    return 0
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

@@ -18,6 +18,22 @@ def roc_auc(labels: Sequence[int], probs: Sequence[float]) -> float | None:
     return float(roc_auc_score(labels, probs))
 
 
+def _bootstrap_aucs(labels: np.ndarray, probs: list[np.ndarray], rounds: int, seed: int) -> list[np.ndarray]:
+    """ROC-AUC of each score array over the same stratified resamples (fakes and reals drawn separately)."""
+    fakes, reals = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+    rng = np.random.default_rng(seed)
+    picks = np.concatenate(
+        [fakes[rng.integers(0, len(fakes), (rounds, len(fakes)))], reals[rng.integers(0, len(reals), (rounds, len(reals)))]],
+        axis=1,
+    )
+    out = []
+    for p in probs:
+        # Mann-Whitney: the AUC of each round from the ranks of its fakes among all its scores (ties get mean ranks)
+        ranks = rankdata(p[picks], axis=1)[:, : len(fakes)]
+        out.append((ranks.sum(axis=1) - len(fakes) * (len(fakes) + 1) / 2) / (len(fakes) * len(reals)))
+    return out
+
+
 def roc_auc_interval(
     labels: Sequence[int], probs: Sequence[float], level: float = 0.95, rounds: int = 2000, seed: int = 0
 ) -> tuple[float, float] | None:
@@ -26,15 +42,29 @@ def roc_auc_interval(
     labels, probs = np.asarray(labels, dtype=int), np.asarray(probs, dtype=float)
     if roc_auc(labels, probs) is None:
         return None
-    fakes, reals = probs[labels == 1], probs[labels == 0]
-    rng = np.random.default_rng(seed)
-    f = fakes[rng.integers(0, len(fakes), (rounds, len(fakes)))]
-    r = reals[rng.integers(0, len(reals), (rounds, len(reals)))]
-    # Mann-Whitney: the AUC of each round from the ranks of its fakes among all its scores (ties get mean ranks)
-    ranks = rankdata(np.concatenate([f, r], axis=1), axis=1)[:, : len(fakes)]
-    aucs = (ranks.sum(axis=1) - len(fakes) * (len(fakes) + 1) / 2) / (len(fakes) * len(reals))
+    (aucs,) = _bootstrap_aucs(labels, [probs], rounds, seed)
     low, high = np.quantile(aucs, [(1 - level) / 2, 1 - (1 - level) / 2])
     return float(low), float(high)
+
+
+def paired_auc_difference(
+    labels: Sequence[int],
+    probs_a: Sequence[float],
+    probs_b: Sequence[float],
+    level: float = 0.95,
+    rounds: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float] | None:
+    """ROC-AUC of B minus that of A on the same files, with a paired bootstrap interval (both scored on each
+    resample): the way to tell whether one checkpoint beats another or only drew luckier files. None where the
+    AUC is undefined."""
+    labels = np.asarray(labels, dtype=int)
+    a, b = np.asarray(probs_a, dtype=float), np.asarray(probs_b, dtype=float)
+    if roc_auc(labels, a) is None:
+        return None
+    auc_a, auc_b = _bootstrap_aucs(labels, [a, b], rounds, seed)
+    low, high = np.quantile(auc_b - auc_a, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return roc_auc(labels, b) - roc_auc(labels, a), float(low), float(high)
 
 
 def equal_error_rate(labels: Sequence[int], probs: Sequence[float]) -> float | None:

@@ -24,6 +24,7 @@ from detector.metrics import (
     choose_uncertain_band,
     expected_calibration_error,
     fit_platt,
+    paired_auc_difference,
     report_metrics,
     roc_auc,
     roc_auc_interval,
@@ -413,6 +414,44 @@ def test_roc_auc_interval_brackets_the_figure_and_narrows_with_more_files():
     assert roc_auc_interval([0, 1, 0, 1], [0.5] * 4) == (0.5, 0.5)  # ties count half
     assert roc_auc_interval([0, 0, 0], [0.1, 0.2, 0.3]) is None
     assert roc_auc_interval(*small) == roc_auc_interval(*small)  # seeded: the card does not change between runs
+
+
+def test_paired_auc_difference_tells_a_real_gain_from_luck():
+    rng = np.random.default_rng(5)
+    labels = np.r_[np.ones(150), np.zeros(150)].astype(int)
+    weak = rng.normal(0, 1, 300) + 0.8 * labels
+    strong = weak + 1.5 * labels  # the same files, the fakes pushed further up
+    delta, low, high = paired_auc_difference(labels, weak, strong)
+    assert 0 < low <= delta <= high
+    assert paired_auc_difference(labels, weak, weak) == (0.0, 0.0, 0.0)
+    delta, low, high = paired_auc_difference(labels, weak, weak + rng.normal(0, 0.05, 300))  # a tiny jitter
+    assert low < 0 < high
+    assert paired_auc_difference([0, 0], [0.1, 0.2], [0.3, 0.4]) is None
+
+
+def test_compare_command_reads_two_evaluations_and_names_the_better_one(tmp_path, capsys):
+    from detector.cli import main as detector_main
+
+    rng = np.random.default_rng(2)
+    labels = np.r_[np.ones(60), np.zeros(60)].astype(int)
+    weak = 1 / (1 + np.exp(-(rng.normal(0, 1, 120) + 0.5 * labels)))
+    strong = np.where(labels == 1, np.sqrt(weak), weak**2)  # fakes up, reals down: ranks improve
+    for name, probs in (("a", weak), ("b", strong)):
+        (tmp_path / name).mkdir()
+        rows = ["path,label,source,method,fake_probability,verdict,no_face"]
+        rows += [f"f{i}.jpg,{labels[i]},{'lfw' if i % 2 else 'gan'},,{probs[i]:.6f},x,False" for i in range(120)]
+        (tmp_path / name / "scores.csv").write_text("\n".join(rows) + "\n")
+    assert detector_main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) == {"all", "gan", "lfw"} and result["all"]["n"] == 120 and result["gan"]["n"] == 60
+    assert result["all"]["verdict"] == "better" and result["all"]["roc_auc_b"] > result["all"]["roc_auc_a"]
+    assert detector_main(["compare", str(tmp_path / "b"), str(tmp_path / "a")]) == 0
+    assert "worse" in capsys.readouterr().out
+
+    (tmp_path / "b" / "scores.csv").write_text("\n".join(rows[:50]) + "\n")
+    assert detector_main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) != 0
+    err = capsys.readouterr().err
+    assert "scored different files" in err and "Traceback" not in err
 
 
 def test_training_keeps_freed_memory_instead_of_faulting_it_back_in_every_step():
