@@ -1,10 +1,11 @@
 """Training-time augmentation aimed at social media, and self-blended pseudo-fakes.
 
 Social platforms re-encode, rescale and filter what people upload, so the model must not rely on pristine
-pixels: JPEG re-compression (quality 30-95), down- and up-scaling, blur, noise, colour jitter, flips and random
-resized crops. Self-blended images (Shiohara & Yamasaki, CVPR 2022) turn a real face into a pseudo-fake by
+pixels: JPEG re-compression (quality 30-95), down- and up-scaling, blur, edge-preserving smoothing (what beauty
+filters do to skin: without it, smooth-skinned real photos look "too clean" to the model), noise, colour jitter,
+flips and random resized crops. Self-blended images (Shiohara & Yamasaki, CVPR 2022) turn a real face into a pseudo-fake by
 blending a colour- and geometry-jittered copy of it back into itself inside a soft face-shaped mask (the whole
-face, or only the eyes, nose or mouth, like the retouching in the CIPLab data): the model learns blending
+face, or any combination of the eyes, nose and mouth, like the composited parts in the CIPLab data): the model learns blending
 boundaries and colour mismatch from real faces alone, which generalises to manipulation methods it never saw.
 Cross-blended images (after Face X-ray, Li et al., CVPR 2020) do the same with the face or face part of another
 real person, aligned on the five landmarks and colour-matched: what a face swap or a pasted-in part leaves behind.
@@ -31,13 +32,14 @@ class AugmentConfig:
     color: float = 0.5
     rescale: float = 0.3
     blur: float = 0.15
+    smooth: float = 0.2  # edge-preserving skin smoothing, as beauty filters do to real faces before upload
     noise: float = 0.15
     jpeg: float = 0.5
     jpeg_quality: tuple[int, int] = (30, 95)
 
     @classmethod
     def off(cls) -> AugmentConfig:
-        return cls(crop_scale=(1.0, 1.0), flip=0.0, color=0.0, rescale=0.0, blur=0.0, noise=0.0, jpeg=0.0)
+        return cls(crop_scale=(1.0, 1.0), flip=0.0, color=0.0, rescale=0.0, blur=0.0, smooth=0.0, noise=0.0, jpeg=0.0)
 
 
 def augment_sequence(frames: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
@@ -55,6 +57,8 @@ def augment_sequence(frames: np.ndarray, rng: np.random.Generator, config: Augme
     rescale = rng.uniform(0.35, 0.9) if rng.random() < config.rescale else None
     interpolation = [cv2.INTER_AREA, cv2.INTER_LINEAR, cv2.INTER_CUBIC][int(rng.integers(3))]
     blur = rng.uniform(0.3, 1.3) if rng.random() < config.blur else None
+    # bilateral filter: colour sigma, neighbourhood diameter (px at 224) and how much of it is mixed in
+    smooth = (rng.uniform(20, 60), int(rng.choice([5, 7, 9])), rng.uniform(0.6, 1.0)) if rng.random() < config.smooth else None
     noise = rng.uniform(2.0, 8.0) if rng.random() < config.noise else None
     quality = int(rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1)) if rng.random() < config.jpeg else None
 
@@ -67,6 +71,11 @@ def augment_sequence(frames: np.ndarray, rng: np.random.Generator, config: Augme
             img = img[:, ::-1]
         if color is not None:
             img = _apply_color(img, *color)
+        if smooth is not None:
+            sigma_colour, diameter, amount = smooth
+            diameter = max(3, round(diameter * size / 224)) | 1
+            filtered = cv2.bilateralFilter(np.ascontiguousarray(img), diameter, sigma_colour, diameter)
+            img = cv2.addWeighted(filtered, amount, img, 1 - amount, 0)
         if rescale is not None:
             small = max(8, int(size * rescale))
             img = cv2.resize(
@@ -104,37 +113,47 @@ def _apply_color(img: np.ndarray, brightness: float, contrast: float, saturation
 
 
 def face_mask(landmarks: np.ndarray | None, size: int, rng: np.random.Generator) -> np.ndarray:
-    """A soft (float32, 0-1) mask of the whole face or of one face part, with a randomly deformed outline."""
+    """A soft (float32, 0-1) mask of the whole face or of face parts, with randomly deformed outlines.
+
+    Parts are what retouching and part swaps edit: any combination of the two eyes, the nose and the mouth (as in
+    manually composited fakes, where one to four parts come from other photos), both eyes at once, or the lower face.
+    """
     points = landmarks if landmarks is not None else DEFAULT_LANDMARKS * size
     right_eye, left_eye, nose, mouth_r, mouth_l = points
     eyes = (right_eye + left_eye) / 2
     mouth = (mouth_r + mouth_l) / 2
     d = max(float(np.linalg.norm(left_eye - right_eye)), size * 0.1)
     angle = float(np.degrees(np.arctan2(left_eye[1] - right_eye[1], left_eye[0] - right_eye[0])))
-    region = rng.choice(["face", "face", "face", "eyes", "eye", "nose", "mouth", "lower"])
+    parts = {
+        "right_eye": (right_eye, (0.38 * d, 0.26 * d)),
+        "left_eye": (left_eye, (0.38 * d, 0.26 * d)),
+        "nose": (nose - [0, 0.1 * d], (0.35 * d, 0.55 * d)),
+        "mouth": (mouth, (0.7 * d, 0.35 * d)),
+    }
+    region = rng.choice(["face", "face", "face", "parts", "parts", "parts", "eyes", "lower"])
     if region == "face":
-        center, axes = (nose + (eyes + mouth) / 2) / 2, (1.05 * d, 1.45 * d)
+        shapes = [((nose + (eyes + mouth) / 2) / 2, (1.05 * d, 1.45 * d))]
     elif region == "eyes":
-        center, axes = eyes, (1.0 * d, 0.38 * d)
-    elif region == "eye":
-        center, axes = (right_eye if rng.random() < 0.5 else left_eye), (0.38 * d, 0.26 * d)
-    elif region == "nose":
-        center, axes = nose - [0, 0.1 * d], (0.35 * d, 0.55 * d)
-    elif region == "mouth":
-        center, axes = mouth, (0.7 * d, 0.35 * d)
+        shapes = [(eyes, (1.0 * d, 0.38 * d))]
+    elif region == "parts":  # a non-empty subset of the four parts, each part in with probability one half
+        chosen = [name for name in parts if rng.random() < 0.5] or [str(rng.choice(list(parts)))]
+        shapes = [parts[name] for name in chosen]
     else:  # lower face: nose to chin
-        center, axes = (nose + mouth) / 2 + [0, 0.25 * d], (0.95 * d, 0.8 * d)
-    axes = np.array(axes) * rng.uniform(0.8, 1.2, 2)
-    # an outline with smooth random bumps rather than a perfect ellipse
-    t = np.linspace(0, 2 * np.pi, 48, endpoint=False)
-    bumps = 1 + sum(rng.uniform(-0.08, 0.08) * np.sin(k * t + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 5))
-    rad = np.radians(angle)
-    ex, ey = axes[0] * np.cos(t) * bumps, axes[1] * np.sin(t) * bumps
-    xs = center[0] + ex * np.cos(rad) - ey * np.sin(rad)
-    ys = center[1] + ex * np.sin(rad) + ey * np.cos(rad)
+        shapes = [((nose + mouth) / 2 + [0, 0.25 * d], (0.95 * d, 0.8 * d))]
     mask = np.zeros((size, size), dtype=np.float32)
-    cv2.fillPoly(mask, [np.stack([xs, ys], axis=1).round().astype(np.int32)], 1.0)
-    sigma = max(1.0, float(rng.uniform(0.03, 0.12)) * max(axes))
+    rad = np.radians(angle)
+    t = np.linspace(0, 2 * np.pi, 48, endpoint=False)
+    largest = 0.0
+    for center, axes in shapes:
+        axes = np.array(axes) * rng.uniform(0.8, 1.2, 2)
+        largest = max(largest, float(max(axes)))
+        # an outline with smooth random bumps rather than a perfect ellipse
+        bumps = 1 + sum(rng.uniform(-0.08, 0.08) * np.sin(k * t + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 5))
+        ex, ey = axes[0] * np.cos(t) * bumps, axes[1] * np.sin(t) * bumps
+        xs = center[0] + ex * np.cos(rad) - ey * np.sin(rad)
+        ys = center[1] + ex * np.sin(rad) + ey * np.cos(rad)
+        cv2.fillPoly(mask, [np.stack([xs, ys], axis=1).round().astype(np.int32)], 1.0)
+    sigma = max(1.0, float(rng.uniform(0.03, 0.12)) * largest)
     mask = cv2.GaussianBlur(mask, (0, 0), sigma)
     return mask / max(float(mask.max()), 1e-6)
 

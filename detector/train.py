@@ -583,7 +583,7 @@ def _write_log(path: Path, rows: list[dict]) -> None:
 # ---------------------------------------------------------------------------------------------- CLI
 
 
-AUGMENT_PROBABILITIES = ("flip", "color", "rescale", "blur", "noise", "jpeg")
+AUGMENT_PROBABILITIES = ("flip", "color", "rescale", "blur", "smooth", "noise", "jpeg")
 
 
 def set_augment_probabilities(config: AugmentConfig, settings: list[str]) -> AugmentConfig:
@@ -637,7 +637,7 @@ def register(commands, add_model_options) -> None:
     p.add_argument("--no-augment", action="store_true", help="train on the crops as they are (for debugging)")
     p.add_argument(
         "--augment", action="append", default=[], metavar="NAME=P",
-        help="probability of one augmentation (flip, color, rescale, blur, noise, jpeg), e.g. --augment jpeg=0.7; repeatable",
+        help="probability of one augmentation (flip, color, rescale, blur, smooth, noise, jpeg), e.g. --augment jpeg=0.7; repeatable",
     )  # fmt: skip
     p.add_argument("--no-tta-flip", dest="tta_flip", action="store_false", help="score crops without their mirror images")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")

@@ -247,6 +247,32 @@ def describe_perturbation(name: str) -> str:
 # ---------------------------------------------------------------------------------------------- text
 
 
+AUGMENT_NAMES = {
+    "jpeg": "JPEG re-encoding",
+    "rescale": "down- and up-scaling",
+    "color": "colour jitter",
+    "flip": "mirroring",
+    "blur": "blur",
+    "smooth": "edge-preserving (beauty-filter) smoothing",
+    "noise": "noise",
+}
+
+
+def _describe_augment(augment: dict) -> str:
+    parts = []
+    for key, name in AUGMENT_NAMES.items():
+        share = augment.get(key)
+        if isinstance(share, (int, float)) and share > 0:
+            extra = ""
+            if key == "jpeg" and isinstance(augment.get("jpeg_quality"), list):
+                extra = " (quality {}–{})".format(*augment["jpeg_quality"])
+            parts.append(f"{name}{extra} {share:.0%}")
+    crop = augment.get("crop_scale")
+    if isinstance(crop, list) and len(crop) == 2 and crop[0] < 1:
+        parts.append(f"random crops of {crop[0]:.0%}–{crop[1]:.0%} of the area")
+    return ", ".join(parts) or "none"
+
+
 def _onnx_export_files(folder: Path) -> list[str]:
     """The files of the ONNX export (`python -m detector export-onnx`) the folder carries, from its manifest."""
     files = (read_manifest(folder) or {}).get("files", [])
@@ -363,8 +389,11 @@ def _training_section(training: dict, options: dict, report: dict | None, config
             )
             lines.append(
                 f"- {options['pseudo_fakes']:.0%} of the fake examples drawn in training were pseudo-fakes made from real "
-                f"faces on the fly{how}."
+                f"faces on the fly{how}, blended in through a soft mask of the whole face or of face parts."
             )
+        augment = options.get("augment")
+        if isinstance(augment, dict):
+            lines.append(f"- augmentation, as the share of training examples that get each: {_describe_augment(augment)}.")
         lines.append("")
     sources = (report or {}).get("per_source", {})
     if sources:

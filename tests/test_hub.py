@@ -42,7 +42,13 @@ REPO = "deepfake-checker/mnv3-lstm"
 TRAINING = {
     "data": "../shared/data/faces",
     "command": "python -m detector train --data ../shared/data/faces --out runs/hub-test --epochs 3",
-    "options": {"train_split": "train", "val_split": "val", "max_sequence": 8, "backbone_weights": "shared"},
+    "options": {
+        "train_split": "train",
+        "val_split": "val",
+        "max_sequence": 8,
+        "backbone_weights": "shared",
+        "augment": {"crop_scale": [0.7, 1.0], "flip": 0.5, "color": 0.0, "smooth": 0.2, "jpeg": 0.5, "jpeg_quality": [30, 95]},
+    },
     "train_samples": 120,
     "val_samples": 40,
     "best_epoch": 2,
@@ -312,6 +318,9 @@ def test_the_card_tells_the_truth_about_data_training_and_metrics(checkpoint_b, 
 
     text = card.text
     assert TRAINING["command"] in text
+    augment = next(line for line in text.splitlines() if line.startswith("- augmentation"))
+    assert "JPEG re-encoding (quality 30–95) 50%" in augment and "edge-preserving (beauty-filter) smoothing 20%" in augment
+    assert "mirroring 50%" in augment and "random crops of 70%–100% of the area" in augment and "colour" not in augment
     assert "| `ffpp` | 16 | 0.7500 | 0.8100 |" in text and "| `face2face` | 8 | 0.6250 | n/a |" in text
     assert "re-encoded as JPEG quality 40 | 0.7000" in text
     assert "diffusion models" in text and "Lip-sync" in text  # not in this training data

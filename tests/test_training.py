@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -302,6 +304,28 @@ def test_augmentation_keeps_shape_and_varies():
     assert np.array_equal(augment_sequence(frames, rng, AugmentConfig.off()), frames)
 
 
+def test_smoothing_flattens_skin_texture_and_keeps_edges():
+    # skin-coloured halves with fine texture (pixel noise) and a hard edge between them
+    image = np.zeros((224, 224, 3), dtype=np.float64)
+    image[:, :112], image[:, 112:] = (200, 150, 130), (90, 60, 50)
+    image += np.random.default_rng(0).normal(0, 6, image.shape)
+    image = np.clip(image, 0, 255).astype(np.uint8)
+    only_smoothing = dataclasses.replace(AugmentConfig.off(), smooth=1.0)
+
+    def texture(img):  # high-frequency energy away from the edge
+        grey = img.astype(float).mean(axis=2)
+        return np.abs(grey - cv2.GaussianBlur(grey, (0, 0), 2))[:, list(range(20, 92)) + list(range(132, 204))].mean()
+
+    def edge(img):
+        grey = img.astype(float).mean(axis=2)
+        return grey[:, 100:108].mean() - grey[:, 116:124].mean()
+
+    for seed in range(5):  # every draw of the strength
+        out = augment_sequence(image[None], np.random.default_rng(seed), only_smoothing)[0]
+        assert texture(out) < 0.6 * texture(image)
+        assert edge(out) > 0.95 * edge(image)
+
+
 def test_pseudo_fake_shares_outside_0_1_are_a_readable_error(tmp_path, capsys):
     from detector.cli import main as detector_main
 
@@ -334,6 +358,21 @@ def test_self_blend_changes_only_the_masked_region(face_photo):
     assert diff.max() > 0
     # the corners are far from the face: untouched
     assert diff[:20, :20].max() == 0 and diff[-20:, -20:].max() == 0
+
+
+def test_pseudo_fake_masks_cover_the_whole_face_or_any_combination_of_parts():
+    marks = np.array([[96, 110], [160, 110], [128, 145], [102, 180], [154, 180]], dtype=np.float32)
+    probes = {"right_eye": (96, 110), "left_eye": (160, 110), "nose": (128, 140), "mouth": (128, 180)}
+    seen = set()
+    for seed in range(300):
+        mask = face_mask(marks, 256, np.random.default_rng(seed))
+        assert mask[:16, :16].max() < 1e-3
+        seen.add(frozenset(name for name, (x, y) in probes.items() if mask[y, x] > 0.5))
+    everything = frozenset(probes)
+    assert everything in seen  # whole face
+    assert {frozenset({"mouth"}), frozenset({"nose"}), frozenset({"left_eye"}), frozenset({"right_eye"})} <= seen
+    assert frozenset({"right_eye", "mouth"}) in seen and frozenset({"left_eye", "nose", "mouth"}) in seen  # apart
+    assert frozenset() not in seen
 
 
 def test_cross_blend_aligns_the_donor_face_on_the_landmarks(face_photo):
