@@ -2,11 +2,12 @@
 
 Social platforms re-encode, rescale and filter what people upload, so the model must not rely on pristine
 pixels: JPEG re-compression (quality 30-95), down- and up-scaling, blur, edge-preserving smoothing (what beauty
-filters do to skin: without it, smooth-skinned real photos look "too clean" to the model), noise, colour jitter,
-flips and random resized crops. Self-blended images (Shiohara & Yamasaki, CVPR 2022) turn a real face into a pseudo-fake by
-blending a colour- and geometry-jittered copy of it back into itself inside a soft face-shaped mask (the whole
-face, or any combination of the eyes, nose and mouth, like the composited parts in the CIPLab data): the model learns blending
-boundaries and colour mismatch from real faces alone, which generalises to manipulation methods it never saw.
+filters do to skin; without it, smooth-skinned real portraits drew high fake scores), noise, colour jitter, flips
+and random resized crops. Self-blended images (Shiohara & Yamasaki, CVPR 2022) turn a real face into a pseudo-fake
+by blending a colour- and geometry-jittered copy of it back into itself inside a soft face-shaped mask (the whole
+face, or any combination of the eyes, nose and mouth, like the composited parts in the CIPLab data): the model
+learns blending boundaries and colour mismatch from real faces alone, which generalises to manipulation methods it
+never saw.
 Cross-blended images (after Face X-ray, Li et al., CVPR 2020) do the same with the face or face part of another
 real person, aligned on the five landmarks and colour-matched: what a face swap or a pasted-in part leaves behind.
 

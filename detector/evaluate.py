@@ -237,7 +237,14 @@ def compare_scores(a: dict, b: dict) -> dict:
     for name, members in groups.items():
         labels = [a[f][0] for f in members]
         diff = paired_auc_difference(labels, [a[f][1] for f in members], [b[f][1] for f in members])
-        row: dict = {"n": len(members), "roc_auc_a": None, "roc_auc_b": None, "difference": None, "interval": None}
+        row: dict = {
+            "n": len(members),
+            "roc_auc_a": None,
+            "roc_auc_b": None,
+            "difference": None,
+            "interval": None,
+            "verdict": None,
+        }
         if diff is not None:
             delta, low, high = diff
             row.update(

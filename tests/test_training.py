@@ -484,6 +484,7 @@ def test_compare_command_reads_two_evaluations_and_names_the_better_one(tmp_path
     result = json.loads(capsys.readouterr().out)
     assert set(result) == {"all", "gan", "lfw"} and result["all"]["n"] == 120 and result["gan"]["n"] == 60
     assert result["all"]["verdict"] == "better" and result["all"]["roc_auc_b"] > result["all"]["roc_auc_a"]
+    assert all(set(row) == {"n", "roc_auc_a", "roc_auc_b", "difference", "interval", "verdict"} for row in result.values())
     assert detector_main(["compare", str(tmp_path / "b"), str(tmp_path / "a")]) == 0
     assert "worse" in capsys.readouterr().out
 
