@@ -21,7 +21,7 @@ from tqdm import tqdm
 from .analyzer import Detector
 from .datasets import Sample, read_dataset
 from .errors import DetectorError, MediaError
-from .metrics import paired_auc_difference, report_metrics, roc_auc
+from .metrics import group_indices, paired_auc_difference, report_metrics, roc_auc
 
 SCORES_FILE = "scores.csv"  # per-file scores beside metrics.json (the model card reads it for bootstrap intervals)
 
@@ -209,51 +209,48 @@ def register_compare(commands) -> None:
     p.set_defaults(run=run_compare)
 
 
-def read_scores(path: str | Path) -> dict[str, tuple[int, float, str]]:
-    """{file: (label, fake probability, source)} from the scores.csv of an evaluate --out folder."""
+def read_scores(path: str | Path) -> list[tuple[str, int, float, str, str]]:
+    """(file, label, fake probability, source, method) per row of the scores.csv of an evaluate --out folder."""
     path = Path(path)
     if path.is_dir():
         path = path / SCORES_FILE
     try:
         with open(path, newline="") as handle:
-            return {r["path"]: (int(r["label"]), float(r["fake_probability"]), r["source"]) for r in csv.DictReader(handle)}
+            return [
+                (r["path"], int(r["label"]), float(r["fake_probability"]), r["source"], r["method"])
+                for r in csv.DictReader(handle)
+            ]
     except FileNotFoundError:
         raise DetectorError(f"{path}: no such file (write it with python -m detector evaluate ... --out DIR)") from None
     except (OSError, KeyError, ValueError, UnicodeDecodeError) as exc:
         raise DetectorError(f"{path}: not the per-file scores of python -m detector evaluate ({exc})") from None
 
 
-def compare_scores(a: dict, b: dict) -> dict:
+def compare_scores(rows_a: list[tuple], rows_b: list[tuple]) -> dict:
     """Per group (all files, then each source): n, ROC-AUC of A and B, B - A and its 95% paired bootstrap interval,
     and a verdict: `better` / `worse` when the interval excludes 0, else `no clear difference`."""
+    a, b = {r[0]: r for r in rows_a}, {r[0]: r for r in rows_b}
     if set(a) != set(b):
         only = sorted(set(a) ^ set(b))
         raise DetectorError(f"the two evaluations scored different files ({len(only)} in one only, e.g. {only[0]})")
     files = sorted(a)
-    groups = {"all": files}
-    for f in files:
-        groups.setdefault(a[f][2] or "-", []).append(f)
+    labels = [a[f][1] for f in files]
+    probs_a, probs_b = [a[f][2] for f in files], [b[f][2] for f in files]
+    groups = {"all": list(range(len(files))), **group_indices([a[f][3] for f in files])}
     result = {}
-    for name, members in groups.items():
-        labels = [a[f][0] for f in members]
-        diff = paired_auc_difference(labels, [a[f][1] for f in members], [b[f][1] for f in members])
-        row: dict = {
-            "n": len(members),
-            "roc_auc_a": None,
-            "roc_auc_b": None,
-            "difference": None,
-            "interval": None,
-            "verdict": None,
-        }
+    for name, idx in groups.items():
+        members = [labels[i] for i in idx]
+        diff = paired_auc_difference(members, [probs_a[i] for i in idx], [probs_b[i] for i in idx])
+        row: dict = {"n": len(idx), "roc_auc_a": None, "roc_auc_b": None, "difference": None, "interval": None, "verdict": None}
         if diff is not None:
             delta, low, high = diff
             row.update(
-                roc_auc_a=roc_auc(labels, [a[f][1] for f in members]),
-                roc_auc_b=roc_auc(labels, [b[f][1] for f in members]),
+                roc_auc_a=roc_auc(members, [probs_a[i] for i in idx]),
+                roc_auc_b=roc_auc(members, [probs_b[i] for i in idx]),
                 difference=delta,
                 interval=[low, high],
+                verdict="better" if low > 0 else "worse" if high < 0 else "no clear difference",
             )
-            row["verdict"] = "better" if low > 0 else "worse" if high < 0 else "no clear difference"
         result[name] = row
     return result
 

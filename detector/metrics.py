@@ -105,6 +105,14 @@ def binary_metrics(labels: Sequence[int], probs: Sequence[float], threshold: flo
     }
 
 
+def group_indices(names: Sequence[str]) -> dict[str, list[int]]:
+    """{group name: indices of its files}, sorted by name; a missing name is the group "-"."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, name in enumerate(names):
+        groups[name or "-"].append(i)
+    return dict(sorted(groups.items()))
+
+
 def report_metrics(
     labels: Sequence[int],
     probs: Sequence[float],
@@ -123,16 +131,14 @@ def report_metrics(
     result["no_face_rate"] = float(np.mean(no_face)) if len(no_face) else 0.0
     result["confusion"] = result.pop("confusion")
     for key, names in (("per_source", sources), ("per_method", methods)):
-        groups: dict[str, list[int]] = defaultdict(list)
-        for i, name in enumerate(names):
-            groups[name or "-"].append(i)
+        groups = group_indices(names)
         result[key] = {
             name: {
                 "n": len(idx),
                 "accuracy": binary_metrics([labels[i] for i in idx], [probs[i] for i in idx], threshold)["accuracy"],
                 "roc_auc": roc_auc([labels[i] for i in idx], [probs[i] for i in idx]),
             }
-            for name, idx in sorted(groups.items())
+            for name, idx in groups.items()
         }
     return result
 

@@ -20,7 +20,7 @@ import re
 import sys
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -583,7 +583,8 @@ def _write_log(path: Path, rows: list[dict]) -> None:
 # ---------------------------------------------------------------------------------------------- CLI
 
 
-AUGMENT_PROBABILITIES = ("flip", "color", "rescale", "blur", "smooth", "noise", "jpeg")
+# the augmentations --augment NAME=P sets: the probability fields of AugmentConfig, in their order
+AUGMENT_PROBABILITIES = tuple(f.name for f in fields(AugmentConfig) if f.type == "float")
 
 
 def set_augment_probabilities(config: AugmentConfig, settings: list[str]) -> AugmentConfig:
@@ -637,7 +638,7 @@ def register(commands, add_model_options) -> None:
     p.add_argument("--no-augment", action="store_true", help="train on the crops as they are (for debugging)")
     p.add_argument(
         "--augment", action="append", default=[], metavar="NAME=P",
-        help="probability of one augmentation (flip, color, rescale, blur, smooth, noise, jpeg), e.g. --augment jpeg=0.7; repeatable",
+        help=f"probability of one augmentation ({', '.join(AUGMENT_PROBABILITIES)}), e.g. --augment jpeg=0.7; repeatable",
     )  # fmt: skip
     p.add_argument("--no-tta-flip", dest="tta_flip", action="store_false", help="score crops without their mirror images")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
@@ -646,8 +647,8 @@ def register(commands, add_model_options) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    fields = {f for f in TrainOptions.__dataclass_fields__ if f != "augment"}
-    options = TrainOptions(**{k: v for k, v in vars(args).items() if k in fields})
+    names = {f for f in TrainOptions.__dataclass_fields__ if f != "augment"}
+    options = TrainOptions(**{k: v for k, v in vars(args).items() if k in names})
     for name in ("pseudo_fakes", "cross_blend"):
         if not 0.0 <= getattr(options, name) <= 1.0:
             raise DetectorError(f"--{name.replace('_', '-')} must be a share between 0 and 1")

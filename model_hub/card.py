@@ -13,7 +13,6 @@ that run.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -25,8 +24,8 @@ from detector.backends import export_is_current, read_manifest
 from detector.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 from detector.config import ModelConfig
 from detector.errors import DetectorError
-from detector.evaluate import SCORES_FILE
-from detector.metrics import roc_auc_interval
+from detector.evaluate import SCORES_FILE, read_scores
+from detector.metrics import group_indices, roc_auc_interval
 
 CARD_FILE = "README.md"
 REPORT_KEYS = (
@@ -110,18 +109,15 @@ def _auc_intervals(scores: Path) -> dict[str, dict[str, list[float] | None]]:
     """95% bootstrap intervals of the per-source and per-method ROC-AUC, from the per-file scores evaluate wrote
     beside its metrics.json."""
     try:
-        with open(scores, newline="") as handle:
-            rows = [(int(r["label"]), float(r["fake_probability"]), r["source"], r["method"]) for r in csv.DictReader(handle)]
-    except (OSError, KeyError, ValueError) as exc:
-        raise EvaluationReportError(f"{scores}: not the per-file scores of python -m detector evaluate ({exc})") from None
+        rows = read_scores(scores)
+    except DetectorError as exc:
+        raise EvaluationReportError(exc.message) from None
+    labels, probs = [r[1] for r in rows], [r[2] for r in rows]
     intervals: dict[str, dict[str, list[float] | None]] = {}
-    for key, column in (("per_source", 2), ("per_method", 3)):
-        groups: dict[str, list[tuple]] = {}
-        for row in rows:
-            groups.setdefault(row[column] or "-", []).append(row)
+    for key, column in (("per_source", 3), ("per_method", 4)):
         intervals[key] = {}
-        for name, members in groups.items():
-            interval = roc_auc_interval([m[0] for m in members], [m[1] for m in members])
+        for name, idx in group_indices([r[column] for r in rows]).items():
+            interval = roc_auc_interval([labels[i] for i in idx], [probs[i] for i in idx])
             intervals[key][name] = [round(v, 4) for v in interval] if interval else None
     return intervals
 
