@@ -32,7 +32,16 @@ from detector.metrics import (
     roc_auc_interval,
 )
 from detector.model import MobileNetLSTM, load_backbone_state
-from detector.train import Item, TrainOptions, backbone_state, make_batch, reestimate_batchnorm, set_augment_probabilities, train
+from detector.train import (
+    EpochSampler,
+    Item,
+    TrainOptions,
+    backbone_state,
+    make_batch,
+    reestimate_batchnorm,
+    set_augment_probabilities,
+    train,
+)
 from tests.conftest import ROOT, SHARED
 
 FACES = SHARED / "data" / "faces"
@@ -408,6 +417,26 @@ def test_pseudo_fake_picks_become_fakes_blended_from_another_real_face():
     plain, _, _ = make_batch(items, [(0, False), (1, False)], options, prep, rng)
     assert torch.equal(images[1], plain[1])  # real picks pass through unchanged (augmentation off)
     assert not torch.allclose(images[0], plain[0])  # the pseudo-fake pick carries another face inside the mask
+
+
+def test_sampler_balances_classes_and_weights_sources_by_a_power_of_their_size():
+    crops = np.zeros((1, 8, 8, 3), np.uint8)
+    sizes = {("big", 0): 1600, ("big", 1): 900, ("small", 0): 100, ("small", 1): 25}
+    items = [Item(crops, None, label, src, "m", ["x"]) for (src, label), n in sizes.items() for _ in range(n)]
+    draws = 40_000
+    for power in (0.0, 0.75, 1.0):
+        sampler = EpochSampler(items, 0.25, np.random.default_rng(0), power)
+        picks = sampler.draw(draws)
+        pseudo = [i for i, p in picks if p]
+        plain = [i for i, p in picks if not p]
+        assert all(items[i].label == 0 for i in pseudo)  # pseudo-fakes are made from real items
+        assert abs(len(pseudo) / draws - 0.5 * 0.25) < 0.01
+        fakes = len(pseudo) + sum(items[i].label for i in plain)
+        assert abs(fakes / draws - 0.5) < 0.01  # classes balanced, pseudo-fakes counted as fakes
+        for label, big, small in ((0, 1600, 100), (1, 900, 25)):
+            n_big = sum(1 for i in plain if items[i].label == label and items[i].source == "big")
+            n_small = sum(1 for i in plain if items[i].label == label and items[i].source == "small")
+            assert n_big / n_small == pytest.approx((big / small) ** power, rel=0.15)
 
 
 # ---------------------------------------------------------------------------------------------- metrics
