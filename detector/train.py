@@ -123,13 +123,14 @@ def build_items(samples: list[Sample], crops: list[FaceCrops | None], group: boo
 
 class EpochSampler:
     """Draws the items of an epoch: classes balanced, each (source, label) bucket weighted by its size to the power
-    `balance_power` (1: as often as their size says; 0: every bucket alike). The default 0.75 shows small sources
-    more often than their share, but less than the square root did: on ../shared/data/faces (14 epochs) the square
-    root showed each CIPLab and GAN image 12 to 30 times and they were memorised (train ROC-AUC 0.95-0.99 against
-    0.62-0.75 on val); 0.75 shows them 8 to 13 times and gave a better validation ROC-AUC overall and after JPEG q40
-    and 0.5x downscaling (README). A share of the fake class (`pseudo_fakes`) is pseudo-fakes built from real items."""
+    `power` (TrainOptions.balance_power; 1: as often as their size says; 0: every bucket alike). Its default 0.75
+    shows small sources more often than their share, but less than the square root did: on ../shared/data/faces (14
+    epochs) the square root showed each CIPLab and GAN image 12 to 30 times and they were memorised (train ROC-AUC
+    0.95-0.99 against 0.62-0.75 on val); 0.75 shows them 8 to 13 times and gave a better validation ROC-AUC overall
+    and after JPEG q40 and 0.5x downscaling (README). A share of the fake class (`pseudo_fakes`) is pseudo-fakes built
+    from real items."""
 
-    def __init__(self, items: list[Item], pseudo_fakes: float, rng: np.random.Generator, power: float = 0.75):
+    def __init__(self, items: list[Item], pseudo_fakes: float, rng: np.random.Generator, power: float):
         self.items, self.rng = items, rng
         buckets: dict[tuple[str, int], list[int]] = defaultdict(list)
         for i, item in enumerate(items):
