@@ -524,12 +524,16 @@ def test_compare_command_reads_two_evaluations_and_names_the_better_one(tmp_path
 
 
 def test_training_keeps_freed_memory_instead_of_faulting_it_back_in_every_step():
-    # Two fresh interpreters allocate and free the same 64 MB tensor 20 times; with the allocator setting of the
-    # training loop the pages are reused rather than unmapped and faulted in again.
+    # Two fresh interpreters allocate and free the same 64 MB tensor 20 times after 5 warm-up rounds; with the
+    # allocator setting of the training loop the pages are reused rather than unmapped and faulted in again. (The
+    # warm-up rounds are left out of the count: with the setting, the first two to five of them still fault the
+    # block in, a varying number, which made a count from the first round flaky.)
     code = (
         "import resource, sys, torch\n"
         "from detector.train import keep_freed_memory\n"
         "tuned = keep_freed_memory() if sys.argv[1] == 'on' else False\n"
+        "for _ in range(5):\n"
+        "    torch.ones(16 << 20).sum()\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
         "for _ in range(20):\n"
         "    torch.ones(16 << 20).sum()\n"
@@ -543,4 +547,4 @@ def test_training_keeps_freed_memory_instead_of_faulting_it_back_in_every_step()
         runs[mode] = (tuned == "True", int(faults))
     if not runs["on"][0]:
         pytest.skip("the C library is not glibc: the setting does not apply")
-    assert runs["on"][1] * 4 < runs["off"][1]
+    assert runs["on"][1] * 10 < runs["off"][1]
