@@ -134,8 +134,17 @@ class FetchError(DetectorError):
     http_status = 502
 
 
-class HostNotFoundError(FetchError):
+class HostNotFoundError(UrlError):
+    """The URL's host name does not exist: the user's input, not a failure of the source."""
+
     code = "host_not_found"
+    http_status = 400
+
+
+class HostLookupError(FetchError):
+    """The host name could not be looked up just now (a DNS failure that may pass): worth retrying."""
+
+    code = "host_lookup_failed"
     http_status = 502
 
 

@@ -12,31 +12,26 @@ post pages of many sites and whose generic extractor covers direct media files, 
 When yt-dlp finds nothing on an HTML page that names an `og:image`, that image is fetched instead.
 
 Safety and limits. Every connection of a fetch, whoever opens it (our GET, yt-dlp's page, redirect, playlist and
-fragment requests), goes through a small forward proxy on 127.0.0.1 that belongs to the fetcher: it resolves the
+fragment requests), goes through the fetcher's forward proxy on 127.0.0.1 (`detector.guardproxy`): it resolves the
 target, refuses it unless the `UrlPolicy` allows every address, connects to the checked address itself (so a DNS
-answer cannot change between check and connect), and cuts the fetch off at its deadline or when far more bytes
-than the limit have gone through. Sizes and durations known from metadata are checked before downloading; the
+answer cannot change between check and connect), and cuts every connection of the fetch off at its one deadline
+(`FetchLimits.timeout_s`, for everything: connecting, pages, yt-dlp's extraction, the download) or when far more
+bytes than the limit have gone through. Client libraries wait a little longer than the deadline, so a silent or
+dribbling source ends as a `FetchTimeoutError` at the deadline, not as a socket timeout of their own. Sizes and durations known from metadata are checked before downloading; the
 download is stopped as soon as it passes the byte limit (yt-dlp's own `max_filesize` alone skips silently and
 misses unknown sizes), and the file is checked again at the end.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import ipaddress
 import logging
 import re
-import secrets
-import select
 import shutil
-import socket
-import socketserver
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -44,15 +39,13 @@ from urllib.parse import urljoin, urlsplit
 from .errors import (
     DetectorError,
     FetchError,
-    FetchTimeoutError,
-    HostNotFoundError,
     MediaTooLargeError,
     MediaTooLongError,
     NoMediaFoundError,
-    UnsafeUrlError,
     UnsupportedUrlSchemeError,
 )
-from .urlguard import UrlPolicy, check_url, resolve_allowed
+from .guardproxy import GuardProxy, ProxySession
+from .urlguard import UrlPolicy, check_url
 
 log = logging.getLogger(__name__)
 
@@ -114,20 +107,10 @@ class MediaFetcher:
         self.limits = limits or FetchLimits()
         self.user_agent = user_agent
         self.temp_dir = temp_dir  # where per-fetch folders are made (default: the system's temporary folder)
-        self._proxy: _GuardProxy | None = None
-        self._proxy_lock = threading.Lock()
+        self._proxy = GuardProxy()
 
     def close(self) -> None:
-        with self._proxy_lock:
-            if self._proxy is not None:
-                self._proxy.close()
-                self._proxy = None
-
-    def _guard_proxy(self) -> _GuardProxy:
-        with self._proxy_lock:
-            if self._proxy is None:
-                self._proxy = _GuardProxy()
-            return self._proxy
+        self._proxy.close()
 
     @contextlib.contextmanager
     def fetch(self, url: str, progress: FetchProgress | None = None, limits: FetchLimits | None = None) -> Iterator[FetchedMedia]:
@@ -135,35 +118,41 @@ class MediaFetcher:
         limits = limits or self.limits
         started = time.monotonic()
         checked = check_url(url, self.policy)  # refuse bad URLs before any connection
-        proxy = self._guard_proxy()
-        session = proxy.open_session(self.policy, limits)
+        # Pages, playlists and probes add to the media bytes; the proxy's cap is a backstop, the exact limit is
+        # enforced on the file by the fetcher.
+        byte_cap = 2 * limits.max_bytes + 16 * 1024**2
         folder = Path(tempfile.mkdtemp(prefix="fetch-", dir=self.temp_dir))
         try:
-            try:
-                media = _Fetch(self, checked.url, folder, session, limits, progress).run()
-            except DetectorError:
-                raise
-            except Exception as exc:  # anything unexpected from the network stack or yt-dlp
-                raise session.typed_error() or FetchError(f"fetching the URL failed: {_clean(str(exc))}") from None
+            with self._proxy.session(self.policy, limits.timeout_s, byte_cap, deadline=started + limits.timeout_s) as session:
+                try:
+                    media = _Fetch(self, checked.url, folder, session, limits, progress).run()
+                except DetectorError:
+                    raise
+                except Exception as exc:  # anything unexpected from the network stack or yt-dlp
+                    raise session.typed_error() or FetchError(f"fetching the URL failed: {_clean(str(exc))}") from None
             media.fetch_ms = (time.monotonic() - started) * 1000.0
             yield media
         finally:
-            proxy.close_session(session)
             shutil.rmtree(folder, ignore_errors=True)
 
 
 class _Fetch:
     """One fetch: the state shared by the plain-HTTP and the yt-dlp paths."""
 
-    def __init__(self, fetcher: MediaFetcher, url: str, folder: Path, session: _FetchSession, limits: FetchLimits, progress):
+    def __init__(self, fetcher: MediaFetcher, url: str, folder: Path, session: ProxySession, limits: FetchLimits, progress):
         self.fetcher, self.url, self.folder, self.session, self.limits = fetcher, url, folder, session, limits
         self.progress = progress
 
     def remaining(self) -> float:
         left = self.session.deadline - time.monotonic()
         if left <= 0:
-            raise FetchTimeoutError(f"fetching the URL took longer than {self.limits.timeout_s:g} s")
+            raise self.session.timeout_error()
         return left
+
+    def client_timeout(self) -> float:
+        """How long a client library may wait on one socket operation: a little past the fetch's deadline, so that
+        the proxy, which enforces the deadline on every connection, is the one that ends a stalled fetch."""
+        return self.remaining() + 1.0
 
     def run(self) -> FetchedMedia:
         page_html = None
@@ -198,12 +187,16 @@ class _Fetch:
 
     def probe(self, url: str | None = None, page_url: str | None = None) -> FetchedMedia | str | None:
         """GET the URL: download it when it is an image; otherwise return the start of an HTML page (or None)."""
-        import requests
 
         url = url or self.url
-        http = self.http_session()
+        with self.http_session() as http:
+            return self._probe(http, url, page_url)
+
+    def _probe(self, http, url: str, page_url: str | None) -> FetchedMedia | str | None:
+        import requests
+
         try:
-            response = http.get(url, stream=True, timeout=(min(self.remaining(), 15), min(self.remaining(), 30)))
+            response = http.get(url, stream=True, timeout=(self.client_timeout(), self.client_timeout()))
         except requests.exceptions.InvalidSchema:
             raise UnsupportedUrlSchemeError("the URL redirects to an address that is not http:// or https://") from None
         except requests.RequestException as exc:
@@ -283,7 +276,7 @@ class _Fetch:
             "noprogress": True,
             "logger": _YtDlpLogger(),
             "proxy": self.session.proxy_url,
-            "socket_timeout": min(self.remaining(), 20.0),
+            "socket_timeout": self.client_timeout(),
             "retries": 1,
             "fragment_retries": 1,
             "extractor_retries": 0,
@@ -364,7 +357,7 @@ class _Fetch:
         if done > self.limits.max_bytes or total > self.limits.max_bytes:
             raise _Stop(MediaTooLargeError(_too_large(max(done, total), self.limits.max_bytes, partial=not total)))
         if time.monotonic() > self.session.deadline:
-            raise _Stop(FetchTimeoutError(f"fetching the URL took longer than {self.limits.timeout_s:g} s"))
+            raise _Stop(self.session.timeout_error())
         if self.progress and status.get("status") == "downloading":
             self.progress("fetch", done, total)
 
@@ -427,236 +420,6 @@ class _YtDlpLogger:
 
     def error(self, msg: str) -> None:
         log.debug("yt-dlp: %s", msg)
-
-
-# ------------------------------------------------------------------------------------------------ the proxy
-
-
-@dataclass(eq=False)
-class _FetchSession:
-    """What the proxy knows about one fetch: its policy, its deadline, and what went wrong, if anything."""
-
-    token: str
-    proxy_url: str
-    policy: UrlPolicy
-    deadline: float
-    byte_cap: int
-    received: int = 0
-    refusal: str | None = None
-    host_error: str | None = None
-    over_cap: bool = False
-    timed_out: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def count(self, n: int) -> bool:
-        with self.lock:
-            self.received += n
-            if self.received > self.byte_cap:
-                self.over_cap = True
-            return not self.over_cap
-
-    def typed_error(self) -> DetectorError | None:
-        """The error the proxy saw, which explains whatever error the client library reports."""
-        if self.refusal:
-            return UnsafeUrlError(self.refusal)
-        if self.timed_out or time.monotonic() > self.deadline:
-            return FetchTimeoutError("fetching the URL took too long")
-        if self.over_cap:
-            return MediaTooLargeError(f"the fetch transferred more than {human_size(self.byte_cap)}, its limit")
-        if self.host_error:
-            return HostNotFoundError(self.host_error)
-        return None
-
-
-class _GuardProxy:
-    """A forward HTTP proxy (plain requests and CONNECT tunnels) on 127.0.0.1 that enforces each fetch's policy.
-
-    Clients authenticate with their fetch's token (Proxy-Authorization), so other local processes cannot use it.
-    """
-
-    def __init__(self):
-        self._sessions: dict[str, _FetchSession] = {}
-        self._lock = threading.Lock()
-        self._server = _ProxyServer(("127.0.0.1", 0), _ProxyHandler)
-        self._server.guard = self
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fetch-guard-proxy", daemon=True)
-        self._thread.start()
-
-    def open_session(self, policy: UrlPolicy, limits: FetchLimits) -> _FetchSession:
-        token = secrets.token_hex(16)
-        # Pages, playlists and probes add to the media bytes; the proxy's cap is a backstop, the exact limit is
-        # enforced on the file by the fetcher.
-        cap = 2 * limits.max_bytes + 16 * 1024**2
-        session = _FetchSession(
-            token, f"http://{token}:x@127.0.0.1:{self.port}", policy, time.monotonic() + limits.timeout_s, cap
-        )
-        with self._lock:
-            self._sessions[token] = session
-        return session
-
-    def close_session(self, session: _FetchSession) -> None:
-        with self._lock:
-            self._sessions.pop(session.token, None)
-
-    def session_for(self, token: str | None) -> _FetchSession | None:
-        with self._lock:
-            return self._sessions.get(token or "")
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
-class _ProxyServer(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    guard: _GuardProxy
-
-
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-authorization", "proxy-connection", "te", "trailer", "upgrade"}
-
-
-class _ProxyHandler(socketserver.BaseRequestHandler):
-    server: _ProxyServer
-
-    def handle(self) -> None:
-        client: socket.socket = self.request
-        client.settimeout(30)
-        try:
-            head, rest = _read_head(client)
-        except (OSError, ValueError):
-            return
-        lines = head.decode("latin-1").split("\r\n")
-        try:
-            method, target, version = lines[0].split(" ", 2)
-        except ValueError:
-            return _reply(client, 400, "Bad Request")
-        headers = [tuple(part.strip() for part in line.split(":", 1)) for line in lines[1:] if ":" in line]
-        session = self.server.guard.session_for(_proxy_token(headers))
-        if session is None:
-            return _reply(client, 407, "Proxy Authentication Required")
-        if time.monotonic() > session.deadline:
-            session.timed_out = True
-            return _reply(client, 504, "Gateway Timeout")
-
-        if method == "CONNECT":
-            host, port = _split_host_port(target, 443)
-        else:
-            parts = urlsplit(target)
-            if parts.scheme != "http" or not parts.hostname:
-                return _reply(client, 400, "Bad Request")
-            host, port = parts.hostname, parts.port or 80
-        try:
-            addresses = resolve_allowed(host, port, session.policy)
-        except UnsafeUrlError as exc:
-            session.refusal = exc.message
-            return _reply(client, 403, "Forbidden")
-        except HostNotFoundError as exc:
-            session.host_error = exc.message
-            return _reply(client, 502, "Bad Gateway")
-        upstream = _connect(addresses, port, min(15.0, max(0.1, session.deadline - time.monotonic())))
-        if upstream is None:
-            return _reply(client, 502, "Bad Gateway")
-        with upstream:
-            if method == "CONNECT":
-                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-            else:
-                parts = urlsplit(target)
-                path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-                kept = [f"{k}: {v}" for k, v in headers if k.lower() not in HOP_BY_HOP]
-                # One request per connection: the next request may go elsewhere and must be checked again.
-                request = "\r\n".join([f"{method} {path} {version}", *kept, "Connection: close", "", ""])
-                upstream.sendall(request.encode("latin-1") + rest)
-                rest = b""
-                # Tell the client too, or it would send its next request down this connection after we close it.
-                try:
-                    response_head, body_start = _read_head(upstream)
-                except (OSError, ValueError):
-                    return _reply(client, 502, "Bad Gateway")
-                status_line, *response_headers = response_head.decode("latin-1").split("\r\n")
-                kept = [line for line in response_headers if line.split(":", 1)[0].strip().lower() not in HOP_BY_HOP]
-                client.sendall("\r\n".join([status_line, *kept, "Connection: close", "", ""]).encode("latin-1") + body_start)
-                if not session.count(len(response_head) + len(body_start)):
-                    return
-            if rest:
-                upstream.sendall(rest)
-            _relay(client, upstream, session)
-
-
-def _read_head(sock: socket.socket, limit: int = 64 * 1024) -> tuple[bytes, bytes]:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(8192)
-        if not chunk:
-            raise ValueError("connection closed before the request head")
-        data += chunk
-        if len(data) > limit:
-            raise ValueError("request head too large")
-    head, rest = data.split(b"\r\n\r\n", 1)
-    return head, rest
-
-
-def _proxy_token(headers: list[tuple[str, ...]]) -> str | None:
-    for name, value in headers:
-        if name.lower() == "proxy-authorization" and value.lower().startswith("basic "):
-            try:
-                return base64.b64decode(value[6:].strip()).decode("latin-1").split(":", 1)[0]
-            except ValueError:
-                return None
-    return None
-
-
-def _split_host_port(target: str, default_port: int) -> tuple[str, int]:
-    if target.startswith("["):
-        host, _, port = target[1:].partition("]")
-        port = port.lstrip(":")
-    else:
-        host, _, port = target.rpartition(":") if target.count(":") == 1 else (target, "", "")
-    return host, int(port) if port.isdigit() else default_port
-
-
-def _connect(addresses: tuple[str, ...], port: int, timeout: float) -> socket.socket | None:
-    for address in addresses:
-        family = socket.AF_INET6 if ipaddress.ip_address(address.split("%", 1)[0]).version == 6 else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.settimeout(timeout)
-        try:
-            sock.connect((address, port))
-            sock.settimeout(30)
-            return sock
-        except OSError:
-            sock.close()
-    return None
-
-
-def _relay(client: socket.socket, upstream: socket.socket, session: _FetchSession) -> None:
-    """Copy bytes both ways until one side closes, the fetch's deadline passes or its byte cap is reached."""
-    peers = {client: upstream, upstream: client}
-    while True:
-        left = session.deadline - time.monotonic()
-        if left <= 0:
-            session.timed_out = True
-            return
-        readable, _, _ = select.select(list(peers), [], [], min(left, 0.5))
-        for sock in readable:
-            try:
-                data = sock.recv(64 * 1024)
-            except OSError:
-                return
-            if not data:
-                return
-            if sock is upstream and not session.count(len(data)):
-                return
-            try:
-                peers[sock].sendall(data)
-            except OSError:
-                return
-
-
-def _reply(sock: socket.socket, status: int, reason: str) -> None:
-    with contextlib.suppress(OSError):
-        sock.sendall(f"HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode())
 
 
 # --------------------------------------------------------------------------------------------------- helpers

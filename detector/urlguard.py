@@ -26,13 +26,17 @@ from dataclasses import dataclass, field
 from enum import Enum
 from urllib.parse import urlsplit
 
-from .errors import HostNotFoundError, InvalidUrlError, UnsafeUrlError, UnsupportedUrlSchemeError
+from .errors import HostLookupError, HostNotFoundError, InvalidUrlError, UnsafeUrlError, UnsupportedUrlSchemeError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # getaddrinfo(host, port, family, type) -> [(family, type, proto, canonname, sockaddr)], as socket.getaddrinfo
 Resolver = Callable[..., list]
 
 ALLOWED_SCHEMES = ("http", "https")
+# getaddrinfo failures that say nothing about the name itself (the resolver is down or busy): retryable.
+LOOKUP_FAILURES_THAT_PASS = frozenset(
+    code for code in (getattr(socket, name, None) for name in ("EAI_AGAIN", "EAI_FAIL", "EAI_MEMORY", "EAI_SYSTEM")) if code
+)
 
 
 class AddressClass(str, Enum):
@@ -215,8 +219,12 @@ def resolve_allowed(host: str, port: int, policy: UrlPolicy, resolver: Resolver 
     """
     try:
         infos = resolver(host, port, 0, socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise HostNotFoundError(f"the host {host} cannot be resolved ({exc})") from None
+    except UnicodeError as exc:
+        raise HostNotFoundError(f"the host name {host} is not valid ({exc}): check the link") from None
+    except socket.gaierror as exc:
+        if exc.errno in LOOKUP_FAILURES_THAT_PASS:
+            raise HostLookupError(f"the host {host} could not be looked up just now ({exc.strerror}); try again") from None
+        raise HostNotFoundError(f"the host {host} does not exist ({exc.strerror}): check the link") from None
     addresses = tuple(dict.fromkeys(info[4][0] for info in infos))
     if not addresses:
         raise HostNotFoundError(f"the host {host} has no address")
@@ -226,6 +234,25 @@ def resolve_allowed(host: str, port: int, policy: UrlPolicy, resolver: Resolver 
             named = "" if _is_literal(host) else f"{host} resolves to {address}: "
             raise UnsafeUrlError(f"refused to connect to {host}: {named}{reason}" if named else f"refused to connect: {reason}")
     return addresses
+
+
+def precheck_url(url: str, policy: UrlPolicy | None = None) -> tuple[str, str, int]:
+    """The checks that need no network, for answering at once: the URL's form and scheme, and the address policy
+    for hosts written as addresses or named `localhost` (which always means this machine). Other names are judged
+    when the fetch resolves them. Returns (scheme, host, port)."""
+    scheme, host, port = parse_url(url)
+    policy = policy or UrlPolicy()
+    name = host.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        address = "127.0.0.1"
+    elif _is_literal(host):
+        address = host
+    else:
+        return scheme, host, port
+    reason = policy.refusal(address, port)
+    if reason:
+        raise UnsafeUrlError(f"refused to connect to {host}: {reason}" if address != host else f"refused to connect: {reason}")
+    return scheme, host, port
 
 
 def check_url(url: str, policy: UrlPolicy | None = None, resolver: Resolver = socket.getaddrinfo) -> CheckedUrl:

@@ -6,6 +6,11 @@ the fetch with a trusted endpoint, `forbidden` is an ordinary loopback server th
 
 from __future__ import annotations
 
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from detector.errors import (
@@ -20,6 +25,7 @@ from detector.errors import (
 from detector.fetch import FetchLimits, MediaFetcher
 from detector.media import open_media
 from detector.urlguard import UrlPolicy
+from tests.hostile import HostileSource
 from tests.mediaserver import MediaServer
 
 
@@ -159,6 +165,51 @@ def test_time_limit_on_a_stalling_source(media_server, tmp_path):
     finally:
         fetcher.close()
     assert caught.value.http_status == 504 and list(tmp_path.iterdir()) == []
+
+
+def test_a_silent_source_ends_at_the_fetch_deadline_as_a_timeout(tmp_path):
+    fetcher = MediaFetcher(UrlPolicy(allow_private=True), FetchLimits(timeout_s=2), temp_dir=tmp_path)
+    with HostileSource("silent") as source:
+        started = time.monotonic()
+        try:
+            with pytest.raises(FetchTimeoutError) as caught:
+                with fetcher.fetch(source.url("/video.mp4")):
+                    pass
+        finally:
+            fetcher.close()
+        elapsed = time.monotonic() - started
+    # One deadline for the whole fetch, not a socket timeout per step (a silent server made it a 502 after 31 s).
+    assert caught.value.http_status == 504 and "2 s" in caught.value.message
+    assert elapsed < 2 + 3, elapsed
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_dribbling_sources_leave_no_thread_or_descriptor_behind(tmp_path):
+    """A response head sent one byte a second used to hold a proxy thread and two sockets for hours."""
+    fetcher = MediaFetcher(UrlPolicy(allow_private=True), FetchLimits(timeout_s=1.5), temp_dir=tmp_path)
+
+    def fetch_one(n: int) -> None:
+        with pytest.raises(FetchTimeoutError):
+            with fetcher.fetch(source.url(f"/video{n}.mp4")):
+                pass
+
+    with HostileSource("dribble") as source:
+        try:
+            fetch_one(0)  # the proxy's own threads start on first use
+            time.sleep(0.5)
+            threads, descriptors = threading.active_count(), open_descriptors()
+            with ThreadPoolExecutor(max_workers=10) as pool:
+                list(pool.map(fetch_one, range(1, 11)))
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and (threading.active_count() > threads or open_descriptors() > descriptors):
+                time.sleep(0.1)
+            assert threading.active_count() <= threads, [t.name for t in threading.enumerate()]
+            assert open_descriptors() <= descriptors
+        finally:
+            fetcher.close()
 
 
 # ------------------------------------------------------------------------------------------------ URL safety

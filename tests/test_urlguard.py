@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from detector.errors import HostNotFoundError, InvalidUrlError, UnsafeUrlError, UnsupportedUrlSchemeError
+from detector.errors import HostLookupError, HostNotFoundError, InvalidUrlError, UnsafeUrlError, UnsupportedUrlSchemeError
 from detector.urlguard import AddressClass, UrlPolicy, check_url, classify_address, parse_url
 
 C = AddressClass
@@ -180,10 +180,16 @@ def test_loopback_is_allowed_only_with_allow_private():
     assert checked.addresses == ("127.0.0.1",) and checked.port == 8000
 
 
-def test_unresolvable_host_is_a_fetch_error():
-    def failing(*args, **kwargs):
-        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+def test_a_host_that_does_not_exist_is_the_users_input_and_a_failed_lookup_may_pass():
+    def resolver_answering(errno: int, text: str):
+        def failing(*args, **kwargs):
+            raise socket.gaierror(errno, text)
+
+        return failing
 
     with pytest.raises(HostNotFoundError) as caught:
-        check_url("https://no-such-host.invalid/", resolver=failing)
-    assert caught.value.http_status == 502
+        check_url("https://no-such-host.invalid/", resolver=resolver_answering(socket.EAI_NONAME, "Name or service not known"))
+    assert caught.value.http_status == 400 and "check the link" in caught.value.message
+    with pytest.raises(HostLookupError) as caught:
+        check_url("https://example.com/", resolver=resolver_answering(socket.EAI_AGAIN, "Temporary failure in name resolution"))
+    assert caught.value.http_status == 502 and "try again" in caught.value.message
