@@ -16,9 +16,11 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, g, request
 
-from .config import DEFAULTS, database_path, resolve_data_dir, settings_from_env
+from detector.errors import DetectorError
+
+from .config import DEFAULTS, ConfigError, database_path, resolve_data_dir, settings_from_env
 
 __all__ = ["create_app", "shutdown"]
 
@@ -33,6 +35,7 @@ class Services:
     analyses: Any
     notifier: Any
     limiter: Any
+    waiting: Any
 
     def stop(self) -> None:
         self.analyses.stop()
@@ -45,6 +48,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .artefacts import make_store
     from .db import Database
     from .models import ModelRegistry
+    from .waiting import WaitingRoom
 
     app = Flask(__name__)
     app.config.from_mapping(DEFAULTS)
@@ -66,7 +70,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
 
-    db = Database(database_path(data_dir))
+    db = Database(database_path(data_dir), timeout_s=float(config["DB_TIMEOUT_S"]))
     store = make_store(config, data_dir)
     models = ModelRegistry(
         config["MODEL"],
@@ -76,17 +80,23 @@ def create_app(test_config: dict | None = None) -> Flask:
         workers=config["WORKERS"],
         preloaded=config.get("DETECTORS"),  # tests hand over already loaded detectors
     )
-    notifier = WebhookNotifier(
-        config["WEBHOOK_URLS"],
-        config["WEBHOOK_SECRET"],
-        config["WEBHOOK_RETRIES"],
-        config["WEBHOOK_BACKOFF_S"],
-        config["WEBHOOK_TIMEOUT_S"],
-    )
+    try:
+        notifier = WebhookNotifier(
+            config["WEBHOOK_URLS"],
+            config["WEBHOOK_SECRET"],
+            config["WEBHOOK_RETRIES"],
+            config["WEBHOOK_BACKOFF_S"],
+            config["WEBHOOK_TIMEOUT_S"],
+            allow_private=bool(config["WEBHOOK_ALLOW_PRIVATE"]),
+        )
+    except DetectorError as exc:
+        raise ConfigError(f"DEEPFAKE_WEBHOOK_URLS: {exc.message}") from None
     (data_dir / "tmp").mkdir(exist_ok=True)
     analyses = AnalysisService(config, db, store, models, notifier, data_dir / "uploads", data_dir / "tmp")
+    _response_headers(app)  # before the rate limiter: its header hook must run first (Flask runs them in reverse)
     limiter = _rate_limiter(app, db)
-    app.extensions["deepfake"] = Services(db, store, models, analyses, notifier, limiter)
+    waiting = WaitingRoom(config["WAITING_REQUESTS"], config["CLIENT_WAITING"])
+    app.extensions["deepfake"] = Services(db, store, models, analyses, notifier, limiter, waiting)
 
     from . import api, pages
     from .errors import register_error_handlers
@@ -107,6 +117,38 @@ def shutdown(app: Flask) -> None:
     services: Services | None = app.extensions.get("deepfake")
     if services is not None:
         services.stop()
+
+
+# Security headers of every answer. Report pages are HTML built only from our own data: no script at all, pictures
+# and styles from this server, never framed, and no Referer (a report's link is the permission to read it).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+# Statuses whose Retry-After means something: rate limited, and busy or not ready yet.
+RETRY_AFTER_STATUSES = (429, 503)
+
+
+def _response_headers(app: Flask) -> None:
+    @app.after_request
+    def headers(response):
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if app.config["CORS_ORIGINS"] and request.path.startswith("/api/"):
+            response.vary.add("Origin")  # the answer depends on the Origin: caches must keep one per origin
+        # Flask-Limiter puts Retry-After (seconds to its window's reset) on every answer, and over our own on a
+        # 503 or a 429 of ours; clients wait that long before their next request. Keep it where it means
+        # something: on its own 429s, and ours where we set one.
+        if response.status_code not in RETRY_AFTER_STATUSES:
+            response.headers.pop("Retry-After", None)
+        elif "retry_after" in g:
+            response.headers["Retry-After"] = g.retry_after
+        return response
 
 
 def _rate_limiter(app: Flask, db):

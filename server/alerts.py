@@ -4,6 +4,11 @@ Deliveries run on one background thread so analyses never wait for a slow receiv
 (connection error, timeout, 429 or 5xx) is retried with exponential back-off; other 4xx answers are final.
 With a secret set, each POST carries `X-Deepfake-Signature: sha256=<HMAC of the body>` so receivers can check
 it came from this server. Pending retries live in memory: a restart drops them (logged).
+
+Receivers are reached under the same address rules as media fetches (`detector.urlguard`), through the same
+guard proxy: private, loopback and link-local receivers only when the operator allows them
+(`DEEPFAKE_WEBHOOK_ALLOW_PRIVATE`), metadata and reserved addresses never, and redirects are not followed (a
+3xx answer is a final failure), so a receiver cannot forward the signed body elsewhere.
 """
 
 from __future__ import annotations
@@ -18,6 +23,11 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from detector.errors import DetectorError
+from detector.guardproxy import GuardProxy
+from detector.urlguard import UrlPolicy, parse_url
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +48,20 @@ class Delivery:
 
 
 class WebhookNotifier:
-    def __init__(self, urls: list[str], secret: str = "", retries: int = 5, backoff_s: float = 2.0, timeout_s: float = 10.0):
+    def __init__(
+        self,
+        urls: list[str],
+        secret: str = "",
+        retries: int = 5,
+        backoff_s: float = 2.0,
+        timeout_s: float = 10.0,
+        allow_private: bool = False,
+    ):
+        for url in urls:
+            parse_url(url)  # an InvalidUrlError / UnsupportedUrlSchemeError for a receiver that is not http(s)
         self.urls = list(urls)
+        self.policy = UrlPolicy(allow_private=allow_private)
+        self._proxy = GuardProxy()
         self.secret = secret.encode() if secret else b""
         self.retries, self.backoff_s, self.timeout_s = retries, backoff_s, timeout_s
         self._due: list[tuple[float, int, Delivery]] = []
@@ -63,6 +85,7 @@ class WebhookNotifier:
             self._wake.notify_all()
         if self._thread:
             self._thread.join(timeout=5)
+        self._proxy.close()
 
     def notify(self, event: str, payload: dict) -> None:
         if not self.urls:
@@ -80,6 +103,7 @@ class WebhookNotifier:
         import requests
 
         http = requests.Session()
+        http.trust_env = False  # no proxies or .netrc from the environment: the guard proxy only
         while True:
             with self._wake:
                 while not self._stopping and (not self._due or self._due[0][0] > time.monotonic()):
@@ -101,20 +125,41 @@ class WebhookNotifier:
         }
         if self.secret:
             headers["X-Deepfake-Signature"] = "sha256=" + hmac.new(self.secret, delivery.body, hashlib.sha256).hexdigest()
-        try:
-            status = http.post(delivery.url, data=delivery.body, headers=headers, timeout=self.timeout_s).status_code
-            problem = None if status < 300 else f"HTTP {status}"
-            retry = status == 429 or status >= 500
-        except requests.RequestException as exc:
-            problem, retry = type(exc).__name__, True
+        with self._proxy.session(self.policy, self.timeout_s, byte_cap=1024**2) as session:
+            proxies = {"http": session.proxy_url, "https": session.proxy_url}
+            try:
+                response = http.post(
+                    delivery.url,
+                    data=delivery.body,
+                    headers=headers,
+                    timeout=self.timeout_s + 1,
+                    proxies=proxies,
+                    allow_redirects=False,
+                )
+                status = response.status_code
+                problem = None if status < 300 else f"HTTP {status}"
+                retry = status == 429 or status >= 500
+                if 300 <= status < 400:
+                    problem = f"HTTP {status}: redirects are not followed"
+            except requests.RequestException as exc:
+                problem, retry = type(exc).__name__, True
+            error: DetectorError | None = session.typed_error()
+        if error is not None and error.code == "unsafe_url":
+            problem, retry = f"refused: {error.message}", False
         if problem is None:
             self.delivered += 1
             return
         if retry and delivery.attempt <= self.retries:
             delay = self.backoff_s * 2 ** (delivery.attempt - 1)
-            log.warning("webhook %s failed (%s); retry %d in %.1f s", delivery.url, problem, delivery.attempt, delay)
+            log.warning("webhook to %s failed (%s); retry %d in %.1f s", receiver(delivery.url), problem, delivery.attempt, delay)
             with self._wake:
                 self._schedule(delivery, delay)
             return
         self.failed += 1
-        log.error("webhook %s failed (%s) after %d attempt(s); giving up", delivery.url, problem, delivery.attempt)
+        log.error("webhook to %s failed (%s) after %d attempt(s); giving up", receiver(delivery.url), problem, delivery.attempt)
+
+
+def receiver(url: str) -> str:
+    """A receiver's URL as logged: scheme and host only (paths of webhook URLs often hold their secret)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"

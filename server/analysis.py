@@ -2,9 +2,15 @@
 history (a database row, the Report JSON and pictures for the HTML report). No detection logic lives here: the
 core fetches (`detector.fetch`), analyses (`Detector.inspect`) and draws (`detector.render`).
 
-A URL is looked up in the cache by its normalised form before anything is fetched; fetched media and uploads are
-looked up by the SHA-256 of their content. Either hit answers the earlier analysis with `cached: true`, as long
-as it used the same model and frame count and is younger than `CACHE_TTL_S`.
+A URL is looked up in the cache by its normalised form (`urls.url_key`) before anything is fetched; fetched media
+and uploads are looked up by the SHA-256 of their content. Either hit answers an earlier analysis with
+`cached: true`, as long as it used the same model and frame count and is younger than `CACHE_TTL_S`. The cache
+shares verdicts between clients, never what another client submitted: a hit on another client's analysis (or on a
+different source) is answered with a copy of it that carries the requester's own source.
+
+URL jobs are fetched by the job queue's fetch pool (`fetch_job`) and analysed by its analysis pool
+(`analyze_job`); uploads go straight to analysis. Sources are stored and shown with credentials redacted
+(`urls.redact_url`); the URL as given stays with its job only until the job ends.
 """
 
 from __future__ import annotations
@@ -19,56 +25,40 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from werkzeug.datastructures import FileStorage
 from werkzeug.utils import secure_filename
 
 from detector import MediaLimits
 from detector.errors import DetectorError
-from detector.fetch import FetchedMedia, FetchLimits, MediaFetcher
+from detector.fetch import FetchLimits, MediaFetcher
 from detector.media import open_media
 from detector.render import draw_faces, encode_jpeg, overlay_heatmap, timeline_png
-from detector.urlguard import UrlPolicy, check_url
+from detector.urlguard import UrlPolicy, precheck_url
 
 from .alerts import WebhookNotifier, should_alert
 from .artefacts import ArtefactStore
 from .db import Database, utc_now
 from .errors import ApiError
-from .jobs import JobProgress, JobQueue
+from .jobs import Fetched, Finished, JobProgress, JobQueue, remove_upload
 from .models import ModelRegistry
+from .urls import redact_fetch, redact_url, url_key
 
 log = logging.getLogger(__name__)
 
-# Query parameters that only track who shared a link: dropped so that shares of one post hit the same cache entry.
-TRACKING_PARAMETERS = {"fbclid", "gclid", "igshid", "igsh", "mc_cid", "mc_eid", "si"}
 # pyplot keeps global state: one figure at a time across worker threads.
 _PLOT_LOCK = threading.Lock()
 THUMBNAIL_SIDE = 640
-
-
-def normalize_url(url: str) -> str:
-    """The cache key of a URL: scheme and host lower-cased, default port, fragment and tracking parameters dropped,
-    remaining query parameters sorted."""
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"
-    port = parts.port
-    netloc = host if port is None or (scheme, port) in (("http", 80), ("https", 443)) else f"{host}:{port}"
-    query = sorted(
-        (k, v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if k.lower() not in TRACKING_PARAMETERS and not k.lower().startswith("utm_")
-    )
-    return urlunsplit((scheme, netloc, parts.path or "/", urlencode(query), ""))
+# Artefacts not copied when a cache hit becomes another client's analysis: the kept media stays with the original.
+NOT_COPIED = ("media.bin", "report.json")
 
 
 @dataclass
 class Submission:
-    """What a POST /analyze produced: a finished analysis from the cache, or a job (new or shared)."""
+    """What a POST /analyze produced: a finished analysis from the cache, or a job (new or shared); `source` is
+    what the requester submitted, as shown back (credentials redacted)."""
 
+    source: str
     analysis: dict | None = None
     job: dict | None = None
 
@@ -96,7 +86,21 @@ class AnalysisService:
             FetchLimits(config["MAX_FETCH_BYTES"], config["MAX_DURATION_S"], config["FETCH_TIMEOUT_S"]),
             temp_dir=temp_dir,
         )
-        self.jobs = JobQueue(db, self.run_job, config["WORKERS"], config["QUEUE_SIZE"], config["RETRY_AFTER_S"])
+        self.jobs = JobQueue(
+            db,
+            self.fetch_job,
+            self.analyze_job,
+            workers=config["WORKERS"],
+            fetch_workers=config["FETCH_WORKERS"],
+            client_fetches=config["CLIENT_FETCHES"],
+            client_url_jobs=config["CLIENT_URL_JOBS"],
+            queue_size=config["QUEUE_SIZE"],
+            retry_after_s=config["RETRY_AFTER_S"],
+            analysis_stuck_after_s=config["JOB_TIMEOUT_S"],
+            fetch_stuck_after_s=float(config["FETCH_TIMEOUT_S"]) + 30.0,
+            retention_s=config["JOB_RETENTION_S"],
+            uploads_dir=uploads_dir,
+        )
 
     def start(self) -> None:
         self.uploads_dir.mkdir(parents=True, exist_ok=True)
@@ -112,8 +116,7 @@ class AnalysisService:
                 shutil.rmtree(folder, ignore_errors=True)
 
     def stop(self) -> None:
-        self.jobs.stop()
-        self.fetcher.close()
+        self.jobs.stop(interrupt=self.fetcher.close)  # fetches end at once; analyses get a few seconds
 
     # -------------------------------------------------------------------------------------------- options
 
@@ -124,10 +127,7 @@ class AnalysisService:
         if frames in (None, ""):
             frames = 0
         else:
-            try:
-                frames = int(frames)
-            except (TypeError, ValueError):
-                raise ApiError(400, "bad_option", f"frames must be a whole number, not {frames!r}") from None
+            frames = whole_number(frames, "frames")
             if not 1 <= frames <= self.config["MAX_FRAMES"]:
                 raise ApiError(400, "bad_option", f"frames must be between 1 and {self.config['MAX_FRAMES']}")
         return {"model": model, "frames": frames, "base_url": base_url}
@@ -139,24 +139,30 @@ class AnalysisService:
 
     # --------------------------------------------------------------------------------------------- submit
 
-    def submit_url(self, url: str, options: dict) -> Submission:
+    def submit_url(self, url: str, options: dict, client: str) -> Submission:
+        """A cached analysis, or a job queued for the fetch pool. Nothing here waits for the network: the host is
+        looked up by the fetch, so a URL whose name server never answers holds a fetch thread, not this request."""
         if not isinstance(url, str):
             raise ApiError(400, "bad_request", "url must be a string")
-        check_url(url, self.policy)  # a clear 400 now for bad schemes and forbidden hosts, before any job
-        url_key = normalize_url(url)
-        cached = self.db.find_cached("url_key", url_key, options["model"], options["frames"], self.config["CACHE_TTL_S"])
+        url = url.strip()
+        precheck_url(url, self.policy)  # a clear 400 now for bad schemes, malformed URLs, forbidden addresses
+        source, key = redact_url(url), url_key(url)
+        cached = self.db.find_cached("url_key", key, options["model"], options["frames"], self.config["CACHE_TTL_S"])
         if cached:
-            return Submission(analysis=cached)
+            fetch = json.loads(cached["fetch_json"]) if cached["fetch_json"] else None
+            return Submission(source, analysis=self._answer_cached(cached, source, "url", client, key, fetch))
         job = {
             "id": uuid.uuid4().hex,
             "source_type": "url",
-            "source": url.strip(),
+            "source": source,
+            "fetch_url": url,
             "options_json": options,
-            "cache_key": f"url:{url_key}:{options['model']}:{options['frames']}",
+            "cache_key": f"url:{key}:{options['model']}:{options['frames']}:{client}",
+            "client": client,
         }
-        return Submission(job=self.jobs.submit(job)[0])
+        return Submission(source, job=self.jobs.submit(job)[0])
 
-    def submit_upload(self, upload: FileStorage, options: dict) -> Submission:
+    def submit_upload(self, upload: FileStorage, options: dict, client: str) -> Submission:
         name = secure_filename(upload.filename or "") or "upload"
         # A folder per upload keeps the user's file name, which the core's error messages show.
         path = self.uploads_dir / uuid.uuid4().hex / name
@@ -169,7 +175,7 @@ class AnalysisService:
             )
             if cached:
                 remove_upload(path)
-                return Submission(analysis=cached)
+                return Submission(name, analysis=self._answer_cached(cached, name, "upload", client, None, None))
             # What the upload is gets decided by its content, now: a wrong type, damage or a limit answers at once.
             with open_media(path, self.limits(self.config["MAX_UPLOAD_BYTES"])) as media:
                 kind = media.kind
@@ -179,8 +185,9 @@ class AnalysisService:
                 "source": name,
                 "upload_path": str(path),
                 "options_json": {**options, "sha256": digest},
-                "cache_key": f"sha:{digest}:{options['model']}:{options['frames']}",
+                "cache_key": f"sha:{digest}:{options['model']}:{options['frames']}:{client}",
                 "media_kind": kind,
+                "client": client,
             }
             job, shared = self.jobs.submit(job)
         except BaseException:
@@ -188,42 +195,52 @@ class AnalysisService:
             raise
         if shared:
             remove_upload(path)  # the job already running has its own copy
-        return Submission(job=job)
+        return Submission(name, job=job)
 
     # ------------------------------------------------------------------------------------------------ work
 
-    def run_job(self, job: dict, progress: JobProgress) -> tuple[str, bool]:
-        """Run one job (in a worker thread); return (analysis id, cached)."""
+    def fetch_job(self, job: dict, progress: JobProgress) -> Finished | Fetched:
+        """Fetch pool: download a URL job's media into its own upload folder, or answer it from the cache."""
         options = job["options"]
-        if job["source_type"] == "url":
-            with self.fetcher.fetch(job["source"], progress=progress) as fetched:
-                return self._analyze_file(job, fetched.path, progress, fetched, self.config["MAX_FETCH_BYTES"])
+        with self.fetcher.fetch(job["fetch_url"] or job["source"], progress=progress) as fetched:
+            digest = sha256_of(fetched.path)
+            details = {**redact_fetch(fetched.to_dict()), "sha256": digest}
+            cached = self.db.find_cached("content_sha256", digest, options["model"], options["frames"], self.config["CACHE_TTL_S"])
+            if cached:
+                record = self._answer_cached(cached, job["source"], "url", job["client"], url_key(job["fetch_url"] or job["source"]), details)
+                return Finished(record["id"], True)
+            with open_media(fetched.path, self.limits(self.config["MAX_FETCH_BYTES"])) as media:
+                kind = media.kind  # damaged or unreadable media fails here, before it waits for an analysis worker
+            folder = self.uploads_dir / job["id"]
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / fetched.path.name
+            shutil.move(fetched.path, path)
+        return Fetched(path, details, kind)
+
+    def analyze_job(self, job: dict, progress: JobProgress) -> Finished:
+        """Analysis pool: run the model on an upload or on a fetched URL job's media."""
         path = Path(job["upload_path"] or "")
         if not path.is_file():
-            raise ApiError(410, "upload_gone", "the uploaded file is no longer available; upload it again")
+            raise ApiError(410, "upload_gone", "the media of this job is no longer available; send it again")
+        fetched = json.loads(job["fetch_json"]) if job.get("fetch_json") else None
+        max_bytes = self.config["MAX_FETCH_BYTES"] if job["source_type"] == "url" else self.config["MAX_UPLOAD_BYTES"]
         try:
-            result = self._analyze_file(job, path, progress, None, self.config["MAX_UPLOAD_BYTES"], options.get("sha256"))
+            outcome = self._analyze_file(job, path, progress, fetched, max_bytes)
         except DetectorError as exc:
             if exc.http_status < 500:  # final: keep nothing; a retryable failure keeps the file for the retry
                 remove_upload(path)
             raise
         remove_upload(path)
-        return result
+        return outcome
 
-    def _analyze_file(
-        self,
-        job: dict,
-        path: Path,
-        progress: JobProgress,
-        fetched: FetchedMedia | None,
-        max_bytes: int,
-        digest: str | None = None,
-    ) -> tuple[str, bool]:
+    def _analyze_file(self, job: dict, path: Path, progress: JobProgress, fetched: dict | None, max_bytes: int) -> Finished:
         options = job["options"]
-        digest = digest or sha256_of(path)
+        digest = (fetched or {}).get("sha256") or options.get("sha256") or sha256_of(path)
+        source_url_key = url_key(job["fetch_url"] or job["source"]) if job["source_type"] == "url" else None
         cached = self.db.find_cached("content_sha256", digest, options["model"], options["frames"], self.config["CACHE_TTL_S"])
-        if cached:
-            return cached["id"], True
+        if cached:  # an identical job finished while this one waited
+            record = self._answer_cached(cached, job["source"], job["source_type"], job["client"], source_url_key, fetched)
+            return Finished(record["id"], True)
         limits = self.limits(max_bytes)
         if not job.get("media_kind"):
             with open_media(path, limits) as media:
@@ -239,8 +256,8 @@ class AnalysisService:
         )
         report = analysis.report
         if fetched is not None:
-            report.timings_ms["fetch"] = round(fetched.fetch_ms, 1)
-            report.timings_ms["total"] = round(report.timings_ms["total"] + fetched.fetch_ms, 1)
+            report.timings_ms["fetch"] = round(fetched["fetch_ms"], 1)
+            report.timings_ms["total"] = round(report.timings_ms["total"] + fetched["fetch_ms"], 1)
         progress("render", 0, 1)
         report_dict = report.to_dict()
         analysis_id = uuid.uuid4().hex
@@ -250,7 +267,7 @@ class AnalysisService:
             "created_at": utc_now(),
             "source": job["source"],
             "source_type": job["source_type"],
-            "url_key": normalize_url(job["source"]) if job["source_type"] == "url" else None,
+            "url_key": source_url_key,
             "content_sha256": digest,
             "model": options["model"],
             "frames": options["frames"],
@@ -261,13 +278,50 @@ class AnalysisService:
             "duration_s": report.media.get("duration_s"),
             "model_id": report.model.get("id"),
             "model_revision": report.model.get("revision"),
-            "fetch_json": json.dumps(fetched.to_dict()) if fetched else None,
+            "fetch_json": json.dumps(fetched) if fetched else None,
             "artefacts_json": json.dumps(artefacts),
+            "client": job["client"],
         }
-        self.db.insert_analysis(record)
+        self._insert(record)
         progress("render", 1, 1)
         self._alert(record, report_dict, options.get("base_url", ""))
-        return analysis_id, False
+        return Finished(analysis_id, False)
+
+    def _insert(self, record: dict) -> None:
+        """Store the history row of artefacts already stored; when that fails, the artefacts go too."""
+        try:
+            self.db.insert_analysis(record)
+        except BaseException:
+            self.store.delete_prefix(f"{record['id']}/")
+            raise
+
+    def _answer_cached(
+        self, cached: dict, source: str, source_type: str, client: str, source_url_key: str | None, fetched: dict | None
+    ) -> dict:
+        """The analysis that answers a cache hit: `cached` itself when it is the same client's (the answer then shows
+        the source just submitted), else a copy of it (verdict, Report, pictures) that carries the requester's own
+        source and fetch details: another client's URL, file name or page title is never shown."""
+        if cached.get("client") == client:
+            return cached
+        report = self.report(cached["id"])
+        if report is None:  # its Report was deleted meanwhile: nothing to copy
+            raise ApiError(503, "cache_miss", "the earlier analysis of this media is gone; send the request again")
+        report["source"] = source
+        record = {
+            **cached,
+            "id": uuid.uuid4().hex,
+            "created_at": utc_now(),
+            "source": source,
+            "source_type": source_type,
+            "url_key": source_url_key,
+            "fetch_json": json.dumps(fetched) if fetched else None,
+            "client": client,
+            "artefacts_json": json.dumps([a for a in json.loads(cached["artefacts_json"]) if a["name"] not in NOT_COPIED]),
+        }
+        self.store.copy_prefix(f"{cached['id']}/", f"{record['id']}/", skip=NOT_COPIED)
+        self.store.put(f"{record['id']}/report.json", json.dumps(report).encode(), "application/json")
+        self._insert(record)
+        return record
 
     def _store_artefacts(self, analysis_id: str, analysis, report: dict, media_path: Path | None) -> list[dict]:
         files: list[tuple[dict, bytes, str]] = []
@@ -322,8 +376,14 @@ class AnalysisService:
         return True
 
 
-def remove_upload(path: Path) -> None:
-    shutil.rmtree(path.parent, ignore_errors=True)
+def whole_number(value, name: str) -> int:
+    """`value` as an int when it is a whole number (1, "8"); a 400 for 1.5, "1.5", true, "many"."""
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ApiError(400, "bad_option", f"{name} must be a whole number, not {value!r}")
+    try:
+        return int(value) if not isinstance(value, str) else int(value.strip())
+    except (TypeError, ValueError):
+        raise ApiError(400, "bad_option", f"{name} must be a whole number, not {value!r}") from None
 
 
 def sha256_of(path: Path) -> str:

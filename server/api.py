@@ -3,8 +3,12 @@
 Response shapes the browser extension depends on (extend, never change):
     200 {"id", "status": "done", "cached", "report_url", "report"}
     202 {"job_id", "status": "queued"|"running", "status_url"}
-    GET /jobs/<id> {"job_id", "status", "progress": {"stage", "fraction"}, + "id", "report_url", "report", "cached"
-                    when done, + "error", "retryable" when failed}
+    GET /jobs/<id>[?wait=N] {"job_id", "status", "progress": {"stage", "fraction"}, + "id", "report_url", "report",
+                    "cached" when done, + "error", "retryable" when failed}
+
+A request waits for a job only when it asks to (`?wait=`) or uploads an image, and only while the waiting room
+(`server.waiting`) has a seat for it; a URL is never fetched while its request waits unless it asked to wait.
+Listings (history, export, stats) made with an API key show that key's analyses only.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
-from .auth import current_key
+from .auth import client_identity, current_key
 from .db import format_time
 from .errors import ApiError, error_response
 from .openapi import openapi_document
@@ -80,7 +84,11 @@ def require_api_key():
 # ------------------------------------------------------------------------------------------------- bodies
 
 
-def done_body(record: dict, report: dict | None, cached: bool) -> dict:
+def done_body(record: dict, report: dict | None, cached: bool, source: str | None = None) -> dict:
+    """A finished analysis as answered; `source`: what this request submitted, when a cache hit answers it."""
+    source = source or record["source"]
+    if report is not None and report.get("source") != source:
+        report = {**report, "source": source}
     return {
         "id": record["id"],
         "status": "done",
@@ -88,7 +96,7 @@ def done_body(record: dict, report: dict | None, cached: bool) -> dict:
         "report_url": absolute_url("pages.report_page", analysis_id=record["id"]),
         "api_url": absolute_url("api.get_analysis", analysis_id=record["id"]),
         "created_at": record["created_at"],
-        "source": record["source"],
+        "source": source,
         "report": report,
     }
 
@@ -106,7 +114,7 @@ def job_body(job: dict) -> dict:
     if job["status"] == "done":
         record = services().db.get_analysis(job["analysis_id"]) if job["analysis_id"] else None
         if record is not None:
-            body.update(done_body(record, services().analyses.report(record["id"]), bool(job["cached"])))
+            body.update(done_body(record, services().analyses.report(record["id"]), bool(job["cached"]), job["source"]))
             body["status"] = "done"
     elif job["status"] == "failed":
         body["error"] = {"code": job["error_code"], "message": job["error_message"]}
@@ -136,7 +144,7 @@ def job_answer(job: dict):
 # ------------------------------------------------------------------------------------------------ analyse
 
 
-def parse_wait() -> float:
+def parse_wait(limit: float) -> float:
     raw = request.args.get("wait")
     if raw in (None, ""):
         return 0.0
@@ -144,44 +152,64 @@ def parse_wait() -> float:
         wait = float(raw)
     except ValueError:
         raise ApiError(400, "bad_option", f"wait must be a number of seconds, not {raw!r}") from None
-    if wait < 0:
-        raise ApiError(400, "bad_option", "wait must not be negative")
-    return min(wait, current_app.config["MAX_WAIT_S"])
+    if not wait >= 0:  # also NaN
+        raise ApiError(400, "bad_option", "wait must be a number of seconds, not negative")
+    return min(wait, limit)
+
+
+def json_body() -> dict:
+    """The request's JSON object; a 413 over MAX_JSON_BYTES, a 400 for anything that is not a JSON object."""
+    limit = current_app.config["MAX_JSON_BYTES"]
+    if (request.content_length or 0) > limit:
+        raise ApiError(413, "request_too_large", f"the JSON body is over the {limit / 1024:.0f} KiB limit")
+    data = request.stream.read(limit + 1)  # also bounds a chunked body, whose length nobody declared
+    if len(data) > limit:
+        raise ApiError(413, "request_too_large", f"the JSON body is over the {limit / 1024:.0f} KiB limit")
+    try:
+        body = json.loads(data)
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
+        body = None
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_request", 'send JSON {"url": "https://..."} or a multipart upload with a "file" field')
+    return body
+
+
+def wait_for(job: dict, seconds: float) -> dict:
+    """The job once it finished, or as it is after `seconds` (at once when the waiting room is full)."""
+    if seconds <= 0 or job["status"] in ("done", "failed"):
+        return job
+    with services().waiting.seat(client_identity(services().db)) as seated:
+        if not seated:
+            return job
+        return services().analyses.jobs.wait(job["id"], lambda j: False, seconds) or job
 
 
 @bp.post("/analyze")
 def analyze():
     service = services().analyses
-    wait = parse_wait()
-    if request.files or request.mimetype == "multipart/form-data":
+    client = client_identity(services().db)
+    wait = parse_wait(current_app.config["MAX_WAIT_S"])
+    if request.mimetype == "multipart/form-data":
         upload = request.files.get("file")
         if upload is None:
             raise ApiError(400, "bad_request", "a multipart upload needs its media in a field named 'file'")
-        submission = service.submit_upload(upload, service.options(request.form, base_url()))
+        submission = service.submit_upload(upload, service.options(request.form, base_url()), client)
     else:
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict):
-            raise ApiError(400, "bad_request", 'send JSON {"url": "https://..."} or a multipart upload with a "file" field')
+        body = json_body()
         if not body.get("url"):
             raise ApiError(400, "bad_request", 'the JSON body needs a "url"')
-        submission = service.submit_url(body["url"], service.options(body, base_url()))
+        submission = service.submit_url(body["url"], service.options(body, base_url()), client)
 
     if submission.analysis is not None:
         record = submission.analysis
-        return jsonify(done_body(record, service.report(record["id"]), cached=True)), 200
+        return jsonify(done_body(record, service.report(record["id"]), True, submission.source)), 200
 
-    jobs = services().analyses.jobs
     job = submission.job
-    budget = current_app.config["MAX_WAIT_S"]
-    # Images answer with their Report; videos answer 202 unless ?wait= gives them time to finish. A URL's media
-    # kind is only known once fetched, so wait for that first.
-    job = jobs.wait(job["id"], lambda j: j["media_kind"] is not None, budget)
-    if job["status"] not in ("done", "failed"):
-        if job["media_kind"] == "image":
-            job = jobs.wait(job["id"], lambda j: False, budget)
-        elif wait:
-            job = jobs.wait(job["id"], lambda j: False, wait)
-    return job_answer(job)
+    # An uploaded image answers with its Report (no fetch to wait for, a fraction of a second of analysis);
+    # anything else answers 202 at once unless the request asked to wait.
+    if not wait and job["source_type"] == "upload" and job["media_kind"] == "image":
+        wait = current_app.config["MAX_WAIT_S"]
+    return job_answer(wait_for(job, wait))
 
 
 # --------------------------------------------------------------------------------------------------- jobs
@@ -189,15 +217,17 @@ def analyze():
 
 @bp.get("/jobs/<job_id>")
 def get_job(job_id: str):
+    wait = parse_wait(current_app.config["MAX_POLL_WAIT_S"])
     job = services().analyses.jobs.get(job_id)
     if job is None:
         raise ApiError(404, "not_found", f"no job {job_id}")
-    return jsonify(job_body(job))
+    return jsonify(job_body(wait_for(job, wait)))
 
 
 @bp.post("/jobs/<job_id>/retry")
 def retry_job(job_id: str):
-    return job_answer(services().analyses.jobs.retry(job_id))
+    wait = parse_wait(current_app.config["MAX_WAIT_S"])
+    return job_answer(wait_for(services().analyses.jobs.retry(job_id), wait))
 
 
 # ---------------------------------------------------------------------------------------------- analyses
@@ -252,12 +282,19 @@ def summary(row: dict) -> dict:
     }
 
 
+def own_client() -> str | None:
+    """Whose analyses a listing shows: the API key's, when the request carries one; all of them on a server
+    without keys (open, and then only reachable from this machine)."""
+    key = current_key(services().db)
+    return f"key:{key['id']}" if key else None
+
+
 @bp.get("/analyses")
 def list_analyses():
     limit = parse_int("limit", 50, 1, 500)
     offset = parse_int("offset", 0, 0, 10**9)
     verdicts, since, until = parse_verdicts(), parse_time("since"), parse_time("until", end=True)
-    rows, total = services().db.list_analyses(verdicts, since, until, limit, offset)
+    rows, total = services().db.list_analyses(verdicts, since, until, limit, offset, client=own_client())
     next_url = None
     if offset + len(rows) < total:
         args = {**request.args.to_dict(), "offset": offset + limit, "limit": limit}
@@ -271,7 +308,7 @@ def export_analyses():
     if fmt not in ("json", "csv"):
         raise ApiError(400, "bad_option", "format must be csv or json")
     verdicts, since, until = parse_verdicts(), parse_time("since"), parse_time("until", end=True)
-    rows, _ = services().db.list_analyses(verdicts, since, until, limit=1_000_000, offset=0)
+    rows, _ = services().db.list_analyses(verdicts, since, until, limit=1_000_000, offset=0, client=own_client())
     items = [{column: summary(row).get(column) for column in EXPORT_COLUMNS} for row in rows]
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     if fmt == "json":
@@ -308,7 +345,9 @@ def get_analysis(analysis_id: str):
 
 @bp.delete("/analyses/<analysis_id>")
 def delete_analysis(analysis_id: str):
-    if not services().analyses.delete(analysis_id):
+    record = services().db.get_analysis(analysis_id)
+    owner = own_client()
+    if record is None or (owner and record["client"] != owner) or not services().analyses.delete(analysis_id):
         raise ApiError(404, "not_found", f"no analysis {analysis_id}")
     return "", 204
 
@@ -321,7 +360,7 @@ def stats():
     since, until = parse_time("since"), parse_time("until", end=True)
     days: dict[str, dict] = {}
     totals = dict.fromkeys(VERDICTS, 0)
-    for row in services().db.stats(since, until):
+    for row in services().db.stats(since, until, client=own_client()):
         day = days.setdefault(row["day"], {"day": row["day"], **dict.fromkeys(VERDICTS, 0), "total": 0})
         day[row["verdict"]] = day.get(row["verdict"], 0) + row["n"]
         day["total"] += row["n"]

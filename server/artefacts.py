@@ -25,6 +25,10 @@ class ArtefactStore:
     def delete_prefix(self, prefix: str) -> None:
         raise NotImplementedError
 
+    def copy_prefix(self, source: str, target: str, skip: tuple[str, ...] = ()) -> None:
+        """Copy every artefact under `source` to the same name under `target`, except the names in `skip`."""
+        raise NotImplementedError
+
     def describe(self) -> dict:
         raise NotImplementedError
 
@@ -57,6 +61,12 @@ class LocalArtefacts(ArtefactStore):
 
     def delete_prefix(self, prefix: str) -> None:
         shutil.rmtree(self._path(prefix.rstrip("/")), ignore_errors=True)
+
+    def copy_prefix(self, source: str, target: str, skip: tuple[str, ...] = ()) -> None:
+        folder = self._path(source.rstrip("/"))
+        for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+            if path.is_file() and path.name not in skip and not path.name.startswith(".part-"):
+                self.put(f"{target.rstrip('/')}/{path.name}", path.read_bytes(), "")
 
     def describe(self) -> dict:
         return {"kind": self.kind, "path": str(self.root)}
@@ -106,6 +116,19 @@ class S3Artefacts(ArtefactStore):
             keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
             if keys:
                 self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
+
+    def copy_prefix(self, source: str, target: str, skip: tuple[str, ...] = ()) -> None:
+        paginator = self.client.get_paginator("list_objects_v2")
+        source_key = self.prefix + source.rstrip("/") + "/"
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=source_key):
+            for item in page.get("Contents", []):
+                name = item["Key"][len(source_key) :]
+                if name and name not in skip:
+                    self.client.copy_object(
+                        Bucket=self.bucket,
+                        Key=f"{self.prefix}{target.rstrip('/')}/{name}",
+                        CopySource={"Bucket": self.bucket, "Key": item["Key"]},
+                    )
 
     def describe(self) -> dict:
         return {"kind": self.kind, "bucket": self.bucket, "prefix": self.prefix, "endpoint_url": self.endpoint_url}

@@ -81,6 +81,33 @@ def check_bind(host: str) -> str | None:
     )
 
 
+def json_error_handler():
+    """werkzeug's request handler, answering the errors of the HTTP layer itself (a request line or header over
+    its limits: 414, 431; a malformed request: 400) with JSON like every other error, not an HTML page."""
+    from werkzeug.serving import WSGIRequestHandler
+
+    from .errors import protocol_error
+
+    class JsonErrorRequestHandler(WSGIRequestHandler):
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            body = protocol_error(code, message or self.responses.get(code, ("error",))[0])
+            self.log_error("code %d, message %s", code, message)
+            self.send_response(code, message)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+                self.wfile.write(body)
+
+    return JsonErrorRequestHandler
+
+
+def url_host(host: str) -> str:
+    """`host` as written in a URL or a bind address: IPv6 addresses in brackets."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
 def run_server(args: argparse.Namespace) -> int:
     from werkzeug.serving import make_server
 
@@ -94,9 +121,8 @@ def run_server(args: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     app = create_app({"HOST": host, "PORT": port})
-    server = make_server(host, port, app, threaded=True)
-    shown = f"[{host}]" if ":" in host else host
-    print(f"deepfake checker serving on http://{shown}:{server.server_port} (data in {app.config['DATA_DIR']})", flush=True)
+    server = make_server(host.strip("[]"), port, app, threaded=True, request_handler=json_error_handler())
+    print(f"deepfake checker serving on http://{url_host(host)}:{server.server_port} (data in {app.config['DATA_DIR']})", flush=True)
 
     def stop(signum, frame):
         threading.Thread(target=server.shutdown, daemon=True).start()

@@ -40,10 +40,19 @@ DEFAULTS: dict[str, Any] = {
     "THREADS": 0,  # torch/OpenCV threads (0: the CPU count divided by WORKERS)
     "HEATMAPS": True,  # Grad-CAM heatmaps in the HTML report
     # Jobs
-    "WORKERS": 2,
+    "WORKERS": 2,  # analyses at once
+    "FETCH_WORKERS": 8,  # URL fetches at once (network-bound threads, apart from the analyses)
+    "CLIENT_FETCHES": 2,  # fetches at once for one client (API key, or address without one)
+    "CLIENT_URL_JOBS": 8,  # URL jobs one client may have waiting for or in a fetch; more answer 429
     "QUEUE_SIZE": 32,  # jobs waiting for a worker; more answer 503
-    "MAX_WAIT_S": 120.0,  # longest a request waits for its result (?wait= and images)
-    "RETRY_AFTER_S": 10,  # what a 503 for a full queue advises
+    "MAX_WAIT_S": 120.0,  # longest a request waits for its result (POST ?wait= and image uploads)
+    "MAX_POLL_WAIT_S": 60.0,  # longest GET /jobs/<id>?wait= holds a request
+    "WAITING_REQUESTS": 24,  # requests that may wait (long-poll) at once; more answer at once
+    "CLIENT_WAITING": 8,  # of which one client's
+    "RETRY_AFTER_S": 10,  # what a 503 for a full queue (and a 429 for too many URL jobs) advises
+    "JOB_TIMEOUT_S": 600.0,  # an analysis running longer makes /readyz report its worker as stuck
+    "JOB_RETENTION_S": 7 * 86400.0,  # ended jobs (and uploads nobody retried) are deleted after this
+    "DB_TIMEOUT_S": 30.0,  # how long a database write waits for another writer
     # Limits
     "MAX_UPLOAD_BYTES": 100 * 1024**2,
     "MAX_FETCH_BYTES": 200 * 1024**2,
@@ -51,6 +60,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_PIXELS": 40_000_000,
     "FETCH_TIMEOUT_S": 60.0,
     "MAX_FRAMES": 64,
+    "MAX_JSON_BYTES": 64 * 1024,  # JSON request bodies (uploads have MAX_UPLOAD_BYTES)
     "ALLOW_PRIVATE_URLS": False,
     "URL_TRUSTED_ENDPOINTS": [],  # (ip, port) pairs treated as public: tests only, no environment variable
     # Cache and storage
@@ -75,6 +85,7 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_RETRIES": 5,
     "WEBHOOK_BACKOFF_S": 2.0,
     "WEBHOOK_TIMEOUT_S": 10.0,
+    "WEBHOOK_ALLOW_PRIVATE": False,  # deliver to private/loopback addresses (a receiver on the same network)
     "LOG_LEVEL": "INFO",
 }
 
@@ -91,15 +102,25 @@ ENVIRONMENT: dict[str, tuple[str, type | str]] = {
     "THREADS": ("THREADS", int),
     "HEATMAPS": ("HEATMAPS", bool),
     "WORKERS": ("WORKERS", int),
+    "FETCH_WORKERS": ("FETCH_WORKERS", int),
+    "CLIENT_FETCHES": ("CLIENT_FETCHES", int),
+    "CLIENT_URL_JOBS": ("CLIENT_URL_JOBS", int),
     "QUEUE_SIZE": ("QUEUE_SIZE", int),
     "MAX_WAIT_S": ("MAX_WAIT_S", float),
+    "MAX_POLL_WAIT_S": ("MAX_POLL_WAIT_S", float),
+    "WAITING_REQUESTS": ("WAITING_REQUESTS", int),
+    "CLIENT_WAITING": ("CLIENT_WAITING", int),
     "RETRY_AFTER_S": ("RETRY_AFTER_S", int),
+    "JOB_TIMEOUT_S": ("JOB_TIMEOUT_S", float),
+    "JOB_RETENTION_S": ("JOB_RETENTION_S", float),
+    "DB_TIMEOUT_S": ("DB_TIMEOUT_S", float),
     "MAX_UPLOAD_BYTES": ("MAX_UPLOAD_BYTES", int),
     "MAX_FETCH_BYTES": ("MAX_FETCH_BYTES", int),
     "MAX_DURATION_S": ("MAX_DURATION_S", float),
     "MAX_PIXELS": ("MAX_PIXELS", int),
     "FETCH_TIMEOUT_S": ("FETCH_TIMEOUT_S", float),
     "MAX_FRAMES": ("MAX_FRAMES", int),
+    "MAX_JSON_BYTES": ("MAX_JSON_BYTES", int),
     "ALLOW_PRIVATE_URLS": ("ALLOW_PRIVATE_URLS", bool),
     "CACHE_TTL_S": ("CACHE_TTL_S", float),
     "KEEP_MEDIA": ("KEEP_MEDIA", bool),
@@ -120,6 +141,7 @@ ENVIRONMENT: dict[str, tuple[str, type | str]] = {
     "WEBHOOK_RETRIES": ("WEBHOOK_RETRIES", int),
     "WEBHOOK_BACKOFF_S": ("WEBHOOK_BACKOFF_S", float),
     "WEBHOOK_TIMEOUT_S": ("WEBHOOK_TIMEOUT_S", float),
+    "WEBHOOK_ALLOW_PRIVATE": ("WEBHOOK_ALLOW_PRIVATE", bool),
     "LOG_LEVEL": ("LOG_LEVEL", str),
 }
 

@@ -2,7 +2,11 @@
 
 One database file in the data folder, WAL mode so readers never wait for the writer; a short-lived connection
 per operation, so any thread may call any method. Times are ISO 8601 UTC strings ("2025-01-31T12:00:00.123Z"),
-which sort and compare as text.
+which sort and compare as text. Columns added since the first release are added to older files on open
+(`MIGRATIONS`), so a data folder keeps its history across upgrades.
+
+`client` (jobs and analyses) is who asked: `key:<API key id>`, or `ip:<address>` without a key. Listings made
+with an API key show that key's entries only.
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS analyses (
     id TEXT PRIMARY KEY,
     created_at TEXT NOT NULL,
-    source TEXT NOT NULL,
+    source TEXT NOT NULL,                 -- the URL with credentials redacted, or the upload's file name
     source_type TEXT NOT NULL,            -- url | upload
-    url_key TEXT,                         -- normalised URL, for the cache
+    url_key TEXT,                         -- SHA-256 of the normalised URL, for the cache
     content_sha256 TEXT,
     model TEXT NOT NULL,                  -- the model name asked for
     frames INTEGER NOT NULL DEFAULT 0,    -- 0: the checkpoint's default
@@ -34,7 +38,8 @@ CREATE TABLE IF NOT EXISTS analyses (
     model_id TEXT,
     model_revision TEXT,
     fetch_json TEXT,
-    artefacts_json TEXT NOT NULL DEFAULT '[]'
+    artefacts_json TEXT NOT NULL DEFAULT '[]',
+    client TEXT                           -- who asked (see the module's docstring)
 );
 CREATE INDEX IF NOT EXISTS analyses_by_time ON analyses (created_at);
 CREATE INDEX IF NOT EXISTS analyses_by_url ON analyses (url_key, model, frames);
@@ -46,8 +51,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated_at TEXT NOT NULL,
     status TEXT NOT NULL,                 -- queued | running | done | failed
     source_type TEXT NOT NULL,
-    source TEXT NOT NULL,                 -- the URL, or the upload's file name
-    upload_path TEXT,                     -- where an upload waits for its worker
+    source TEXT NOT NULL,                 -- the URL with credentials redacted, or the upload's file name
+    fetch_url TEXT,                       -- the URL as given: kept until the job ends (or expires, if retryable)
+    upload_path TEXT,                     -- where an upload, or a fetched file, waits for its analysis
     options_json TEXT NOT NULL,
     cache_key TEXT,
     stage TEXT NOT NULL DEFAULT 'queued',
@@ -60,7 +66,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     error_status INTEGER,
     retryable INTEGER NOT NULL DEFAULT 0,
     worker TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0
+    attempts INTEGER NOT NULL DEFAULT 0,
+    client TEXT,                          -- who asked (see the module's docstring)
+    fetch_json TEXT                       -- what the fetch found (final URL, title...), once fetched
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, created_at);
 CREATE INDEX IF NOT EXISTS jobs_by_key ON jobs (cache_key, status);
@@ -74,6 +82,18 @@ CREATE TABLE IF NOT EXISTS api_keys (
     revoked_at TEXT,
     last_used_at TEXT
 );
+"""
+
+# Columns added after the first release: (table, column, declaration), added to older database files on open.
+MIGRATIONS = (
+    ("analyses", "client", "TEXT"),
+    ("jobs", "client", "TEXT"),
+    ("jobs", "fetch_json", "TEXT"),
+    ("jobs", "fetch_url", "TEXT"),
+)
+INDEXES = """
+CREATE INDEX IF NOT EXISTS analyses_by_client ON analyses (client, created_at);
+CREATE INDEX IF NOT EXISTS jobs_by_client ON jobs (client, status);
 """
 
 ANALYSIS_SUMMARY_COLUMNS = (
@@ -91,23 +111,40 @@ def format_time(moment: datetime) -> str:
 
 
 class Database:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, timeout_s: float = 30.0):
         self.path = Path(path)
+        self.timeout_s = timeout_s  # how long a write waits for another writer before failing
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._write_lock = threading.Lock()  # one writer at a time inside this process; SQLite handles others
         with self.connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
+            for table, column, declaration in MIGRATIONS:
+                present = {row["name"] for row in db.execute(f"PRAGMA table_info({table})")}
+                if column not in present:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+            db.executescript(INDEXES)
 
     @contextlib.contextmanager
-    def connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+    def connect(self, timeout_s: float | None = None) -> Iterator[sqlite3.Connection]:
+        timeout_s = self.timeout_s if timeout_s is None else timeout_s
+        db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)
         db.row_factory = sqlite3.Row
-        db.execute("PRAGMA busy_timeout=30000")
+        db.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
         try:
             yield db
         finally:
             db.close()
+
+    def check_writable(self, timeout_s: float = 1.0) -> str | None:
+        """None when a write could start now, else why not (locked, read-only, missing...): for readiness."""
+        try:
+            with self.connect(timeout_s) as db:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return None
 
     def _write(self, sql: str, params: tuple | dict = ()) -> int:
         with self._write_lock, self.connect() as db:
@@ -152,8 +189,13 @@ class Database:
         )
 
     @staticmethod
-    def _filters(verdicts: list[str] | None, since: str | None, until: str | None) -> tuple[str, list]:
+    def _filters(
+        verdicts: list[str] | None, since: str | None, until: str | None, client: str | None = None
+    ) -> tuple[str, list]:
         clauses, params = [], []
+        if client:
+            clauses.append("client = ?")
+            params.append(client)
         if verdicts:
             clauses.append(f"verdict IN ({', '.join('?' for _ in verdicts)})")
             params += verdicts
@@ -172,8 +214,10 @@ class Database:
         until: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        client: str | None = None,
     ) -> tuple[list[dict], int]:
-        where, params = self._filters(verdicts, since, until)
+        """A page of analyses, newest first, and how many match; only `client`'s when given."""
+        where, params = self._filters(verdicts, since, until, client)
         total = self._one(f"SELECT COUNT(*) AS n FROM analyses{where}", tuple(params))["n"]
         rows = self._all(
             f"SELECT {ANALYSIS_SUMMARY_COLUMNS} FROM analyses{where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
@@ -181,8 +225,8 @@ class Database:
         )
         return rows, total
 
-    def stats(self, since: str | None = None, until: str | None = None) -> list[dict]:
-        where, params = self._filters(None, since, until)
+    def stats(self, since: str | None = None, until: str | None = None, client: str | None = None) -> list[dict]:
+        where, params = self._filters(None, since, until, client)
         return self._all(
             f"SELECT substr(created_at, 1, 10) AS day, verdict, COUNT(*) AS n FROM analyses{where} "
             "GROUP BY day, verdict ORDER BY day",
@@ -202,11 +246,13 @@ class Database:
             row["options"] = json.loads(row.pop("options_json") or "{}")
         return row
 
-    def update_job(self, job_id: str, only_if_status: str | None = None, **fields: Any) -> bool:
+    def update_job(self, job_id: str, only_if_status: str | tuple[str, ...] | None = None, **fields: Any) -> bool:
+        """Set `fields` of a job (only while its status is `only_if_status`, or one of them); whether it was set."""
         fields["updated_at"] = utc_now()
         assignments = ", ".join(f"{key} = :{key}" for key in fields)
-        condition = " AND status = :_status" if only_if_status else ""
-        params = {**fields, "_id": job_id, "_status": only_if_status}
+        statuses = (only_if_status,) if isinstance(only_if_status, str) else tuple(only_if_status or ())
+        condition = f" AND status IN ({', '.join(f':_status{n}' for n in range(len(statuses)))})" if statuses else ""
+        params = {**fields, "_id": job_id, **{f"_status{n}": status for n, status in enumerate(statuses)}}
         return self._write(f"UPDATE jobs SET {assignments} WHERE id = :_id{condition}", params) == 1
 
     def active_job_for(self, cache_key: str) -> dict | None:
@@ -220,6 +266,28 @@ class Database:
         return [
             self.get_job(row["id"]) for row in self._all("SELECT id FROM jobs WHERE status = ? ORDER BY created_at", (status,))
         ]
+
+    def url_jobs_before_analysis(self, client: str) -> int:
+        """How many of `client`'s URL jobs wait for a fetch or are being fetched."""
+        return self._one(
+            "SELECT COUNT(*) AS n FROM jobs WHERE client = ? AND source_type = 'url' "
+            "AND status IN ('queued', 'running') AND upload_path IS NULL",
+            (client,),
+        )["n"]
+
+    def expire_jobs(self, before: str) -> list[str]:
+        """Delete jobs that ended (done, or failed and nobody retried them) before `before`; their upload paths."""
+        with self._write_lock, self.connect() as db:
+            db.execute("BEGIN")
+            rows = db.execute(
+                "SELECT id, upload_path FROM jobs WHERE status IN ('done', 'failed') AND updated_at < ?", (before,)
+            ).fetchall()
+            db.executemany("DELETE FROM jobs WHERE id = ?", [(row["id"],) for row in rows])
+            db.execute("COMMIT")
+        return [row["upload_path"] for row in rows if row["upload_path"]]
+
+    def upload_paths_in_use(self) -> set[str]:
+        return {row["upload_path"] for row in self._all("SELECT upload_path FROM jobs WHERE upload_path IS NOT NULL")}
 
     # -------------------------------------------------------------------------------------------- API keys
 

@@ -6,9 +6,11 @@ Core errors (`DetectorError`) carry their own code and status; HTTP errors from 
 
 from __future__ import annotations
 
+import json
 import logging
+import sqlite3
 
-from flask import Flask, jsonify
+from flask import Flask, g, has_request_context, jsonify
 from werkzeug.exceptions import HTTPException
 
 from detector.errors import DetectorError
@@ -23,14 +25,23 @@ HTTP_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "upload_too_large",
+    414: "uri_too_long",
     415: "unsupported_media_type",
     422: "unprocessable",
     429: "rate_limited",
+    431: "headers_too_large",
     500: "internal_error",
     502: "bad_gateway",
     503: "unavailable",
     504: "gateway_timeout",
 }
+
+
+def protocol_error(status: int, message: str) -> bytes:
+    """The JSON body of an error the HTTP server itself answers (request line or headers over its limits, a
+    malformed request) before the app sees the request."""
+    body = {"error": {"code": HTTP_CODES.get(status, "http_error"), "message": message}}
+    return json.dumps(body).encode()
 
 
 class ApiError(Exception):
@@ -48,6 +59,8 @@ def error_response(status: int, code: str, message: str, headers: dict | None = 
     response.status_code = status
     for key, value in (headers or {}).items():
         response.headers[key] = value
+    if has_request_context() and "Retry-After" in response.headers:
+        g.retry_after = response.headers["Retry-After"]  # ours, whatever the rate limiter adds later
     return response
 
 
@@ -75,6 +88,11 @@ def register_error_handlers(app: Flask) -> None:
             message = f"{exc.name.lower()}: see /api/v1/openapi.json"
         headers = {k: v for k, v in exc.get_headers() if k.lower() not in ("content-type", "content-length")}
         return error_response(status, HTTP_CODES.get(status, "http_error"), message, headers)
+
+    @app.errorhandler(sqlite3.Error)
+    def database_error(exc: sqlite3.Error):
+        log.error("database error: %s", exc)
+        return error_response(503, "database_unavailable", "the server cannot use its database just now; retry shortly", {"Retry-After": "5"})
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

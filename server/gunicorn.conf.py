@@ -13,10 +13,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from server.cli import check_bind, settings  # noqa: E402
+import gunicorn.util  # noqa: E402
+
+from server.cli import check_bind, settings, url_host  # noqa: E402
+from server.errors import protocol_error  # noqa: E402
 
 _settings = settings()
-bind = [f"{_settings['HOST']}:{_settings['PORT']}"]
+bind = [f"{url_host(_settings['HOST'])}:{_settings['PORT']}"]
 workers = 1
 worker_class = "gthread"
 threads = int(os.environ.get("DEEPFAKE_HTTP_THREADS", "32"))
@@ -25,6 +28,21 @@ graceful_timeout = 30
 accesslog = "-"
 # No control socket (gunicorn >= 25.1): there is nothing to scale, and several servers on a machine would share it.
 control_socket_disable = True
+# What gunicorn itself refuses before the app sees a request (414, 431 and 400 answers, JSON like every error).
+limit_request_line = 8190  # bytes of "METHOD /path?query HTTP/1.1": room for long post URLs in query strings
+limit_request_fields = 100  # headers per request
+limit_request_field_size = 8190  # bytes per header
+
+
+def _write_json_error(sock, status_int, reason, mesg):
+    """gunicorn's answer to a request it refuses itself, as JSON instead of its HTML page."""
+    body = protocol_error(status_int, f"{reason}: {mesg}" if mesg else reason)
+    head = f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+    gunicorn.util.write_nonblock(sock, (head + f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1") + body)
+
+
+# gunicorn's workers call util.write_error for these answers; there is no setting for their format.
+gunicorn.util.write_error = _write_json_error
 
 
 def on_starting(server):

@@ -1,25 +1,40 @@
-"""Jobs: a bounded pool of worker threads running analyses, with every job stored in SQLite before work starts.
+"""Jobs: every analysis request is a job, stored in the database before any work starts, that passes through two
+bounded pools of worker threads:
 
-- `submit` refuses with 503 (and Retry-After) when `queue_size` jobs already wait; a job with the same cache key
-  already queued or running is shared instead of analysing the same media twice.
-- On start, jobs left `queued` by a previous run are queued again, and jobs left `running` by a process that is
-  gone are marked failed with `retryable: true` (`POST /api/v1/jobs/<id>/retry` queues them again).
-- Progress (stage and fraction) is kept in memory for polling and written to the database at each stage change.
+- **fetch** (URL jobs only): `fetch_workers` threads download media, at most `client_fetches` of one client's jobs
+  at a time. A source that never answers holds one fetch thread until the fetch deadline, never an analysis worker.
+- **analysis**: `workers` threads run the model on uploads and on fetched media.
+
+In both pools clients take turns (`FairQueue`): one client's many jobs wait behind each other, not in front of
+other clients' jobs. `submit` refuses with 503 (and Retry-After) when `queue_size` jobs already wait, and with 429
+when a client already has `client_url_jobs` URL jobs waiting for or in a fetch; a job identical to one of the same
+client's queued or running jobs is shared instead of analysing the same media twice.
+
+A worker survives any exception, database errors included: the job is marked failed (retryable), and when the
+database cannot be written the outcome is kept in memory and written once it can (`health()` reports it
+meanwhile, with dead or stuck workers). On start, jobs left `queued` by a previous run are queued again, and jobs
+left `running` by a process that is gone are marked failed with `retryable: true`. Jobs that ended more than
+`retention_s` ago are deleted with their upload files, as are upload files no job refers to.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import queue
+import shutil
 import socket
 import threading
 import time
+from collections import Counter, deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from detector.errors import DetectorError
 
-from .db import Database, utc_now
+from .db import Database, format_time, utc_now
 from .errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -28,16 +43,113 @@ log = logging.getLogger(__name__)
 STAGES = {
     "queued": (0.0, 0.0),
     "fetch": (0.0, 0.2),
+    "fetched": (0.2, 0.2),  # downloaded, waiting for an analysis worker
     "decode": (0.2, 0.5),
     "faces": (0.5, 0.75),
     "model": (0.75, 0.9),
     "render": (0.9, 1.0),
 }
 FINISHED = ("done", "failed")
+ACTIVE = ("queued", "running")
+
+
+@dataclass
+class Finished:
+    """A job's outcome: the analysis that answers it."""
+
+    analysis_id: str
+    cached: bool
+
+
+@dataclass
+class Fetched:
+    """A URL job's media is on disk, waiting for an analysis worker."""
+
+    path: Path
+    fetch: dict
+    media_kind: str | None = None
+
+
+FetchJob = Callable[[dict, "JobProgress"], "Finished | Fetched"]
+AnalyzeJob = Callable[[dict, "JobProgress"], Finished]
+
+
+class FairQueue:
+    """Items waiting for one pool, handed out client by client in turn, with at most `per_client` of a client's
+    items out at once (None: no limit). `done(client)` gives a client's slot back."""
+
+    def __init__(self, per_client: int | None = None):
+        self.per_client = per_client
+        self._waiting: dict[str, deque[str]] = {}
+        self._turns: deque[str] = deque()
+        self._out: Counter[str] = Counter()
+        self._changed = threading.Condition()
+        self._closed = False
+
+    def put(self, client: str, item: str) -> None:
+        with self._changed:
+            if client not in self._waiting:
+                self._waiting[client] = deque()
+                self._turns.append(client)
+            self._waiting[client].append(item)
+            self._changed.notify()
+
+    def get(self) -> tuple[str, str] | None:
+        """The next (client, item), waiting for one; None once the queue is closed."""
+        with self._changed:
+            while not self._closed:
+                for _ in range(len(self._turns)):
+                    client = self._turns[0]
+                    self._turns.rotate(-1)  # whether served or not, the next client's turn comes first
+                    if self.per_client is None or self._out[client] < self.per_client:
+                        waiting = self._waiting[client]
+                        item = waiting.popleft()
+                        if not waiting:
+                            del self._waiting[client]
+                            self._turns.remove(client)
+                        self._out[client] += 1
+                        return client, item
+                self._changed.wait()
+            return None
+
+    def done(self, client: str) -> None:
+        with self._changed:
+            self._out[client] -= 1
+            if self._out[client] <= 0:
+                del self._out[client]
+            self._changed.notify_all()
+
+    def waiting(self) -> int:
+        with self._changed:
+            return sum(len(items) for items in self._waiting.values())
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+
+@dataclass(eq=False)
+class Worker:
+    name: str
+    thread: threading.Thread | None = None
+    job_id: str | None = None
+    since: float = 0.0
+
+
+@dataclass(eq=False)
+class Pool:
+    name: str
+    size: int
+    step: Callable[[str], None]
+    stuck_after_s: float
+    queue: FairQueue
+    workers: list[Worker] = field(default_factory=list)
 
 
 class JobProgress:
-    """Handed to the code running a job: it reports stages and the media kind as soon as it is known."""
+    """Handed to the code running a job: it reports stages and the media kind as soon as it is known. Progress is
+    kept in memory for polling and written to the database at each stage change, when the database allows."""
 
     def __init__(self, jobs: JobQueue, job_id: str):
         self.jobs, self.job_id = jobs, job_id
@@ -46,58 +158,86 @@ class JobProgress:
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         low, high = STAGES.get(stage, (0.0, 1.0))
-        fraction = low + (high - low) * (min(done / total, 1.0) if total else 0.0)
-        self.jobs._set_progress(self.job_id, stage, round(fraction, 4))
+        fraction = round(low + (high - low) * (min(done / total, 1.0) if total else 0.0), 4)
+        self.jobs._progress[self.job_id] = (stage, fraction)
         now = time.monotonic()
         if stage != self._stage or now - self._last_write > 2.0:
             self._stage, self._last_write = stage, now
-            self.jobs.db.update_job(self.job_id, stage=stage, fraction=round(fraction, 4))
-            self.jobs._notify()
+            self.jobs._write_if_possible(self.job_id, stage=stage, fraction=fraction)
+        self.jobs._notify()
 
     def media_kind(self, kind: str) -> None:
-        self.jobs.db.update_job(self.job_id, media_kind=kind)
+        self.jobs._write_if_possible(self.job_id, media_kind=kind)
         self.jobs._notify()
 
 
-RunJob = Callable[[dict, JobProgress], tuple[str, bool]]  # job -> (analysis id, cached)
-
-
 class JobQueue:
-    def __init__(self, db: Database, run_job: RunJob, workers: int = 2, queue_size: int = 32, retry_after_s: int = 10):
+    def __init__(
+        self,
+        db: Database,
+        fetch_job: FetchJob,
+        analyze_job: AnalyzeJob,
+        *,
+        workers: int = 2,
+        fetch_workers: int = 8,
+        client_fetches: int = 2,
+        client_url_jobs: int = 8,
+        queue_size: int = 32,
+        retry_after_s: int = 10,
+        analysis_stuck_after_s: float = 600.0,
+        fetch_stuck_after_s: float = 90.0,
+        retention_s: float = 7 * 86400.0,
+        uploads_dir: Path | None = None,
+    ):
         self.db = db
-        self.run_job = run_job
-        self.workers = max(1, workers)
+        self.fetch_job, self.analyze_job = fetch_job, analyze_job
+        self.client_url_jobs = max(1, client_url_jobs)
         self.queue_size = max(1, queue_size)
         self.retry_after_s = retry_after_s
+        self.retention_s = retention_s
+        self.uploads_dir = uploads_dir
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
-        self._queue: queue.Queue[str | None] = queue.Queue()
+        self.fetching = Pool("fetch", max(1, fetch_workers), self._fetch_step, fetch_stuck_after_s, FairQueue(max(1, client_fetches)))
+        self.analysing = Pool("analysis", max(1, workers), self._analysis_step, analysis_stuck_after_s, FairQueue())
         self._submit_lock = threading.Lock()
         self._changed = threading.Condition()
         self._progress: dict[str, tuple[str, float]] = {}
-        self._threads: list[threading.Thread] = []
+        # Outcomes that could not be written (the database failed): written by the supervisor once it can.
+        self._unwritten: dict[str, dict] = {}
+        self._unwritten_lock = threading.Lock()
+        self._database_error: str | None = None
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
 
     # ------------------------------------------------------------------------------------------- lifecycle
 
     def start(self) -> None:
         self.recover()
-        for n in range(self.workers):
-            thread = threading.Thread(target=self._work, name=f"job-worker-{n}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        for pool in (self.fetching, self.analysing):
+            for n in range(pool.size):
+                worker = Worker(f"{pool.name}-worker-{n}")
+                worker.thread = threading.Thread(target=self._serve, args=(pool, worker), name=worker.name, daemon=True)
+                pool.workers.append(worker)
+                worker.thread.start()
+        self._supervisor = threading.Thread(target=self._supervise, name="job-supervisor", daemon=True)
+        self._supervisor.start()
 
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop taking jobs; queued ones stay queued in the database and run at the next start."""
-        while True:
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
-        for _ in self._threads:
-            self._queue.put(None)
+    def stop(self, timeout_s: float = 10.0, interrupt: Callable[[], None] | None = None) -> None:
+        """Stop taking jobs (queued ones stay queued in the database and run at the next start), call `interrupt`
+        (which may cut running fetches short), and give running jobs `timeout_s` to end."""
+        self._stopping.set()
+        for pool in (self.fetching, self.analysing):
+            pool.queue.close()
+        if interrupt is not None:
+            interrupt()
         deadline = time.monotonic() + timeout_s
-        for thread in self._threads:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        self._threads = []
+        for pool in (self.fetching, self.analysing):
+            for worker in pool.workers:
+                if worker.thread is not None:
+                    worker.thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        if self._supervisor is not None:
+            self._supervisor.join(timeout=max(0.0, deadline - time.monotonic()))
+        self._flush_unwritten()
 
     def recover(self) -> None:
         for job in self.db.jobs_with_status("running"):
@@ -115,7 +255,7 @@ class JobQueue:
             log.warning("job %s was interrupted by a restart: marked failed (retryable)", job["id"])
         queued = self.db.jobs_with_status("queued")
         for job in queued:
-            self._queue.put(job["id"])
+            self._enqueue(job)
         if queued:
             log.info("%d queued job(s) from before the restart queued again", len(queued))
 
@@ -139,10 +279,10 @@ class JobQueue:
                 active = self.db.active_job_for(job["cache_key"])
                 if active:
                     return self.view(active), True
-            self._ensure_room()
+            self._ensure_room(job)
             now = utc_now()
             self.db.insert_job({**job, "created_at": now, "updated_at": now, "status": "queued", "stage": "queued"})
-            self._queue.put(job["id"])
+            self._enqueue(job)
         return self.get(job["id"]), False
 
     def retry(self, job_id: str) -> dict:
@@ -152,20 +292,37 @@ class JobQueue:
                 raise ApiError(404, "not_found", f"no job {job_id}")
             if job["status"] != "failed" or not job["retryable"]:
                 raise ApiError(409, "not_retryable", f"job {job_id} is {job['status']} and cannot be retried")
-            self._ensure_room()
             fields = {"error_code": None, "error_message": None, "error_status": None, "retryable": 0}
+            if job["upload_path"] and not Path(job["upload_path"]).is_file() and job["source_type"] == "url":
+                fields["upload_path"] = job["upload_path"] = None  # the fetched file is gone: fetch again
+            self._ensure_room(job)
             self.db.update_job(job_id, only_if_status="failed", status="queued", stage="queued", fraction=0, **fields)
-            self._queue.put(job_id)
+            self._enqueue(job)
         return self.get(job_id)
 
-    def _ensure_room(self) -> None:
-        if self._queue.qsize() >= self.queue_size:
+    def _ensure_room(self, job: dict) -> None:
+        if self.fetching.queue.waiting() + self.analysing.queue.waiting() >= self.queue_size:
             raise ApiError(
                 503,
                 "queue_full",
                 f"the server is busy: {self.queue_size} jobs are waiting; retry in a few seconds",
                 {"Retry-After": str(self.retry_after_s)},
             )
+        if self._needs_fetch(job) and self.db.url_jobs_before_analysis(job.get("client") or "") >= self.client_url_jobs:
+            raise ApiError(
+                429,
+                "too_many_jobs",
+                f"you already have {self.client_url_jobs} links waiting to be fetched; wait for them to finish",
+                {"Retry-After": str(self.retry_after_s)},
+            )
+
+    @staticmethod
+    def _needs_fetch(job: dict) -> bool:
+        return job["source_type"] == "url" and not job.get("upload_path")
+
+    def _enqueue(self, job: dict) -> None:
+        pool = self.fetching if self._needs_fetch(job) else self.analysing
+        pool.queue.put(job.get("client") or "", job["id"])
 
     # ------------------------------------------------------------------------------------------ observing
 
@@ -194,10 +351,38 @@ class JobQueue:
                 self._changed.wait(timeout=min(left, 0.5))
 
     def queued_count(self) -> int:
-        return self._queue.qsize()
+        return self.fetching.queue.waiting() + self.analysing.queue.waiting()
 
-    def _set_progress(self, job_id: str, stage: str, fraction: float) -> None:
-        self._progress[job_id] = (stage, fraction)
+    def health(self) -> dict:
+        """For readiness: each pool's workers (alive, busy, dead, stuck), waiting jobs, and the database."""
+        now = time.monotonic()
+        pools, problems = {}, []
+        for pool in (self.fetching, self.analysing):
+            dead = [w.name for w in pool.workers if w.thread is None or not w.thread.is_alive()]
+            stuck = [w.name for w in pool.workers if w.job_id and now - w.since > pool.stuck_after_s]
+            pools[pool.name] = {
+                "workers": len(pool.workers),
+                "busy": sum(1 for w in pool.workers if w.job_id),
+                "dead": len(dead),
+                "stuck": len(stuck),
+                "waiting": pool.queue.waiting(),
+            }
+            problems += [f"{name} is dead" for name in dead]
+            problems += [f"{name} has run one job for over {pool.stuck_after_s:g} s" for name in stuck]
+        database = self.db.check_writable()
+        with self._unwritten_lock:
+            unwritten = len(self._unwritten)
+        if database is None and unwritten:
+            database = f"{unwritten} job outcome(s) not written yet: {self._database_error}"
+        if database:
+            problems.append(f"the database cannot be written: {database}")
+        return {
+            "ok": not problems,
+            "problems": problems,
+            "database": database or "ok",
+            "unwritten_outcomes": unwritten,
+            "pools": pools,
+        }
 
     def _notify(self) -> None:
         with self._changed:
@@ -205,43 +390,158 @@ class JobQueue:
 
     # ------------------------------------------------------------------------------------------------ work
 
-    def _work(self) -> None:
+    def _serve(self, pool: Pool, worker: Worker) -> None:
         while True:
-            job_id = self._queue.get()
-            if job_id is None:
+            taken = pool.queue.get()
+            if taken is None:
                 return
-            if not self.db.update_job(job_id, only_if_status="queued", status="running", worker=self.identity, stage="queued"):
-                continue  # taken by another process, retried, or deleted
-            job = self.db.get_job(job_id)
-            self.db.update_job(job_id, attempts=job["attempts"] + 1)
-            self._run(job)
+            client, job_id = taken
+            worker.job_id, worker.since = job_id, time.monotonic()
+            try:
+                pool.step(job_id)
+            except Exception as exc:  # whatever happens, this worker goes on with the next job
+                log.exception("%s: job %s failed unexpectedly", worker.name, job_id)
+                self._finish(job_id, self._failure(exc))
+            finally:
+                pool.queue.done(client)
+                self._progress.pop(job_id, None)
+                worker.job_id = None
+                self._notify()
 
-    def _run(self, job: dict) -> None:
-        job_id = job["id"]
-        self._set_progress(job_id, "queued", 0.0)
+    def _claim(self, job_id: str, stage: str) -> dict | None:
+        """Mark a queued job as running here; None when another worker, a retry or a deletion got there first."""
+        if not self.db.update_job(job_id, only_if_status="queued", status="running", worker=self.identity, stage=stage):
+            return None
+        job = self.db.get_job(job_id)
+        self.db.update_job(job_id, attempts=job["attempts"] + 1)
+        self._progress[job_id] = (stage, STAGES.get(stage, (0.0, 0.0))[0])
         self._notify()
-        try:
-            analysis_id, cached = self.run_job(job, JobProgress(self, job_id))
-        except DetectorError as exc:
-            retryable = exc.http_status >= 500
-            self._fail(job_id, exc.code, exc.message, exc.http_status, retryable)
-        except ApiError as exc:
-            self._fail(job_id, exc.code, exc.message, exc.status, exc.status >= 500)
-        except Exception as exc:  # a bug: keep the worker alive, keep the job retryable, log everything
-            log.exception("job %s failed unexpectedly", job_id)
-            self._fail(job_id, "internal_error", f"the analysis failed unexpectedly ({type(exc).__name__})", 500, True)
-        else:
-            self.db.update_job(job_id, status="done", stage="done", fraction=1.0, analysis_id=analysis_id, cached=int(cached))
-        finally:
-            self._progress.pop(job_id, None)
-            self._notify()
+        return job
 
-    def _fail(self, job_id: str, code: str, message: str, status: int, retryable: bool) -> None:
-        self.db.update_job(
-            job_id,
-            status="failed",
-            error_code=code,
-            error_message=message,
-            error_status=status,
-            retryable=int(retryable),
-        )
+    def _fetch_step(self, job_id: str) -> None:
+        job = self._claim(job_id, "fetch")
+        outcome = self._attempt(job, self.fetch_job) if job else None
+        if isinstance(outcome, Finished):
+            self._finish(job_id, self._done(outcome))
+        elif isinstance(outcome, Fetched):
+            self.db.update_job(
+                job_id,
+                only_if_status="running",
+                status="queued",
+                stage="fetched",
+                fraction=STAGES["fetched"][0],
+                upload_path=str(outcome.path),
+                fetch_json=json.dumps(outcome.fetch),
+                **({"media_kind": outcome.media_kind} if outcome.media_kind else {}),
+            )
+            self.analysing.queue.put(job.get("client") or "", job_id)
+
+    def _analysis_step(self, job_id: str) -> None:
+        job = self._claim(job_id, "decode")
+        outcome = self._attempt(job, self.analyze_job) if job else None
+        if outcome is not None:
+            self._finish(job_id, self._done(outcome))
+
+    def _attempt(self, job: dict, run: Callable[[dict, JobProgress], Finished | Fetched]) -> Finished | Fetched | None:
+        """What `run` made of the job, or None when it failed (the failure is then recorded)."""
+        try:
+            return run(job, JobProgress(self, job["id"]))
+        except (DetectorError, ApiError) as exc:
+            self._finish(job["id"], self._failure(exc))
+        except Exception as exc:  # a bug, or the database failing: the traceback goes to the log
+            log.exception("job %s failed unexpectedly", job["id"])
+            self._finish(job["id"], self._failure(exc))
+        return None
+
+    @staticmethod
+    def _done(outcome: Finished) -> dict:
+        return {"status": "done", "stage": "done", "fraction": 1.0, "analysis_id": outcome.analysis_id, "cached": int(outcome.cached)}
+
+    @staticmethod
+    def _failure(exc: Exception) -> dict:
+        if isinstance(exc, DetectorError):
+            code, message, status = exc.code, exc.message, exc.http_status
+        elif isinstance(exc, ApiError):
+            code, message, status = exc.code, exc.message, exc.status
+        else:
+            code, message, status = "internal_error", f"the analysis failed unexpectedly ({type(exc).__name__})", 500
+        return {
+            "status": "failed",
+            "error_code": code,
+            "error_message": message,
+            "error_status": status,
+            "retryable": int(status >= 500),
+        }
+
+    def _finish(self, job_id: str, fields: dict) -> None:
+        """Write a job's outcome; when the database fails, keep it for the supervisor to write later."""
+        if not fields.get("retryable"):
+            fields = {**fields, "fetch_url": None}  # the job is over: the URL as given (credentials and all) goes
+        self._progress.pop(job_id, None)
+        try:
+            self.db.update_job(job_id, only_if_status=ACTIVE, **fields)
+            self._database_error = None
+        except Exception as exc:
+            self._database_error = f"{type(exc).__name__}: {exc}"
+            log.error("job %s: its outcome (%s) cannot be written now (%s); will retry", job_id, fields["status"], exc)
+            with self._unwritten_lock:
+                self._unwritten[job_id] = fields
+        self._notify()
+
+    def _write_if_possible(self, job_id: str, **fields) -> None:
+        """A write that may be lost (progress): a failing database must not fail the job for it."""
+        try:
+            self.db.update_job(job_id, **fields)
+        except Exception as exc:
+            self._database_error = f"{type(exc).__name__}: {exc}"
+            log.warning("job %s: progress not written (%s)", job_id, exc)
+
+    # ------------------------------------------------------------------------------------------ supervisor
+
+    def _supervise(self) -> None:
+        next_expiry = 0.0
+        while not self._stopping.is_set():
+            self._flush_unwritten()
+            if time.monotonic() >= next_expiry:
+                try:
+                    self.expire()
+                except Exception:
+                    log.exception("expiring old jobs failed; will try again")
+                next_expiry = time.monotonic() + max(60.0, min(3600.0, self.retention_s / 10))
+            self._stopping.wait(1.0 if self._unwritten else 5.0)
+
+    def _flush_unwritten(self) -> None:
+        with self._unwritten_lock:
+            pending = list(self._unwritten.items())
+        for job_id, fields in pending:
+            if fields["status"] == "failed":
+                fields = {**fields, "retryable": 1}  # whatever failed, the database was in the way: it may work now
+            try:
+                self.db.update_job(job_id, only_if_status=ACTIVE, **fields)
+            except Exception as exc:
+                self._database_error = f"{type(exc).__name__}: {exc}"
+                return
+            with self._unwritten_lock:
+                self._unwritten.pop(job_id, None)
+            log.info("job %s: outcome written (%s)", job_id, fields["status"])
+            self._notify()
+        if pending:
+            self._database_error = None
+
+    def expire(self) -> None:
+        """Delete jobs that ended longer than `retention_s` ago with their upload files, and upload files that no
+        job refers to (left by a job that expired, or by a process that died between saving and storing)."""
+        cutoff = datetime.now(timezone.utc) - timedelta(seconds=self.retention_s)
+        for path in self.db.expire_jobs(format_time(cutoff)):
+            remove_upload(Path(path))
+        if self.uploads_dir is None or not self.uploads_dir.is_dir():
+            return
+        in_use = {Path(path).parent for path in self.db.upload_paths_in_use()}
+        for folder in self.uploads_dir.iterdir():
+            if folder not in in_use and folder.stat().st_mtime < cutoff.timestamp():
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_upload(path: Path) -> None:
+    """Remove an upload (or a fetched file) with the folder of its own it lives in."""
+    shutil.rmtree(path.parent, ignore_errors=True)

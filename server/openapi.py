@@ -33,6 +33,15 @@ ERRORS = {
     "401": _error("an API key is required (only when keys exist)"),
     "429": _error("rate limited", RETRY_AFTER),
 }
+WAIT = {
+    "name": "wait",
+    "in": "query",
+    "schema": {"type": "number", "minimum": 0},
+    "description": (
+        "seconds to hold the request open until the job ends (capped by the server; answered at once when too "
+        "many requests already wait)"
+    ),
+}
 ID = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
 FILTERS = [
     {
@@ -119,7 +128,7 @@ SCHEMAS = {
         "type": "object",
         "required": ["stage", "fraction"],
         "properties": {
-            "stage": {"type": "string", "description": "queued, fetch, decode, faces, model, render, done"},
+            "stage": {"type": "string", "description": "queued, fetch, fetched, decode, faces, model, render, done"},
             "fraction": {"type": "number", "minimum": 0, "maximum": 1},
         },
     },
@@ -202,11 +211,12 @@ def openapi_document(server_url: str = "") -> dict:
             "post": {
                 "summary": "Analyse the media behind a URL, or an uploaded file",
                 "description": (
-                    "Images answer 200 with the Report; videos answer 202 with a job to poll, unless ?wait=SECONDS "
-                    "lets them finish in time. A cached result answers 200 with cached: true. Failures during the "
-                    "wait answer with the error's status (413, 415, 422, 502, 504...)."
+                    "An uploaded image answers 200 with the Report; a URL or a video answers 202 at once with a job "
+                    "to poll (GET status_url?wait=N answers when it ends), unless ?wait=SECONDS lets it finish in "
+                    "time. A cached result answers 200 with cached: true. Failures during the wait answer with the "
+                    "error's status (400, 413, 415, 422, 502, 504...)."
                 ),
-                "parameters": [{"name": "wait", "in": "query", "schema": {"type": "number", "minimum": 0}}],
+                "parameters": [WAIT],
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": analyze_body}, "multipart/form-data": {"schema": upload_body}},
@@ -215,7 +225,8 @@ def openapi_document(server_url: str = "") -> dict:
                     "200": _json("AnalysisDone", "the analysis is done"),
                     "202": _json("JobAccepted", "a video is being analysed: poll status_url"),
                     **ERRORS,
-                    "413": _error("over a size or duration limit (upload, download or media)"),
+                    "413": _error("over a size or duration limit (JSON body, upload, download or media)"),
+                    "429": _error("rate limited, or too many of this client's links wait for a fetch", RETRY_AFTER),
                     "415": _error("not an image or video we can read (judged by content)"),
                     "422": _error("damaged or empty media, or no media found at the URL"),
                     "502": _error("the source failed: unreachable, an HTTP error, a broken download"),
@@ -227,15 +238,17 @@ def openapi_document(server_url: str = "") -> dict:
         "/api/v1/jobs/{job_id}": {
             "get": {
                 "summary": "A job's status, with the Report when done or the error when failed",
-                "parameters": [id_parameter("job_id")],
+                "description": "With ?wait=N (N up to 60 s) the answer comes as soon as the job ends, or after N seconds.",
+                "parameters": [id_parameter("job_id"), WAIT],
                 "responses": {"200": _json("Job", "the job"), "404": _error("no such job"), **ERRORS},
             }
         },
         "/api/v1/jobs/{job_id}/retry": {
             "post": {
                 "summary": "Queue a failed, retryable job again (e.g. one interrupted by a restart)",
-                "parameters": [id_parameter("job_id"), {"name": "wait", "in": "query", "schema": {"type": "number"}}],
+                "parameters": [id_parameter("job_id"), WAIT],
                 "responses": {
+                    "200": _json("AnalysisDone", "the retried job ended while the request waited"),
                     "202": _json("JobAccepted", "queued again"),
                     "404": _error("no such job"),
                     "409": _error("the job is not failed or not retryable"),
@@ -369,9 +382,12 @@ def openapi_document(server_url: str = "") -> dict:
         },
         "/readyz": {
             "get": {
-                "summary": "The default model is loaded and analyses can run",
+                "summary": "The default model is loaded, every job worker is alive and none is stuck, the database can be written",
                 "security": [],
-                "responses": {"200": _json({"type": "object"}, "ready"), "503": _error("still loading, or the model failed")},
+                "responses": {
+                    "200": _json({"type": "object"}, "ready: the model, each worker pool (workers, busy, waiting), the database"),
+                    "503": _error("still loading, the model failed, a worker is dead or stuck, or the database cannot be written"),
+                },
             }
         },
     }

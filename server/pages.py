@@ -30,15 +30,25 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
+    """Ready when the default model is loaded, every job worker is alive and none is stuck on one job, and the
+    database can be written; otherwise 503 with what is wrong."""
     registry = services().models
-    if registry.is_ready():
-        return jsonify(
-            {"status": "ready", "model": registry.get().model_info, "queued_jobs": services().analyses.jobs.queued_count()}
-        )
-    error = registry.default_error()
-    if error is not None:
-        return error_response(503, "model_unavailable", f"the model could not be loaded: {error.message}")
-    return error_response(503, "not_ready", "the model is still loading", {"Retry-After": "5"})
+    if not registry.is_ready():
+        error = registry.default_error()
+        if error is not None:
+            return error_response(503, "model_unavailable", f"the model could not be loaded: {error.message}")
+        return error_response(503, "not_ready", "the model is still loading", {"Retry-After": "5"})
+    jobs = services().analyses.jobs
+    health = jobs.health()
+    details = {
+        "jobs": health["pools"],
+        "database": health["database"],
+        "unwritten_outcomes": health["unwritten_outcomes"],
+        "queued_jobs": jobs.queued_count(),
+    }
+    if not health["ok"]:
+        return error_response(503, "unhealthy", "; ".join(health["problems"]), {"Retry-After": "5"}, **details)
+    return jsonify({"status": "ready", "model": registry.get().model_info, **details})
 
 
 @bp.get("/analyses/<analysis_id>")

@@ -86,3 +86,28 @@ def media_server(media_root):
 
     with MediaServer(media_root, slow_chunk=2048, slow_pause_s=0.25) as server:
         yield server
+
+
+@pytest.fixture
+def start_server(tmp_path, detector):
+    """Start a real server (tests/liveserver.py) with BASE_CONFIG plus overrides; all are stopped at the end of
+    the test."""
+    from server import create_app
+    from tests.liveserver import BASE_CONFIG, LiveServer
+
+    started: list = []
+
+    def start(**overrides):
+        config = {**BASE_CONFIG, "DATA_DIR": str(tmp_path / f"data{len(started)}"), "DETECTORS": {"default": detector}}
+        live = LiveServer(create_app({**config, **overrides}))
+        started.append(live)
+        return live
+
+    yield start
+    for live in started:
+        live.close()
+
+
+@pytest.fixture
+def live(start_server):
+    return start_server()

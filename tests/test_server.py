@@ -19,98 +19,14 @@ from datetime import date, timedelta
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
-from server import create_app, shutdown
 from server.alerts import should_alert
-from server.analysis import normalize_url
 from server.config import ConfigError, settings_from_env
+from server.urls import normalize_url, redact_url, url_key
+from tests.liveserver import assert_error
 from tests.mediafactory import truncate
 from tests.mediaserver import MediaServer
 from tests.test_analyze import check_report_contract
-
-BASE_CONFIG = {
-    "LOG_LEVEL": "WARNING",
-    "ALLOW_PRIVATE_URLS": True,  # media comes from 127.0.0.1
-    "WORKERS": 2,
-    "HEATMAPS": False,  # Grad-CAM costs CPU; the HTML report test turns it on
-    "RATE_LIMIT": "1000/minute",
-    "RATE_LIMIT_DEFAULT": "10000/minute",
-    "FETCH_TIMEOUT_S": 60.0,
-    "MAX_WAIT_S": 120.0,
-}
-
-
-class LiveServer:
-    def __init__(self, app):
-        self.app = app
-        self.httpd = make_server("127.0.0.1", 0, app, threaded=True)
-        self.port = self.httpd.server_port
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def get(self, path: str, **kwargs) -> requests.Response:
-        return requests.get(self.url(path), timeout=180, **kwargs)
-
-    def post(self, path: str, **kwargs) -> requests.Response:
-        return requests.post(self.url(path), timeout=180, **kwargs)
-
-    def analyze_url(self, url: str, wait: float | None = None, **options) -> requests.Response:
-        query = f"?wait={wait}" if wait is not None else ""
-        return self.post(f"/api/v1/analyze{query}", json={"url": url, **options})
-
-    def upload(self, path, name: str | None = None, **form) -> requests.Response:
-        with open(path, "rb") as handle:
-            return self.post("/api/v1/analyze", files={"file": (name or path.name, handle)}, data=form)
-
-    def poll(self, job_id: str, timeout_s: float = 180) -> dict:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            body = self.get(f"/api/v1/jobs/{job_id}").json()
-            if body["status"] in ("done", "failed"):
-                return body
-            time.sleep(0.2)
-        raise AssertionError(f"job {job_id} did not finish")
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        shutdown(self.app)
-
-
-@pytest.fixture
-def start_server(tmp_path, detector):
-    """Start a real server with BASE_CONFIG plus overrides; all are stopped at the end of the test."""
-    started: list[LiveServer] = []
-
-    def start(**overrides) -> LiveServer:
-        config = {**BASE_CONFIG, "DATA_DIR": str(tmp_path / f"data{len(started)}"), "DETECTORS": {"default": detector}}
-        live = LiveServer(create_app({**config, **overrides}))
-        started.append(live)
-        return live
-
-    yield start
-    for live in started:
-        live.close()
-
-
-@pytest.fixture
-def live(start_server):
-    return start_server()
-
-
-def assert_error(response: requests.Response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["Content-Type"].startswith("application/json")
-    body = response.json()
-    assert set(body["error"]) == {"code", "message"} and body["error"]["message"]
-    if code:
-        assert body["error"]["code"] == code, body
-    return body
-
 
 # ----------------------------------------------------------------------------------------------- pure parts
 
@@ -143,6 +59,25 @@ def test_normalize_url():
     assert normalize_url("HTTPS://Example.com:443/p/1?b=2&a=1&utm_source=x&fbclid=y#frag") == "https://example.com/p/1?a=1&b=2"
     assert normalize_url("http://example.com") == "http://example.com/"
     assert normalize_url("http://example.com:8080/v?id=1") == "http://example.com:8080/v?id=1"
+
+
+def test_stored_urls_keep_no_credentials():
+    signed = "https://cdn.example.com/fake.jpg?signature=SECRET-TOKEN&w=640"
+    assert redact_url(signed) == "https://cdn.example.com/fake.jpg?signature=REDACTED&w=640"
+    assert redact_url("https://s3.example.com/b/k.mp4?X-Amz-Credential=AKIA&X-Amz-Signature=ab12&X-Amz-Expires=60&v=2") == (
+        "https://s3.example.com/b/k.mp4?X-Amz-Credential=REDACTED&X-Amz-Signature=REDACTED&X-Amz-Expires=REDACTED&v=2"
+    )
+    assert redact_url("https://scontent.example.net/v/t1.mp4?_nc_cat=1&oh=00_AbC&oe=65F0") == (
+        "https://scontent.example.net/v/t1.mp4?_nc_cat=1&oh=REDACTED&oe=65F0"
+    )
+    assert redact_url("https://user:pass@example.com:8443/p?access_token=x&api_key=y&monkey=z#t=3") == (
+        "https://example.com:8443/p?access_token=REDACTED&api_key=REDACTED&monkey=z#t=3"
+    )
+    assert redact_url("https://www.example.com/watch?v=abc123&t=42") == "https://www.example.com/watch?v=abc123&t=42"
+    assert redact_url("holiday.jpg") == "holiday.jpg"  # an upload's file name
+    # The cache key is a digest: the signed link itself is not what the history stores.
+    assert url_key(signed) == url_key("https://CDN.example.com:443/fake.jpg?w=640&signature=SECRET-TOKEN#x")
+    assert "SECRET" not in url_key(signed) and len(url_key(signed)) == 64
 
 
 def test_alert_rule():
@@ -220,23 +155,32 @@ def test_video_url_with_wait_answers_200(live, media_server, path):
     check_report_contract(body["report"])
 
 
-def test_image_url_answers_200(live, media_server):
-    response = live.analyze_url(media_server.url("/files/photo.jpg"))
-    assert response.status_code == 200, response.text
-    assert response.json()["report"]["media"]["kind"] == "image"
+def test_a_url_answers_202_at_once_and_its_job_answers_the_moment_it_is_done(live, media_server):
+    accepted = live.analyze_url(media_server.url("/files/photo.jpg"))
+    assert accepted.status_code == 202, accepted.text  # the request never waits for a fetch it did not ask for
+    job_id = accepted.json()["job_id"]
+    done = live.get(f"/api/v1/jobs/{job_id}?wait=60").json()  # long-poll: answers when the job ends
+    assert done["status"] == "done" and done["report"]["media"]["kind"] == "image"
+    waited = live.analyze_url(media_server.url("/files/photo.jpg?size=2"), wait=60)
+    assert waited.status_code == 200 and waited.json()["report"]["media"]["kind"] == "image"
+    assert_error(live.get(f"/api/v1/jobs/{job_id}?wait=soon"), 400, "bad_option")
+    assert_error(live.get(f"/api/v1/jobs/{job_id}?wait=-1"), 400, "bad_option")
 
 
 def test_results_are_cached_by_url_and_by_content(live, media_server, fake_video):
     first = live.analyze_url(media_server.url("/files/video.mp4?b=2&a=1"), wait=120, frames=5).json()
     assert first["cached"] is False
-    again = live.analyze_url(media_server.url("/files/video.mp4?a=1&b=2&utm_source=feed#t=3"), frames=5)
+    shared = media_server.url("/files/video.mp4?a=1&b=2&utm_source=feed#t=3")
+    again = live.analyze_url(shared, frames=5)
     assert again.status_code == 200 and again.json()["cached"] is True and again.json()["id"] == first["id"]
+    assert again.json()["source"] == again.json()["report"]["source"] == shared  # what this request sent
     requests_before = len(media_server.requests)
     # The same bytes uploaded, or behind another URL: the content hash finds the earlier analysis.
     uploaded = live.upload(fake_video, frames="5").json()
-    assert uploaded["cached"] is True and uploaded["id"] == first["id"]
+    assert uploaded["cached"] is True and uploaded["id"] == first["id"] and uploaded["source"] == fake_video.name
     other_url = live.analyze_url(media_server.url("/chunked/video.mp4"), wait=120, frames=5).json()
     assert other_url["cached"] is True and other_url["id"] == first["id"]
+    assert other_url["report"]["source"] == media_server.url("/chunked/video.mp4")
     assert len(media_server.requests) > requests_before  # fetched (to hash it), not analysed again
     different = live.analyze_url(media_server.url("/files/video.mp4?a=1&b=2"), wait=120, frames=6).json()
     assert different["cached"] is False  # other options, other analysis
@@ -306,9 +250,9 @@ def test_every_error_is_json(start_server, media_server, detector):
     ]:
         assert_error(live.analyze_url(url), 400, code)
     # Failures of the source or of its content, found while the request waits
-    assert_error(live.analyze_url(media_server.url("/files/missing.mp4")), 502, "fetch_failed")
-    assert_error(live.analyze_url(media_server.url("/files/empty.html")), 422, "no_media_found")
-    body = assert_error(live.analyze_url(media_server.url("/files/notes.txt")), 415, "unsupported_media")
+    assert_error(live.analyze_url(media_server.url("/files/missing.mp4"), wait=60), 502, "fetch_failed")
+    assert_error(live.analyze_url(media_server.url("/files/empty.html"), wait=60), 422, "no_media_found")
+    body = assert_error(live.analyze_url(media_server.url("/files/notes.txt"), wait=60), 415, "unsupported_media")
     failed = live.get(f"/api/v1/jobs/{body['job_id']}").json()
     assert failed["status"] == "failed" and failed["retryable"] is False and failed["error"]["code"] == "unsupported_media"
     assert_error(live.post(f"/api/v1/jobs/{body['job_id']}/retry"), 409, "not_retryable")
@@ -327,21 +271,21 @@ def test_upload_limit_is_413(start_server, fake_video, face_photo):
 def test_download_size_limit_is_413(start_server, media_server):
     live = start_server(MAX_FETCH_BYTES=300_000)
     for path in ("/files/video.mp4", "/chunked/video.mp4"):
-        body = assert_error(live.analyze_url(media_server.url(path)), 413, "media_too_large")
+        body = assert_error(live.analyze_url(media_server.url(path), wait=60), 413, "media_too_large")
         assert live.get(f"/api/v1/jobs/{body['job_id']}").json()["retryable"] is False
 
 
 def test_duration_limit_is_413(start_server, media_server, fake_video):
     live = start_server(MAX_DURATION_S=5)
     assert_error(live.upload(fake_video), 413, "media_too_long")  # judged before any job is made
-    assert_error(live.analyze_url(media_server.url("/files/video.mp4")), 413, "media_too_long")
-    assert_error(live.analyze_url(media_server.url("/files/hls/index.m3u8")), 413, "media_too_long")
+    assert_error(live.analyze_url(media_server.url("/files/video.mp4"), wait=60), 413, "media_too_long")
+    assert_error(live.analyze_url(media_server.url("/files/hls/index.m3u8"), wait=60), 413, "media_too_long")
 
 
 @pytest.mark.slow
 def test_fetch_time_limit_is_504_and_retryable(start_server, media_server):
     live = start_server(FETCH_TIMEOUT_S=2)
-    body = assert_error(live.analyze_url(media_server.url("/slow/video.mp4")), 504, "fetch_timeout")
+    body = assert_error(live.analyze_url(media_server.url("/slow/video.mp4"), wait=60), 504, "fetch_timeout")
     assert body["retryable"] is True
     retried = live.post(f"/api/v1/jobs/{body['job_id']}/retry")
     assert retried.status_code in (202, 504)
@@ -359,10 +303,11 @@ def test_rate_limit_is_429_with_retry_after(start_server):
 
 
 @pytest.mark.slow
-def test_full_queue_is_503_with_retry_after(start_server, media_server):
-    live = start_server(WORKERS=1, QUEUE_SIZE=1, MAX_WAIT_S=0.5, FETCH_TIMEOUT_S=6)
-    running = live.analyze_url(media_server.url("/slow/video.mp4"))  # keeps the only worker busy
+def test_full_queue_is_503_with_its_own_retry_after(start_server, media_server):
+    live = start_server(FETCH_WORKERS=1, CLIENT_FETCHES=1, QUEUE_SIZE=1, FETCH_TIMEOUT_S=6, RETRY_AFTER_S=7)
+    running = live.analyze_url(media_server.url("/slow/video.mp4"))  # keeps the only fetch worker busy
     assert running.status_code == 202
+    assert "Retry-After" not in running.headers  # only a 429 or a 503 says when to come back
     deadline = time.monotonic() + 30
     while live.get(f"/api/v1/jobs/{running.json()['job_id']}").json()["status"] != "running":
         assert time.monotonic() < deadline
@@ -373,8 +318,8 @@ def test_full_queue_is_503_with_retry_after(start_server, media_server):
     assert same.status_code == 202 and same.json()["job_id"] == queued.json()["job_id"]
     full = live.analyze_url(media_server.url("/files/photo.jpg"))
     assert_error(full, 503, "queue_full")
-    assert int(full.headers["Retry-After"]) > 0
-    assert live.poll(queued.json()["job_id"], 60)["status"] == "done"  # the queue drains
+    assert full.headers["Retry-After"] == "7"  # the configured advice, not the rate limiter's window
+    assert live.get(f"/api/v1/jobs/{queued.json()['job_id']}?wait=60").json()["status"] == "done"  # the queue drains
 
 
 # ------------------------------------------------------------------------------------------ URL safety
@@ -389,10 +334,10 @@ def test_private_addresses_are_refused_by_default(start_server, media_server, me
         assert_error(live.analyze_url("http://169.254.169.254/latest/meta-data/"), 400, "unsafe_url")
         assert_error(live.analyze_url("http://[::ffff:127.0.0.1]:1/x.mp4"), 400, "unsafe_url")
         redirect = media_server.url("/redirect?to=" + forbidden.url("/files/video.mp4"))
-        body = assert_error(live.analyze_url(redirect), 400, "unsafe_url")
+        body = assert_error(live.analyze_url(redirect, wait=60), 400, "unsafe_url")
         assert "loopback" in body["error"]["message"]
         assert forbidden.requests == []
-        ok = live.analyze_url(media_server.url("/files/photo.jpg"))
+        ok = live.analyze_url(media_server.url("/files/photo.jpg"), wait=60)
         assert ok.status_code == 200
 
 
@@ -543,6 +488,7 @@ def test_webhook_reaches_a_local_receiver_with_retries(start_server, face_photo)
     try:
         live = start_server(
             WEBHOOK_URLS=[receiver.url],
+            WEBHOOK_ALLOW_PRIVATE=True,  # the receiver listens on 127.0.0.1
             WEBHOOK_SECRET="s3cret",
             WEBHOOK_BACKOFF_S=0.1,
             # The untrained default model gives no reliable "fake": alert on any judged face to test delivery.
@@ -572,7 +518,7 @@ def test_webhook_reaches_a_local_receiver_with_retries(start_server, face_photo)
 def test_no_webhook_below_the_threshold(start_server, face_photo):
     receiver = WebhookReceiver(failures=0)
     try:
-        live = start_server(WEBHOOK_URLS=[receiver.url], ALERT_VERDICTS=["fake"], ALERT_MIN_PROBABILITY=1.01)
+        live = start_server(WEBHOOK_URLS=[receiver.url], WEBHOOK_ALLOW_PRIVATE=True, ALERT_VERDICTS=["fake"], ALERT_MIN_PROBABILITY=1.01)
         assert live.upload(face_photo).status_code == 200
         time.sleep(0.5)
         assert receiver.received == []
@@ -585,7 +531,8 @@ def test_no_webhook_below_the_threshold(start_server, face_photo):
 
 @pytest.mark.slow
 def test_16_parallel_requests_all_answered_correctly(start_server, media_server, face_photo, full_frame):
-    live = start_server(WORKERS=2, QUEUE_SIZE=32)
+    # One client, 16 requests that all wait: allowed here, above the defaults (8 of each per client).
+    live = start_server(WORKERS=2, QUEUE_SIZE=32, CLIENT_URL_JOBS=16, CLIENT_WAITING=16)
     requests_to_make = []
     for n in range(8):  # videos, each with its own frame count so none is a duplicate of another
         path = "/files/video.mp4" if n % 2 else "/files/hls/index.m3u8"
@@ -597,7 +544,7 @@ def test_16_parallel_requests_all_answered_correctly(start_server, media_server,
         requests_to_make.append(("image", lambda n=n, image=image: live.upload(image, frames=str(n + 1))))
     for n in range(4):
         # photo.jpg holds face_photo's bytes: other frame counts, or the content cache would answer
-        requests_to_make.append(("image", lambda n=n: live.analyze_url(media_server.url("/files/photo.jpg"), frames=n + 5)))
+        requests_to_make.append(("image", lambda n=n: live.analyze_url(media_server.url("/files/photo.jpg"), wait=170, frames=n + 5)))
     with ThreadPoolExecutor(max_workers=16) as pool:
         futures = [(kind, pool.submit(call)) for kind, call in requests_to_make]
         answers = [(kind, future.result()) for kind, future in futures]

@@ -42,7 +42,7 @@ class ServerProcess:
 
     def _address(self, timeout_s: float = 120) -> str:
         deadline = time.monotonic() + timeout_s
-        pattern = re.compile(r"(?:serving on|Listening at:) (http://127\.0\.0\.1:\d+)")
+        pattern = re.compile(r"(?:serving on|Listening at:) (http://(?:127\.0\.0\.1|\[::1\]):\d+)")
         while time.monotonic() < deadline:
             found = pattern.search(self.log.read_text())
             if found:
@@ -129,6 +129,36 @@ def test_python_m_server_analyses_a_video_url_like_the_readme_says(processes, tm
     assert server.stop() == 0
 
 
+def assert_json_error(response: requests.Response, status: int) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.json()["error"]["message"]
+
+
+@pytest.mark.slow
+def test_requests_over_the_http_servers_own_limits_get_json_errors(processes, tmp_path):
+    gunicorn = [str(VENV_BIN / "gunicorn"), "server:create_app()", "-c", "server/gunicorn.conf.py", "-b", "127.0.0.1:0"]
+    development = processes(PYTHON_SERVER, server_env(tmp_path / "a"), tmp_path / "server.log")
+    production = processes(gunicorn, server_env(tmp_path / "b"), tmp_path / "gunicorn.log")
+    # gunicorn: request line up to 8190 bytes, 100 headers of up to 8190 bytes; werkzeug: 65536, 100 headers
+    for server, line in ((production, 9000), (development, 70000)):
+        assert_json_error(requests.get(server.url("/api/v1/analyses?q=" + "a" * line), timeout=30), 414)
+        too_many = {f"X-Header-{n}": "x" for n in range(120)}
+        assert_json_error(requests.get(server.url("/healthz"), headers=too_many, timeout=30), 431)
+    assert_json_error(requests.get(production.url("/healthz"), headers={"X-Big": "a" * 9000}, timeout=30), 431)
+
+
+@pytest.mark.slow
+def test_ipv6_addresses_can_be_bound(processes, tmp_path):
+    env = server_env(tmp_path / "data", HOST="::1", PORT=0)
+    gunicorn = processes([str(VENV_BIN / "gunicorn"), "server:create_app()", "-c", "server/gunicorn.conf.py"], env, tmp_path / "g.log")
+    assert gunicorn.base.startswith("http://[::1]:")
+    assert requests.get(gunicorn.url("/healthz"), timeout=30).json() == {"status": "ok"}
+    development = processes([sys.executable, "-m", "server"], env, tmp_path / "server.log")
+    assert development.base.startswith("http://[::1]:")
+    assert requests.get(development.url("/healthz"), timeout=30).json() == {"status": "ok"}
+
+
 def test_refuses_to_listen_beyond_loopback_without_api_keys(tmp_path):
     env = server_env(tmp_path / "data")
     result = run_cli(env, "--host", "0.0.0.0", "--port", "0")
@@ -181,29 +211,43 @@ def test_api_keys_protect_a_real_server_process(processes, tmp_path):
 
 
 @pytest.mark.slow
-def test_jobs_survive_a_crash_and_restart(processes, tmp_path, media_server, full_frame):
-    env = server_env(tmp_path / "data", ALLOW_PRIVATE_URLS=1, WORKERS=1, MAX_WAIT_S=0.5)
+def test_jobs_survive_a_crash_and_restart(processes, tmp_path, media_server, full_frame, fake_video):
+    settings = {"WORKERS": 1, "FETCH_WORKERS": 1, "CLIENT_FETCHES": 1, "HEATMAPS": 1, "MAX_WAIT_S": 0.5}
+    env = server_env(tmp_path / "data", ALLOW_PRIVATE_URLS=1, **settings)
     first = processes(PYTHON_SERVER, env, tmp_path / "first.log")
     first.wait_ready()
-    # One job keeps the only worker busy on a slow source; two more wait in the queue (a URL and an upload).
-    running = requests.post(first.url("/api/v1/analyze"), json={"url": media_server.url("/slow/video.mp4")}, timeout=60).json()
-    first.wait_job(running["job_id"], ("running",))
+
+    def upload(path, **form):
+        with open(path, "rb") as handle:
+            return requests.post(first.url("/api/v1/analyze"), files={"file": handle}, data=form, timeout=60)
+
+    # A slow source keeps the only fetch worker busy and a long analysis the only analysis worker; a URL and an
+    # upload wait behind them.
+    fetching = requests.post(first.url("/api/v1/analyze"), json={"url": media_server.url("/slow/video.mp4")}, timeout=60).json()
+    first.wait_job(fetching["job_id"], ("running",))
+    analysing = upload(fake_video, frames="64").json()
+    first.wait_job(analysing["job_id"], ("running",))
     queued_url = requests.post(first.url("/api/v1/analyze"), json={"url": media_server.url("/files/photo.jpg")}, timeout=60)
-    with open(full_frame, "rb") as handle:
-        queued_upload = requests.post(first.url("/api/v1/analyze"), files={"file": handle}, timeout=60)
+    queued_upload = upload(full_frame)
     assert queued_url.status_code == queued_upload.status_code == 202
-    assert first.job(queued_url.json()["job_id"])["status"] == "queued"
+    for accepted in (queued_url, queued_upload):
+        assert first.job(accepted.json()["job_id"])["status"] == "queued"
     first.kill()
 
     second = processes(PYTHON_SERVER, env, tmp_path / "second.log")
-    interrupted = second.job(running["job_id"])
-    assert interrupted["status"] == "failed" and interrupted["retryable"] is True
-    assert interrupted["error"]["code"] == "interrupted"
-    for accepted, kind in ((queued_url, "image"), (queued_upload, "image")):
+    for job_id in (fetching["job_id"], analysing["job_id"]):
+        interrupted = second.job(job_id)
+        assert interrupted["status"] == "failed" and interrupted["retryable"] is True
+        assert interrupted["error"]["code"] == "interrupted"
+    for accepted in (queued_url, queued_upload):
         done = second.wait_job(accepted.json()["job_id"], ("done", "failed"))
         assert done["status"] == "done", done
         check_report_contract(done["report"])
-        assert done["report"]["media"]["kind"] == kind
-    assert not any((tmp_path / "data" / "uploads").iterdir())  # the upload was kept until its job ran, then removed
-    retried = requests.post(second.url(f"/api/v1/jobs/{running['job_id']}/retry"), timeout=30)
+        assert done["report"]["media"]["kind"] == "image"
+    # The interrupted upload was kept for its retry, which finishes it; then nothing is left in the uploads folder.
+    assert requests.post(second.url(f"/api/v1/jobs/{analysing['job_id']}/retry"), timeout=30).status_code == 202
+    retried = second.wait_job(analysing["job_id"], ("done", "failed"))
+    assert retried["status"] == "done" and retried["report"]["media"]["kind"] == "video", retried
+    assert not any((tmp_path / "data" / "uploads").iterdir())
+    retried = requests.post(second.url(f"/api/v1/jobs/{fetching['job_id']}/retry"), timeout=30)
     assert retried.status_code == 202 and retried.json()["status"] in ("queued", "running")
