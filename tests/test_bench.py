@@ -21,9 +21,10 @@ def test_bench_quick_reports_every_figure():
     for key in (
         "torch_crops_per_s_b1", "onnx_crops_per_s_b32", "image_p50_ms", "image_p95_ms", "clip_total_s", "clip_stages_ms",
         "original_clip_s", "speedup_vs_original", "vit_best_ms", "speedup_vs_vit", "cold_start_s", "cli_peak_rss_mb",
-        "server_throughput_rps", "server_p50_ms", "server_p95_ms", "server_errors", "peak_rss_mb",
+        "server_throughput_rps", "server_p50_ms", "server_p95_ms", "server_errors", "peak_rss_mb", "click_to_label_s",
     ):  # fmt: skip
         assert key in figures, key
     assert figures["server_errors"] == 0 and figures["server_requests"] == 16
     assert figures["clip_frames_analyzed"] == 16
     assert all(figures[k] > 0 for k in ("onnx_crops_per_s_b32", "image_p50_ms", "clip_total_s", "peak_rss_mb"))
+    assert len(figures["click_to_label_runs_s"]) == 3

@@ -7,6 +7,11 @@
 
 import { parseRetryAfter } from "./backoff.js";
 
+// Only these answers say when to come back; any other Retry-After (a rate limiter's window) is not about us.
+const RETRY_AFTER_STATUSES = new Set([429, 503]);
+// How long the backend may hold a job poll open (GET /api/v1/jobs/<id>?wait=): it answers when the job ends.
+export const LONG_POLL_S = 20;
+
 export class BackendError extends Error {
   constructor(code, message, { status = null, retryAfterS = null, retryable = null, backendUrl = null } = {}) {
     super(message || code);
@@ -68,7 +73,7 @@ export class BackendClient {
     } catch {
       json = null;
     }
-    const retryAfterS = parseRetryAfter(response.headers?.get?.("Retry-After"));
+    const retryAfterS = RETRY_AFTER_STATUSES.has(response.status) ? parseRetryAfter(response.headers?.get?.("Retry-After")) : null;
     if (!response.ok) {
       const error = json && typeof json.error === "object" && json.error ? json.error : {};
       throw new BackendError(error.code || `http_${response.status}`, error.message || `the checker answered HTTP ${response.status}`, {
@@ -113,9 +118,13 @@ export class BackendClient {
     return { done: true, result: this.#result(json) };
   }
 
-  /** GET /api/v1/jobs/<id>: {done: true, result}, {done: false, job}, or a BackendError when the job failed. */
-  async job(jobId) {
-    const { json, retryAfterS } = await this.#request("GET", `/api/v1/jobs/${encodeURIComponent(jobId)}`, undefined, 30000);
+  /**
+   * GET /api/v1/jobs/<id>?wait=waitS: {done: true, result}, {done: false, job}, or a BackendError when the job
+   * failed. With waitS the backend answers as soon as the job ends (or after waitS seconds).
+   */
+  async job(jobId, { waitS = 0 } = {}) {
+    const query = waitS > 0 ? `?wait=${waitS}` : "";
+    const { json, retryAfterS } = await this.#request("GET", `/api/v1/jobs/${encodeURIComponent(jobId)}${query}`, undefined, 30000 + waitS * 1000);
     if (json.status === "done") return { done: true, result: this.#result(json) };
     if (json.status === "failed") {
       const error = json.error || {};

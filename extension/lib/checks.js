@@ -4,7 +4,7 @@
 // Plain JavaScript with its surroundings handed in (storage area, backend client, how labels reach a tab, how
 // to sleep, the clock), so Node tests drive whole checks, restarts included.
 
-import { BackendError } from "./backend.js";
+import { BackendError, LONG_POLL_S } from "./backend.js";
 import { pollDelay } from "./backoff.js";
 import { labelForError, labelForProgress, labelForResult } from "./labels.js";
 
@@ -96,7 +96,7 @@ export function newId(now = Date.now()) {
 
 /**
  * A check is stored as {id, url, via, pageUrl, destinations: [{tabId, frameId, labelId}], phase: "submit"|"poll",
- * jobId, attempt, failures, retryAfterS, progress, createdAt, manual}.
+ * jobId, attempt, failures, retryAfterS, progress, lastPollMs, createdAt, manual}.
  */
 export class CheckRunner {
   constructor({
@@ -110,6 +110,7 @@ export class CheckRunner {
     onActivity = () => {},
     maxCheckMs = 15 * 60 * 1000,
     maxPollFailures = 6,
+    longPollS = LONG_POLL_S,
   }) {
     this.checks = new StoredMap(area, CHECKS_KEY);
     this.client = client; // () => BackendClient (or a promise of one), per request so new settings apply at once
@@ -121,6 +122,7 @@ export class CheckRunner {
     this.onActivity = onActivity; // (number of checks running) => void: keep-alive and alarms
     this.maxCheckMs = maxCheckMs;
     this.maxPollFailures = maxPollFailures;
+    this.longPollS = longPollS;
     this.running = new Map(); // check id -> promise of its final label
   }
 
@@ -227,10 +229,15 @@ export class CheckRunner {
         await this.#deliverLatest(check, labelForProgress(answer.job.progress));
         continue;
       }
-      await this.sleep(pollDelay(check.attempt, { retryAfterS: check.retryAfterS, random: this.random }));
+      // Each poll is a long-poll that the backend answers when the job ends: the next one starts at once. Only
+      // failures, a Retry-After, or answers that came back early (a backend that does not hold polls) back off.
+      const delay = pollDelay(check.attempt, { retryAfterS: check.retryAfterS, random: this.random });
+      const waited = check.failures || check.retryAfterS ? 0 : (check.lastPollMs ?? delay);
+      if (delay > waited) await this.sleep(delay - waited);
+      const began = this.now();
       let answer;
       try {
-        answer = await (await this.client()).job(check.jobId);
+        answer = await (await this.client()).job(check.jobId, { waitS: this.longPollS });
       } catch (error) {
         const passing = error instanceof BackendError && error.status !== 404 && (error.status == null ? error.code === "unreachable" || error.code === "timeout" : error.status === 429 || error.status >= 500);
         if (!passing || check.failures + 1 >= this.maxPollFailures) throw error;
@@ -240,7 +247,7 @@ export class CheckRunner {
         continue;
       }
       if (answer.done) return labelForResult(answer.result, check);
-      check = { ...check, attempt: check.attempt + 1, failures: 0, retryAfterS: answer.job.retryAfterS, progress: answer.job.progress };
+      check = { ...check, attempt: check.attempt + 1, failures: 0, retryAfterS: answer.job.retryAfterS, progress: answer.job.progress, lastPollMs: this.now() - began };
       await this.#save(check);
       await this.#deliverLatest(check, labelForProgress(answer.job.progress));
     }

@@ -44,7 +44,35 @@ describe("a check", () => {
     assert.deepEqual((await area.get(CHECKS_KEY))[CHECKS_KEY], {});
   });
 
-  test("a video: polled with growing delays, progress shown, then the verdict", async () => {
+  test("a video: long-polled, so the verdict comes with the backend's answer and no wait in between", async () => {
+    let now = 1000;
+    let polls = 0;
+    const { runner, calls, delivered, slept } = setup(
+      [
+        ["/api/v1/analyze", queued("j1")],
+        [
+          "/api/v1/jobs/j1",
+          () => {
+            polls += 1;
+            now += polls < 3 ? 20_000 : 1_200; // the backend holds each poll until the job ends or 20 s pass
+            if (polls < 3) return { body: { job_id: "j1", status: "running", progress: { stage: "decode", fraction: 0.2 * polls } } };
+            return { body: { job_id: "j1", ...doneBody("fake") } };
+          },
+        ],
+      ],
+      { now: () => now },
+    );
+    const label = await runner.start({ url: "https://x.com/a/status/1", via: "permalink", destination: { tabId: 1, frameId: 0, labelId: "L2" } });
+    assert.equal(label.text, "Fake · 83%");
+    assert.deepEqual(slept, []);
+    assert.ok(calls.filter((c) => c.url.includes("/jobs/")).every((c) => c.url.endsWith("/api/v1/jobs/j1?wait=20")));
+    assert.deepEqual(
+      delivered.map((d) => d.text),
+      ["Checking…", "Checking…", "Checking… 20%", "Checking… 40%", "Fake · 83%"],
+    );
+  });
+
+  test("a backend that answers polls at once is polled with growing delays, after a first poll right away", async () => {
     let polls = 0;
     const { runner, delivered, slept } = setup([
       ["/api/v1/analyze", queued("j1")],
@@ -59,11 +87,29 @@ describe("a check", () => {
     ]);
     const label = await runner.start({ url: "https://x.com/a/status/1", via: "permalink", destination: { tabId: 1, frameId: 0, labelId: "L2" } });
     assert.equal(label.text, "Fake · 83%");
-    assert.deepEqual(slept, [1000, 1600, 2560, 4096]);
+    assert.deepEqual(slept, [1600, 2560, 4096]);
     assert.deepEqual(
       delivered.map((d) => d.text),
       ["Checking…", "Checking…", "Checking… 10%", "Checking… 20%", "Checking… 30%", "Fake · 83%"],
     );
+  });
+
+  test("a Retry-After on a successful answer (a rate limiter's window) does not slow polling", async () => {
+    let polls = 0;
+    const { runner, slept } = setup([
+      ["/api/v1/analyze", { ...queued("j1"), headers: { "Retry-After": "59" } }],
+      [
+        "/api/v1/jobs/j1",
+        () => {
+          polls += 1;
+          if (polls < 2) return { body: { job_id: "j1", status: "running", progress: { stage: "model", fraction: 0.8 } }, headers: { "Retry-After": "58" } };
+          return { body: { job_id: "j1", ...doneBody("real") } };
+        },
+      ],
+    ]);
+    const label = await runner.start({ url: "https://x.com/a/status/2", destination: { tabId: 1, labelId: "L2b" } });
+    assert.equal(label.verdict, "real");
+    assert.deepEqual(slept, [1600]);
   });
 
   test("a refused link ends at once with a readable error", async () => {
@@ -96,7 +142,7 @@ describe("a check", () => {
     ]);
     const label = await runner.start({ url: "https://a.example/v.mp4", destination: { tabId: 1, labelId: "L5" } });
     assert.equal(label.verdict, "uncertain");
-    assert.deepEqual(slept, [1000, 7000, 2560]);
+    assert.deepEqual(slept, [7000, 2560]);
     assert.ok(delivered.some((d) => d.text === "Checking…" && d.state === "checking"));
   });
 
@@ -134,9 +180,8 @@ describe("a check", () => {
     const gate = new Promise((resolve) => (release = resolve));
     const { runner, calls, delivered } = setup([
       ["/api/v1/analyze", queued("j8")],
-      ["/api/v1/jobs/j8", async () => ({ body: { job_id: "j8", ...doneBody("fake") } })],
+      ["/api/v1/jobs/j8", async () => gate.then(() => ({ body: { job_id: "j8", ...doneBody("fake") } }))],
     ]);
-    runner.sleep = () => gate;
     const first = runner.start({ url: "https://a.example/v.mp4", destination: { tabId: 1, labelId: "A" } });
     await new Promise((resolve) => setTimeout(resolve, 10));
     const second = runner.start({ url: "https://a.example/v.mp4", destination: { tabId: 2, labelId: "B" } });

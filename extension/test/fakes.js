@@ -141,7 +141,9 @@ export function fakeFetch(routes) {
   const fetchImpl = async (url, init = {}) => {
     calls.push({ url, method: init.method || "GET", headers: init.headers || {}, body: init.body ? JSON.parse(init.body) : undefined });
     for (const [matcher, answer] of routes) {
-      if (typeof matcher === "string" ? url.endsWith(matcher) : matcher(url, init)) {
+      // A string matches the end of the URL's path (its query, e.g. ?wait=20, aside) or the whole URL.
+      const path = String(url).split("?")[0];
+      if (typeof matcher === "string" ? path.endsWith(matcher) || url.endsWith(matcher) : matcher(url, init)) {
         const value = typeof answer === "function" ? await answer(url, init, calls) : answer;
         if (value instanceof Error) throw value;
         return jsonResponse(value.status ?? 200, value.body, value.headers);
