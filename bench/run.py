@@ -52,7 +52,7 @@ TARGETS = {
     "peak_rss_mb": ("<=", 1536.0, "MB"),
     "click_to_label_s": ("<=", 3.0, "s"),
 }
-PARTS = ("core", "original", "vit", "cold", "server", "click")
+PARTS = ("core", "original", "vit", "cold", "server", "click", "clip")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -141,6 +141,34 @@ def bench_clip(detector, clip: Path, quick: bool) -> dict:
         "clip_stages_ms": stages,
         "clip_frames_analyzed": reports[-1]["media"]["frames_analyzed"],
     }
+
+
+def bench_clip_paths(inputs: dict[str, Path], quick: bool, accurate: str | None) -> dict:
+    """What the CLIP paths cost: the frozen CLIP ViT-B/16 encoder per face crop (what any CLIP-backed checkpoint adds
+    to the fast path), and with `--accurate MODEL` (a clip-lstm checkpoint, see `train-clip`) that checkpoint alone
+    and combined with the measured model. Skipped, and said so, where the CLIP encoder is not in the cache."""
+    import numpy as np
+
+    from detector import Detector
+    from detector.clip import ClipEncoder
+
+    if ClipEncoder.locate() is None:
+        return {"clip_paths": "skipped: no CLIP encoder (python -m detector clip-fetch)"}
+    encoder = ClipEncoder.load()
+    crops = np.random.default_rng(0).integers(0, 256, (16, 224, 224, 3), dtype=np.uint8)
+    encoder.embed(crops[:2])  # warm-up
+    timings = []
+    for _ in range(1 if quick else 3):
+        started = time.perf_counter()
+        encoder.embed(crops)
+        timings.append((time.perf_counter() - started) * 1000 / len(crops))
+    out = {"clip_encoder_ms_per_crop": round(statistics.median(timings), 1)}
+    if accurate:
+        for name, model in (("accurate", accurate), ("combined", f"default+{accurate}")):
+            detector = Detector.load(model)
+            out[f"{name}_image_p50_ms"] = bench_image(detector, inputs["image"], True)["image_p50_ms"]
+            out[f"{name}_clip_total_s"] = bench_clip(detector, inputs["clip"], True)["clip_total_s"]
+    return out
 
 
 def original_video_approach(detector, clip: Path) -> float:
@@ -385,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip", default="", help=f"comma-separated parts to skip: {','.join(PARTS)}")
     parser.add_argument("--only", default="", help="comma-separated parts to run, e.g. click (default: all)")
     parser.add_argument("--model", default=os.environ.get("DEEPFAKE_MODEL", "default"), help="checkpoint to measure")
+    parser.add_argument("--accurate", default=None, help="a clip-lstm checkpoint whose cost the clip part measures")
     args = parser.parse_args(argv)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     only = {s.strip() for s in args.only.split(",") if s.strip()}
@@ -417,6 +446,8 @@ def main(argv: list[str] | None = None) -> int:
             results.update(cold_start(inputs["image"], 1 if args.quick else 3, args.model))
         if "server" in run:
             results.update(bench_server(inputs["image"], clients=8, per_client=2 if args.quick else 8, model=args.model))
+        if "clip" in run:
+            results.update(bench_clip_paths(inputs, args.quick, args.accurate))
         if "click" in run:
             from bench.click_to_label import measure
 

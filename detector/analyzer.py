@@ -19,6 +19,7 @@ from .checkpoint import Checkpoint, load_checkpoint
 from .decision import calibrated, clip_logit, decide, moving_average
 from .explain import grad_cam, paste_heatmap
 from .faces import Face, FaceTracks, Track, create_face_detector, extract_face_tracks
+from .familiarity import unfamiliarity
 from .keyframes import KeyFrame, select_key_frames
 from .media import ImageMedia, MediaLimits, open_media
 from .preprocess import crops_to_tensor, encode_crops
@@ -54,6 +55,7 @@ class TrackScores:
     track: Track
     frame_probabilities: dict[int, float]  # key-frame position -> calibrated probability
     probability: float
+    unfamiliar: bool = False  # the face is unlike the faces the model learned from (detector/familiarity.py)
 
 
 class Detector:
@@ -80,7 +82,15 @@ class Detector:
 
     @classmethod
     def load(cls, model: str | os.PathLike | None = "default", revision: str | None = None, **kwargs) -> Detector:
-        return cls(load_checkpoint(model, revision), **kwargs)
+        """`default`, a folder, a Hub id, or two of them joined by `+` (the fast and the accurate view combined,
+        see detector/ensemble.py)."""
+        name = str(model or "default")
+        if "+" in name:
+            from .ensemble import CombinedDetector
+
+            fast, accurate = name.split("+", 1)
+            return CombinedDetector(cls.load(fast, revision, **kwargs), cls.load(accurate, revision, **kwargs))
+        return cls(load_checkpoint(name, revision), **kwargs)
 
     @property
     def model_info(self) -> dict:
@@ -166,9 +176,12 @@ class Detector:
         return Analysis(report, key_frames, heatmaps)
 
     def _heatmaps(self, key_frames: list[KeyFrame], found: FaceTracks, scores: list[TrackScores]) -> list[np.ndarray | None]:
-        """A frame-sized Grad-CAM map per key frame (None where no face was analysed)."""
+        """A frame-sized Grad-CAM map per key frame (None where no face was analysed, and for CLIP's frozen
+        encoder, which runs on ONNX Runtime without gradients)."""
         prep, decision = self.config.preprocessing, self.config.decision
         maps: list[np.ndarray | None] = [None] * len(key_frames)
+        if self.config.architecture.frozen_encoder:
+            return maps
         for track, crops, score in zip(found.tracks, found.crops, scores):
             towards_fake = torch.full((len(crops),), score.probability >= decision.threshold)
             cams = grad_cam(self.model, crops_to_tensor(np.stack(crops), prep).to(self.device), towards_fake)
@@ -192,17 +205,34 @@ class Detector:
                 progress("model", min(start + self.batch_size, len(flat)), len(flat))
         features = np.concatenate(features)
         decision = self.config.decision
+        reference = getattr(self.checkpoint.model, "reference", None)
         results, offset = [], 0
         for track, track_crops in zip(tracks, crops):
             n = len(track_crops)
-            frame_logits, clip = self.backend.sequence(features[offset : offset + n][None])
+            track_features = features[offset : offset + n]
+            frame_logits, clip = self.backend.sequence(track_features[None])
             offset += n
             frame_logits = frame_logits[0].astype(np.float64).tolist()
             positions = sorted(track.faces)
             probs = {p: calibrated(lg, decision.frame_temperature, decision.frame_bias) for p, lg in zip(positions, frame_logits)}
             logit = clip_logit(float(clip[0]), frame_logits, decision.clip_weight)
-            results.append(TrackScores(track, probs, calibrated(logit, decision.temperature, decision.bias)))
+            unfamiliar = False
+            if reference is not None and decision.unfamiliar_above is not None:
+                distance = float(unfamiliarity(track_features, reference.cpu().numpy()).mean())
+                unfamiliar = distance > decision.unfamiliar_above
+            results.append(TrackScores(track, probs, calibrated(logit, decision.temperature, decision.bias), unfamiliar))
         return results
+
+    def _decide(self, scores: list[TrackScores]) -> tuple[str, float | None, float | None]:
+        """(verdict, fake probability, confidence) of the clip: its most suspicious face track decides; a face
+        unlike anything in training is answered uncertain rather than guessed."""
+        if not scores:
+            return "no_face", None, None
+        worst = max(scores, key=lambda s: s.probability)
+        verdict, confidence = decide(worst.probability, self.config.decision)
+        if worst.unfamiliar and verdict in ("real", "fake"):
+            verdict, confidence = "uncertain", max(worst.probability, 1.0 - worst.probability)
+        return verdict, worst.probability, confidence
 
     def _build_report(
         self, source: str, info, key_frames: list[KeyFrame], scores: list[TrackScores], warnings: list[str]
@@ -229,8 +259,9 @@ class Detector:
         for frame, value in zip(frames, moving_average([f.fake_probability for f in frames], decision.smoothing_window)):
             frame.smoothed_probability = _r(value) if value is not None else None
 
-        probability = max((s.probability for s in scores), default=None)
-        verdict, confidence = decide(probability, decision)
+        verdict, probability, confidence = self._decide(scores)
+        if any(s.unfamiliar for s in scores):
+            warnings = [*warnings, UNFAMILIAR_WARNING]
         tracks = [
             TrackResult(s.track.id, len(s.track.faces), _r(s.probability), _mean_box(s.track, info.width, info.height))
             for s in scores
@@ -256,6 +287,11 @@ class Detector:
             timings_ms={},
             warnings=warnings,
         )
+
+
+UNFAMILIAR_WARNING = (
+    "a face is unlike the faces this model learned from: its score is less reliable, so it is not called real or fake"
+)
 
 
 def _mean_box(track: Track, width: int, height: int) -> list[float]:

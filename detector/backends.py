@@ -7,6 +7,9 @@ other by a parity test. Grad-CAM always runs on the PyTorch model (it needs grad
 
     encoder.onnx   images (N, 3, S, S) float32, normalised   -> features (N, D)
     sequence.onnx  features (B, T, D)                        -> frame_logits (B, T), clip_logits (B,)
+
+A clip-lstm checkpoint has no encoder of its own: its features are CLIP's embeddings (detector/clip.py, ONNX
+Runtime in both backends) and only its sequence head is exported.
 """
 
 from __future__ import annotations
@@ -36,15 +39,33 @@ BACKENDS = ("auto", "onnx", "onnx-int8", "torch")
 log = logging.getLogger(__name__)
 
 
+class ClipFeatures:
+    """The frame encoder of a clip-lstm checkpoint: CLIP's image tower on ONNX Runtime, unit-length embeddings."""
+
+    def __init__(self, checkpoint: Checkpoint, threads: int | None = None):
+        from .clip import ClipEncoder
+
+        self.encoder = ClipEncoder.load(beside=checkpoint.path, threads=threads)
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        from .clip import normalize
+
+        session = self.encoder.session
+        return normalize(session.run([self.encoder.output], {self.encoder.input: np.ascontiguousarray(images, np.float32)})[0])
+
+
 class TorchBackend:
     name = "torch"
 
-    def __init__(self, model: MobileNetLSTM, device: torch.device):
+    def __init__(self, model: MobileNetLSTM, device: torch.device, clip: ClipFeatures | None = None):
         self.model = model
         self.device = device
+        self.clip = clip
 
     @torch.inference_mode()
     def encode(self, images: np.ndarray) -> np.ndarray:
+        if self.clip is not None:
+            return self.clip(images)
         batch = torch.from_numpy(images).to(self.device)
         if self.device.type == "cpu":
             batch = batch.contiguous(memory_format=torch.channels_last)
@@ -57,7 +78,7 @@ class TorchBackend:
 
 
 class OnnxBackend:
-    def __init__(self, folder: Path, threads: int | None = None, int8: bool = False):
+    def __init__(self, folder: Path, threads: int | None = None, int8: bool = False, clip: ClipFeatures | None = None):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -65,13 +86,17 @@ class OnnxBackend:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         providers = ["CPUExecutionProvider"]
-        encoder = folder / (ENCODER_INT8_FILE if int8 else ENCODER_FILE)
         self.name = "onnxruntime-int8" if int8 else "onnxruntime"
         self.folder = folder
-        self._encoder = ort.InferenceSession(str(encoder), options, providers=providers)
+        self.clip = clip
+        if clip is None:
+            encoder = folder / (ENCODER_INT8_FILE if int8 else ENCODER_FILE)
+            self._encoder = ort.InferenceSession(str(encoder), options, providers=providers)
         self._sequence = ort.InferenceSession(str(folder / SEQUENCE_FILE), options, providers=providers)
 
     def encode(self, images: np.ndarray) -> np.ndarray:
+        if self.clip is not None:
+            return self.clip(images)
         return self._encoder.run(None, {"images": np.ascontiguousarray(images, dtype=np.float32)})[0]
 
     def sequence(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -107,18 +132,20 @@ def export_onnx(checkpoint: Checkpoint, out: str | os.PathLike, int8: bool = Fal
     dim = checkpoint.config.architecture.feature_dim
     # The wrappers must be in eval mode: the exporter restores the wrapper's mode afterwards, recursively.
     encoder, sequence = _Encoder(model).eval(), _Sequence(model).eval()
+    frozen = checkpoint.config.architecture.frozen_encoder  # CLIP: the encoder is its own ONNX file already
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(
-            encoder,
-            (torch.zeros(2, 3, size, size),),
-            str(out / ENCODER_FILE),
-            input_names=["images"],
-            output_names=["features"],
-            dynamic_axes={"images": {0: "n"}, "features": {0: "n"}},
-            opset_version=OPSET,
-            dynamo=False,
-        )
+        if not frozen:
+            torch.onnx.export(
+                encoder,
+                (torch.zeros(2, 3, size, size),),
+                str(out / ENCODER_FILE),
+                input_names=["images"],
+                output_names=["features"],
+                dynamic_axes={"images": {0: "n"}, "features": {0: "n"}},
+                opset_version=OPSET,
+                dynamo=False,
+            )
         torch.onnx.export(
             sequence,
             (torch.zeros(1, 3, dim),),
@@ -130,8 +157,8 @@ def export_onnx(checkpoint: Checkpoint, out: str | os.PathLike, int8: bool = Fal
             dynamo=False,
         )
     model.eval()
-    files = [ENCODER_FILE, SEQUENCE_FILE]
-    if int8:
+    files = [SEQUENCE_FILE] if frozen else [ENCODER_FILE, SEQUENCE_FILE]
+    if int8 and not frozen:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         quantize_dynamic(str(out / ENCODER_FILE), str(out / ENCODER_INT8_FILE), weight_type=QuantType.QInt8)
@@ -164,7 +191,7 @@ def _export_matches(folder: Path, checkpoint: Checkpoint, int8: bool) -> bool:
     manifest = read_manifest(folder)
     if manifest is None:
         return False
-    needed = [ENCODER_INT8_FILE if int8 else ENCODER_FILE, SEQUENCE_FILE]
+    needed = [SEQUENCE_FILE] if checkpoint.config.architecture.frozen_encoder else [ENCODER_INT8_FILE if int8 else ENCODER_FILE, SEQUENCE_FILE]
     return manifest.get("weights_revision") == checkpoint.revision and all((folder / f).is_file() for f in needed)
 
 
@@ -208,16 +235,17 @@ def create_backend(
     device = device or torch.device("cpu")
     if preference not in BACKENDS:
         raise ValueError(f"unknown backend {preference!r}; choose one of {', '.join(BACKENDS)}")
+    clip = ClipFeatures(checkpoint, threads) if checkpoint.config.architecture.frozen_encoder else None
     if preference == "torch" or (preference == "auto" and device.type != "cpu"):
-        return TorchBackend(checkpoint.model, device)
-    int8 = preference == "onnx-int8"
+        return TorchBackend(checkpoint.model, device, clip)
+    int8 = preference == "onnx-int8" and clip is None
     try:
-        return OnnxBackend(find_or_export(checkpoint, int8), threads, int8)
+        return OnnxBackend(find_or_export(checkpoint, int8), threads, int8, clip)
     except Exception as exc:  # no onnxruntime, no revision, export failure: fall back rather than fail
         if preference != "auto":
             raise
         log.info("ONNX Runtime unavailable (%s): using PyTorch", exc)
-        return TorchBackend(checkpoint.model, device)
+        return TorchBackend(checkpoint.model, device, clip)
 
 
 def register(commands, add_model_options) -> None:

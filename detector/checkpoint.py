@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 from .config import ModelConfig
 from .errors import ModelFormatError, ModelNotFoundError
 from .model import MobileNetLSTM, load_backbone_state
-from .paths import DEFAULT_CHECKPOINT_DIR, imagenet_backbone_file
+from .paths import DEFAULT_CHECKPOINT_DIR, EMBEDDED_CHECKPOINTS, imagenet_backbone_file
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -111,13 +111,13 @@ def split_model_name(name: str) -> tuple[str, str | None]:
 
 
 def load_checkpoint(name: str | os.PathLike | None = "default", revision: str | None = None) -> Checkpoint:
-    """Load by name: `default`, a local checkpoint folder, or a Hub id `org/name[@revision]`."""
+    """Load by name: `default` (embedded), a local checkpoint folder, or a Hub id `org/name[@revision]`."""
     name = str(name or "default")
-    if name == "default":
-        if (DEFAULT_CHECKPOINT_DIR / CONFIG_FILE).is_file():
-            return load_folder(DEFAULT_CHECKPOINT_DIR, "default")
+    if name == "default" and not (DEFAULT_CHECKPOINT_DIR / CONFIG_FILE).is_file():
         log.warning("no embedded default checkpoint in %s: using an UNTRAINED model", DEFAULT_CHECKPOINT_DIR)
         return build_untrained()
+    if name in EMBEDDED_CHECKPOINTS:
+        return load_folder(EMBEDDED_CHECKPOINTS[name], name)
     path = Path(name).expanduser()
     if path.is_dir():
         return load_folder(path)

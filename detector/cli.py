@@ -67,7 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Sub-commands implemented in their own modules (registered lazily so `analyze` starts fast).
-EXTRA_COMMANDS: dict[str, str] = {"train": "train", "evaluate": "evaluate", "compare": "evaluate", "export-onnx": "backends"}
+EXTRA_COMMANDS: dict[str, str] = {
+    "train": "train",
+    "evaluate": "evaluate",
+    "compare": "evaluate",
+    "export-onnx": "backends",
+    "crossval": "crossval",
+    "clip-fetch": "clip",
+    "train-clip": "cliptrain",
+}
 
 
 class _ProgressBar:

@@ -17,7 +17,12 @@ from .errors import ModelFormatError
 
 FORMAT_VERSION = 1
 ARCHITECTURE_NAME = "mobilenetv3-lstm"
-BACKBONES = {"mobilenet_v3_small": 576, "mobilenet_v3_large": 960}
+CLIP_ARCHITECTURE_NAME = "clip-lstm"
+CLIP_BACKBONE = "clip_vit_b16"
+# Backbone -> feature size. The MobileNetV3 backbones are part of the weights; CLIP's image tower is not (frozen,
+# run from its own ONNX file, see detector/clip.py): a clip-lstm checkpoint holds the sequence head only.
+BACKBONES = {"mobilenet_v3_small": 576, "mobilenet_v3_large": 960, CLIP_BACKBONE: 512}
+ARCHITECTURES = {ARCHITECTURE_NAME: ("mobilenet_v3_small", "mobilenet_v3_large"), CLIP_ARCHITECTURE_NAME: (CLIP_BACKBONE,)}
 
 
 @dataclass
@@ -28,16 +33,23 @@ class ArchitectureConfig:
     lstm_layers: int = 1
     bidirectional: bool = True
     dropout: float = 0.3
+    # clip-lstm: how many CLIP embeddings of training faces the weights keep, to tell a face unlike all of them
+    reference_size: int = 0
 
     @property
     def feature_dim(self) -> int:
         return BACKBONES[self.backbone]
 
+    @property
+    def frozen_encoder(self) -> bool:
+        """Whether the frame encoder lives outside the weights (CLIP's image tower)."""
+        return self.backbone == CLIP_BACKBONE
+
     def validate(self) -> None:
-        if self.name != ARCHITECTURE_NAME:
-            raise ModelFormatError(f"architecture {self.name!r} is not {ARCHITECTURE_NAME!r}")
-        if self.backbone not in BACKBONES:
-            raise ModelFormatError(f"unknown backbone {self.backbone!r}; expected one of {sorted(BACKBONES)}")
+        if self.name not in ARCHITECTURES:
+            raise ModelFormatError(f"architecture {self.name!r} is not one of {sorted(ARCHITECTURES)}")
+        if self.backbone not in ARCHITECTURES[self.name]:
+            raise ModelFormatError(f"unknown backbone {self.backbone!r} for {self.name}; expected one of {ARCHITECTURES[self.name]}")
         if self.lstm_hidden < 1 or self.lstm_layers < 1:
             raise ModelFormatError("lstm_hidden and lstm_layers must be positive")
 
@@ -80,6 +92,9 @@ class DecisionConfig:
     # Probabilities inside [low, high] are reported as "uncertain".
     uncertain_band: list[float] = field(default_factory=lambda: [0.4, 0.6])
     smoothing_window: int = 5
+    # A face whose embedding lies farther than this from every kept training face (mean cosine distance to its
+    # nearest ones) is "unlike anything in training": answered uncertain. None: not checked (no reference kept).
+    unfamiliar_above: float | None = None
 
     def validate(self) -> None:
         low, high = self.uncertain_band

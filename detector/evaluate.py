@@ -85,6 +85,7 @@ def evaluate(
         [r["source"] for r in rows],
         [r["method"] for r in rows],
         [r["no_face"] for r in rows],
+        [r["verdict"] for r in rows],
     )
     return metrics, rows
 
@@ -173,10 +174,13 @@ def format_table(metrics: dict) -> str:
         f"f1 {metrics['f1']:.4f}  roc_auc {_fmt(metrics['roc_auc'])}  eer {_fmt(metrics['eer'])}  ece {metrics['ece']:.4f}",
         f"threshold {metrics['threshold']:.4f}  no_face_rate {metrics['no_face_rate']:.4f}  confusion {metrics['confusion']}",
     ]
+    if "fpr" in metrics:
+        lines.append(f"reals labelled fake {_fmt(metrics['fpr'])}  reals left uncertain {_fmt(metrics['uncertain_real'])}")
     for key in ("per_source", "per_method"):
         lines.append(f"{key}:")
         for name, stats in metrics[key].items():
-            lines.append(f"  {name:<24} n {stats['n']:>5}  accuracy {stats['accuracy']:.4f}  roc_auc {_fmt(stats['roc_auc'])}")
+            fpr = f"  fpr {_fmt(stats['fpr'])}" if stats.get("fpr") is not None else ""
+            lines.append(f"  {name:<24} n {stats['n']:>5}  accuracy {stats['accuracy']:.4f}  roc_auc {_fmt(stats['roc_auc'])}{fpr}")
     return "\n".join(lines)
 
 

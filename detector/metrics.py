@@ -67,6 +67,28 @@ def paired_auc_difference(
     return roc_auc(labels, b) - roc_auc(labels, a), float(low), float(high)
 
 
+def paired_mean_auc_difference(
+    groups: list[tuple[Sequence[int], Sequence[float], Sequence[float]]], level: float = 0.95, rounds: int = 2000, seed: int = 0
+) -> tuple[float, float, float] | None:
+    """The mean over groups (folds) of ROC-AUC(B) - ROC-AUC(A), with a paired bootstrap interval: each round
+    resamples every group's files (fakes and reals apart) and scores A and B on the same resample. None when no
+    group has both classes."""
+    differences, rounds_diff = [], []
+    for n, (labels, a, b) in enumerate(groups):
+        labels = np.asarray(labels, dtype=int)
+        a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+        if roc_auc(labels, a) is None:
+            continue
+        auc_a, auc_b = _bootstrap_aucs(labels, [a, b], rounds, seed + n)
+        differences.append(roc_auc(labels, b) - roc_auc(labels, a))
+        rounds_diff.append(auc_b - auc_a)
+    if not differences:
+        return None
+    per_round = np.mean(rounds_diff, axis=0)
+    low, high = np.quantile(per_round, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(np.mean(differences)), float(low), float(high)
+
+
 def equal_error_rate(labels: Sequence[int], probs: Sequence[float]) -> float | None:
     if roc_auc(labels, probs) is None:
         return None
@@ -113,6 +135,12 @@ def group_indices(names: Sequence[str]) -> dict[str, list[int]]:
     return dict(sorted(groups.items()))
 
 
+def false_positive_rate(labels: Sequence[int], verdicts: Sequence[str]) -> float | None:
+    """The share of real files labelled fake (None without real files)."""
+    reals = [v for label, v in zip(labels, verdicts) if label == 0]
+    return sum(v == "fake" for v in reals) / len(reals) if reals else None
+
+
 def report_metrics(
     labels: Sequence[int],
     probs: Sequence[float],
@@ -120,8 +148,10 @@ def report_metrics(
     sources: Sequence[str],
     methods: Sequence[str],
     no_face: Sequence[bool],
+    verdicts: Sequence[str] | None = None,
 ) -> dict:
-    """The evaluation report: overall metrics, then accuracy and ROC-AUC per source and per method."""
+    """The evaluation report: overall metrics, then accuracy and ROC-AUC per source and per method; with the
+    verdicts, also `fpr` (reals labelled fake) and `uncertain_real` (reals left uncertain), overall and per group."""
     result = {"n": len(labels)}
     result.update(binary_metrics(labels, probs, threshold))
     result["roc_auc"] = roc_auc(labels, probs)
@@ -130,16 +160,24 @@ def report_metrics(
     result["threshold"] = threshold
     result["no_face_rate"] = float(np.mean(no_face)) if len(no_face) else 0.0
     result["confusion"] = result.pop("confusion")
+    if verdicts is not None:
+        result["fpr"] = false_positive_rate(labels, verdicts)
+        result["uncertain_real"] = false_positive_rate(labels, ["fake" if v == "uncertain" else "" for v in verdicts])
     for key, names in (("per_source", sources), ("per_method", methods)):
         groups = group_indices(names)
-        result[key] = {
-            name: {
+        result[key] = {}
+        for name, idx in groups.items():
+            members = [labels[i] for i in idx]
+            entry = {
                 "n": len(idx),
-                "accuracy": binary_metrics([labels[i] for i in idx], [probs[i] for i in idx], threshold)["accuracy"],
-                "roc_auc": roc_auc([labels[i] for i in idx], [probs[i] for i in idx]),
+                "accuracy": binary_metrics(members, [probs[i] for i in idx], threshold)["accuracy"],
+                "roc_auc": roc_auc(members, [probs[i] for i in idx]),
             }
-            for name, idx in groups.items()
-        }
+            if verdicts is not None:
+                chosen = [verdicts[i] for i in idx]
+                entry["fpr"] = false_positive_rate(members, chosen)
+                entry["uncertain_real"] = false_positive_rate(members, ["fake" if v == "uncertain" else "" for v in chosen])
+            result[key][name] = entry
     return result
 
 
@@ -211,3 +249,52 @@ def choose_uncertain_band(
     low = 1 / (1 + math.exp(-(center - chosen)))
     high = 1 / (1 + math.exp(-(center + chosen)))
     return [math.floor(min(low, threshold) * 1e4) / 1e4, math.ceil(max(high, threshold) * 1e4) / 1e4]
+
+
+# Most reals of any one source that may be labelled fake on validation: a wrong "fake" on a real person's photo is
+# the most harmful answer the product can give.
+MAX_FALSE_POSITIVE_RATE = 0.03
+
+
+def threshold_for_false_positives(
+    labels: Sequence[int], probs: Sequence[float], sources: Sequence[str], max_fpr: float = MAX_FALSE_POSITIVE_RATE
+) -> float:
+    """The lowest threshold at which, for every source, at most `max_fpr` of its reals score at or above it."""
+    labels, probs = np.asarray(labels, dtype=int), np.asarray(probs, dtype=float)
+    sources = np.asarray(sources)
+    threshold = 0.0
+    for source in np.unique(sources[labels == 0]):
+        reals = np.sort(probs[(labels == 0) & (sources == source)])[::-1]
+        allowed = int(math.floor(max_fpr * len(reals) + 1e-9))
+        if allowed < len(reals):
+            threshold = max(threshold, float(np.nextafter(reals[allowed], 1.0)))
+    return min(threshold, 1.0)
+
+
+def choose_decision(
+    logits: Sequence[float],
+    labels: Sequence[int],
+    sources: Sequence[str],
+    rule: str = "balanced",
+    max_fpr: float | None = MAX_FALSE_POSITIVE_RATE,
+) -> dict:
+    """The decision fitted on validation scores: Platt temperature and bias, then the threshold of `rule`, raised
+    where needed so that no source's reals are labelled fake more often than `max_fpr` (None: no such limit), then
+    the uncertain band around it (a "fake" needs a probability at or above the band's top)."""
+    logits, labels = np.asarray(logits, dtype=float), np.asarray(labels, dtype=int)
+    temperature, bias = fit_platt(logits, labels)
+    decision = {"temperature": round(temperature, 5), "bias": round(bias, 5)}
+    probs = calibrated_probabilities(logits, decision)
+    threshold = choose_threshold(labels, probs, rule)
+    if max_fpr is not None:
+        threshold = max(threshold, threshold_for_false_positives(labels, probs, sources, max_fpr))
+    decision["threshold"] = round(min(threshold, 0.9999), 4)
+    low, high = choose_uncertain_band(labels, probs, decision["threshold"])
+    decision["uncertain_band"] = [min(low, decision["threshold"]), max(high, decision["threshold"])]
+    return decision
+
+
+def calibrated_probabilities(logits: Sequence[float], decision: dict) -> np.ndarray:
+    """sigmoid(logit / temperature + bias) for an array of logits."""
+    z = np.asarray(logits, dtype=float) / decision["temperature"] + decision["bias"]
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))

@@ -4,7 +4,8 @@
                                                                   └─► LayerNorm ► LSTM ► mean ► clip head ─► clip logit (B,)
 
 An image is a sequence of one. `encode` and `sequence_logits` are separate so all crops of a clip go through the
-backbone in one batch and so each half exports to ONNX on its own.
+backbone in one batch and so each half exports to ONNX on its own. With the frozen CLIP backbone (architecture
+`clip-lstm`) the features come from CLIP's image tower (detector/clip.py) and this module is the heads only.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ class MobileNetLSTM(nn.Module):
         super().__init__()
         config.validate()
         self.config = config
-        backbone = getattr(torchvision.models, config.backbone)(weights=None)
-        self.features = backbone.features
+        if config.frozen_encoder:
+            self.features = None
+        else:
+            self.features = getattr(torchvision.models, config.backbone)(weights=None).features
         self.pool = nn.AdaptiveAvgPool2d(1)
         dim = config.feature_dim
         self.frame_head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(dim, 1))
@@ -37,9 +40,13 @@ class MobileNetLSTM(nn.Module):
         )
         directions = 2 if config.bidirectional else 1
         self.clip_head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(config.lstm_hidden * directions, 1))
+        if config.reference_size:  # embeddings of training faces (see detector/familiarity.py); not used by forward
+            self.register_buffer("reference", torch.zeros(config.reference_size, config.feature_dim))
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, S, S) normalised crops -> (N, D) features."""
+        if self.features is None:
+            raise RuntimeError("a clip-lstm model has no encoder of its own: embed crops with detector.clip.ClipEncoder")
         return self.pool(self.features(images)).flatten(1)
 
     def sequence_logits(self, features: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -34,9 +34,8 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ArchitectureConfig, ModelConfig, PreprocessingConfig
 from .crops import CropCache, FaceCrops
 from .datasets import DatasetError, Sample, describe, read_dataset
-from .decision import calibrated
 from .errors import DetectorError
-from .metrics import choose_threshold, choose_uncertain_band, fit_platt, roc_auc
+from .metrics import choose_decision, fit_platt, roc_auc
 from .model import MobileNetLSTM, load_backbone_state
 from .paths import imagenet_backbone_file
 from .preprocess import crops_to_tensor, encode_crops
@@ -60,6 +59,8 @@ class TrainOptions:
     backbone_weights: str | None = "shared"
     init_from: str | None = None
     pseudo_fakes: float = 0.5  # share of the fake class drawn as pseudo-fakes blended from real faces
+    real_only: bool = False  # train on real faces and pseudo-fakes only (no fake of the data is seen)
+    distill: float = 0.0  # weight of the CLIP teacher's terms (its embedding and soft labels; 0: no teacher)
     cross_blend: float = 0.5  # share of those pseudo-fakes blended from another real face rather than from itself
     balance_power: float = 0.75  # a (source, label) bucket of n items is drawn with weight n ** balance_power
     ema_decay: float = 0.995  # validation and checkpoints use an exponential moving average of the weights (0: off)
@@ -88,6 +89,7 @@ class Item:
     source: str
     method: str
     paths: list[str]
+    embeddings: np.ndarray | None = None  # (T, 512) CLIP embeddings of the crops, when the teacher's are loaded
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -97,13 +99,15 @@ def _natural_key(text: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
-def build_items(samples: list[Sample], crops: list[FaceCrops | None], group: bool) -> list[Item]:
+def build_items(
+    samples: list[Sample], crops: list[FaceCrops | None], group: bool, embeddings: list[np.ndarray | None] | None = None
+) -> list[Item]:
     """Group frames of one video (same `group`) into a sequence; everything else is a sequence of its own."""
-    units: dict[str, list[tuple[Sample, FaceCrops]]] = defaultdict(list)
-    for sample, crop in zip(samples, crops):
+    units: dict[str, list[tuple[Sample, FaceCrops, np.ndarray | None]]] = defaultdict(list)
+    for n, (sample, crop) in enumerate(zip(samples, crops)):
         if crop is None:
             continue
-        units[sample.group_key if group else str(sample.path)].append((sample, crop))
+        units[sample.group_key if group else str(sample.path)].append((sample, crop, embeddings[n] if embeddings else None))
     items = []
     for members in units.values():
         members.sort(key=lambda m: _natural_key(m[0].path.name))
@@ -111,13 +115,15 @@ def build_items(samples: list[Sample], crops: list[FaceCrops | None], group: boo
         if len(labels) > 1:
             raise DatasetError(f"group {members[0][0].group!r} mixes real and fake files")
         if len(members) == 1:  # most items: keep the cached arrays rather than copies (memory)
-            frames, landmarks = members[0][1].crops, members[0][1].landmarks
+            frames, landmarks, embedded = members[0][1].crops, members[0][1].landmarks, members[0][2]
         else:
             frames = np.concatenate([m[1].crops for m in members])
             marks = [m[1].landmarks for m in members]
             landmarks = np.concatenate(marks) if all(m is not None for m in marks) else None
+            embedded = np.concatenate([m[2] for m in members]) if embeddings else None
         first = members[0][0]
-        items.append(Item(frames, landmarks, first.label, first.source, first.method, [str(m[0].path) for m in members]))
+        paths = [str(m[0].path) for m in members]
+        items.append(Item(frames, landmarks, first.label, first.source, first.method, paths, embedded))
     return items
 
 
@@ -172,15 +178,19 @@ def make_batch(
     prep: PreprocessingConfig,
     rng: np.random.Generator,
     reals: list[int] | None = None,
+    windows: list[tuple[int, int, int, bool]] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Augmented sequences of the picked items; a pick flagged pseudo becomes a blended fake of that real item
-    (with a donor face drawn from `reals` for the cross-blended share; self-blended when no donors are given)."""
+    (with a donor face drawn from `reals` for the cross-blended share; self-blended when no donors are given).
+    `windows`, when given, receives (item, first frame, frames, pseudo) of each sequence."""
     sequences, labels = [], []
     for index, pseudo in picks:
         item = items[index]
         length = len(item.crops)
         take = int(rng.integers(1, min(length, options.max_sequence) + 1)) if length > 1 else 1
         start = int(rng.integers(0, length - take + 1))
+        if windows is not None:
+            windows.append((index, start, take, pseudo))
         frames = item.crops[start : start + take]
         label = item.label
         if pseudo:
@@ -200,22 +210,71 @@ def make_batch(
     return images, lengths, torch.tensor(labels, dtype=torch.float32)
 
 
+@dataclass
+class Teacher:
+    """What the frozen CLIP teacher says about the training crops: their embeddings and the logit of a linear
+    classifier fitted on them (the same train split). Pseudo-fakes, made on the fly, have no teacher outputs."""
+
+    weights: np.ndarray  # (512,)
+    bias: float
+
+    def targets(self, items: list[Item], windows: list[tuple[int, int, int, bool]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(frames, 512) embeddings, (frames,) soft labels and (frames,) mask of the frames of a batch, in order."""
+        embeddings, mask = [], []
+        for index, start, take, pseudo in windows:
+            embedded = items[index].embeddings
+            if pseudo or embedded is None:
+                embeddings.append(np.zeros((take, len(self.weights)), np.float32))
+                mask += [False] * take
+            else:
+                embeddings.append(embedded[start : start + take])
+                mask += [True] * take
+        embedded = np.concatenate(embeddings).astype(np.float32)
+        soft = 1.0 / (1.0 + np.exp(-(embedded @ self.weights + self.bias)))
+        return torch.from_numpy(embedded), torch.from_numpy(soft.astype(np.float32)), torch.tensor(mask)
+
+
+def distillation_loss(
+    features: torch.Tensor, frame_logits: torch.Tensor, projection: nn.Module, teacher: tuple[torch.Tensor, ...]
+) -> torch.Tensor:
+    """The student's features regressed onto the teacher's embedding (cosine) and its per-frame logits onto the
+    teacher's soft labels, on the frames the teacher saw. `features` and `frame_logits` are flat, frame by frame."""
+    embeddings, soft, mask = teacher
+    if not mask.any():
+        return features.sum() * 0.0
+    projected = nn.functional.normalize(projection(features[mask]), dim=1)
+    embed_loss = (1 - (projected * embeddings[mask]).sum(dim=1)).mean()
+    label_loss = nn.functional.binary_cross_entropy_with_logits(frame_logits[mask], soft[mask])
+    return embed_loss + label_loss
+
+
 def split_features(features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """(sum(lengths), D) -> (B, max(lengths), D), zero-padded."""
     return nn.utils.rnn.pad_sequence(list(torch.split(features, lengths.tolist())), batch_first=True)
 
 
 def sequence_loss(
-    model: MobileNetLSTM, images: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor, smoothing: float
+    model: MobileNetLSTM,
+    images: torch.Tensor,
+    lengths: torch.Tensor,
+    labels: torch.Tensor,
+    smoothing: float,
+    distill: tuple[float, nn.Module, tuple[torch.Tensor, ...]] | None = None,
 ) -> torch.Tensor:
-    features = split_features(model.encode(images), lengths)
+    """Frame and clip losses; with `distill` = (weight, projection, teacher targets), plus the teacher's terms."""
+    flat = model.encode(images)
+    features = split_features(flat, lengths)
     frame_logits, clip_logits = model.sequence_logits(features, lengths)
     target = labels * (1 - smoothing) + 0.5 * smoothing
     mask = torch.arange(features.shape[1])[None, :] < lengths[:, None]
     frame_target = target[:, None].expand_as(frame_logits)
     frame_loss = nn.functional.binary_cross_entropy_with_logits(frame_logits[mask], frame_target[mask])
     clip_loss = nn.functional.binary_cross_entropy_with_logits(clip_logits, target)
-    return frame_loss + clip_loss
+    loss = frame_loss + clip_loss
+    if distill is not None:
+        weight, projection, teacher = distill
+        loss = loss + weight * distillation_loss(flat, frame_logits[mask], projection, teacher)
+    return loss
 
 
 @torch.inference_mode()
@@ -425,7 +484,8 @@ def keep_freed_memory() -> bool:
     return bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
 
 
-def train(options: TrainOptions) -> Path:
+def train(options: TrainOptions, samples: list[Sample] | None = None) -> Path:
+    """Train on `options.data` (or on `samples`, e.g. one fold of the cross-source protocol); the checkpoint folder."""
     started = time.time()
     keep_freed_memory()
     out = Path(options.out)
@@ -436,7 +496,7 @@ def train(options: TrainOptions) -> Path:
         torch.set_num_threads(options.threads)
     device = torch.device(options.device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
-    samples = read_dataset(options.data)
+    samples = samples if samples is not None else read_dataset(options.data)
     train_samples = [s for s in samples if s.split == options.train_split]
     val_samples = [s for s in samples if s.split == options.val_split]
     if not train_samples or not val_samples:
@@ -451,8 +511,26 @@ def train(options: TrainOptions) -> Path:
     cache = CropCache(base_prep, options.cache_dir)
     crops = cache.load(train_samples + val_samples, workers=options.crop_workers)
     print(f"face crops: {cache.hits} from cache, {cache.misses} computed ({cache.dir})", file=sys.stderr)
-    train_items = build_items(train_samples, crops[: len(train_samples)], group=True)
-    val_items = build_items(val_samples, crops[len(train_samples) :], group=False)
+    embedded = None
+    if options.distill > 0:
+        from .clip import ClipEncoder
+        from .embeddings import EmbeddingCache
+
+        store = EmbeddingCache(cache, ClipEncoder.load())
+        embedded = store.load(train_samples + val_samples, crops)
+        print(f"CLIP embeddings: {store.hits} from cache, {store.misses} computed ({store.dir})", file=sys.stderr)
+    train_items = build_items(train_samples, crops[: len(train_samples)], True, embedded[: len(train_samples)] if embedded else None)
+    val_items = build_items(val_samples, crops[len(train_samples) :], False, embedded[len(train_samples) :] if embedded else None)
+    teacher = projection = None
+    if options.distill > 0:
+        from .cliptrain import fit_linear
+
+        _, fitted = fit_linear(train_items, val_items)
+        teacher = Teacher(np.asarray(fitted["weights"], dtype=np.float32), fitted["bias"])
+        print(f"teacher: CLIP + logistic regression (C={fitted['C']}), distillation weight {options.distill}", file=sys.stderr)
+    if options.real_only:
+        train_items = [item for item in train_items if item.label == 0]
+        print(f"real faces only: {len(train_items)} items; every fake is a pseudo-fake", file=sys.stderr)
 
     model, config = build_model(options, train_items, rng)
     prep = config.preprocessing
@@ -460,6 +538,9 @@ def train(options: TrainOptions) -> Path:
     backbone_params = list(model.features.parameters())
     backbone_ids = {id(p) for p in backbone_params}
     head_params = [p for p in model.parameters() if id(p) not in backbone_ids]
+    if teacher is not None:  # maps the student's features onto the teacher's embedding; not part of the checkpoint
+        projection = nn.Linear(config.architecture.feature_dim, len(teacher.weights)).to(device)
+        head_params += list(projection.parameters())
     optimizer = torch.optim.AdamW(
         [{"params": backbone_params, "lr": options.backbone_lr}, {"params": head_params, "lr": options.lr}],
         weight_decay=options.weight_decay,
@@ -490,8 +571,13 @@ def train(options: TrainOptions) -> Path:
         )
         for step in bar:
             chunk = picks[step * options.batch_size : (step + 1) * options.batch_size]
-            images, lengths, labels = make_batch(train_items, chunk, options, prep, sampler.rng, sampler.reals)
-            loss = sequence_loss(model, images.to(device), lengths, labels.to(device), options.label_smoothing)
+            windows: list[tuple[int, int, int, bool]] = []
+            images, lengths, labels = make_batch(train_items, chunk, options, prep, sampler.rng, sampler.reals, windows)
+            distill = None
+            if teacher is not None:
+                targets = tuple(t.to(device) for t in teacher.targets(train_items, windows))
+                distill = (options.distill, projection, targets)
+            loss = sequence_loss(model, images.to(device), lengths, labels.to(device), options.label_smoothing, distill)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -564,16 +650,16 @@ def train(options: TrainOptions) -> Path:
 
 
 def calibrate(config: ModelConfig, items: list[Item], raw: np.ndarray, rule: str) -> None:
-    """Fit the temperatures, the threshold and the uncertain band on validation scores; write them to config."""
+    """Fit the temperatures, the threshold and the uncertain band on validation scores; write them to config.
+    The threshold is the rule's, raised where needed so that no source's reals are labelled fake more often than
+    `metrics.MAX_FALSE_POSITIVE_RATE` (see `metrics.choose_decision`)."""
     labels = np.array([item.label for item in items])
     decision = config.decision
-    temperature, bias = fit_platt(blend(raw, decision.clip_weight), labels)
-    decision.temperature, decision.bias = round(temperature, 5), round(bias, 5)
+    chosen = choose_decision(blend(raw, decision.clip_weight), labels, [item.source for item in items], rule)
+    decision.temperature, decision.bias = chosen["temperature"], chosen["bias"]
+    decision.threshold, decision.uncertain_band = chosen["threshold"], chosen["uncertain_band"]
     frame_temperature, frame_bias = fit_platt(raw[:, 1], labels)
     decision.frame_temperature, decision.frame_bias = round(frame_temperature, 5), round(frame_bias, 5)
-    probs = np.array([calibrated(z, decision.temperature, decision.bias) for z in blend(raw, decision.clip_weight)])
-    decision.threshold = round(choose_threshold(labels, probs, rule), 4)
-    decision.uncertain_band = choose_uncertain_band(labels, probs, decision.threshold)
 
 
 def _write_log(path: Path, rows: list[dict]) -> None:
@@ -627,6 +713,9 @@ def register(commands, add_model_options) -> None:
     ):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
     p.add_argument("--max-minutes", type=float, default=None, help="stop after the epoch that passes this time")
+    p.add_argument("--distill", type=float, default=defaults.distill,
+                   help="weight of the CLIP teacher's terms (its embedding and soft labels; needs `clip-fetch`); 0: none")  # fmt: skip
+    p.add_argument("--real-only", action="store_true", help="train on real faces and pseudo-fakes only")
     p.add_argument("--backbone", choices=["mobilenet_v3_small", "mobilenet_v3_large"], default=defaults.backbone)
     p.add_argument("--backbone-weights", default="shared",
                    help="'shared' (the ImageNet MobileNetV3-Small in $DEEPFAKE_SHARED_DIR/models), 'imagenet' "

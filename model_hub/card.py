@@ -148,6 +148,7 @@ def build_card(
     repo_id: str | None = None,
     license: str = "apache-2.0",
     split: str | None = None,
+    crossval: str | os.PathLike | None = None,
 ):
     """The card of the checkpoint in `folder` as a huggingface_hub ModelCard (str(card) is the README.md text)."""
     from huggingface_hub import ModelCard, ModelCardData
@@ -169,8 +170,33 @@ def build_card(
         model_name=name if report else None,
         eval_results=_eval_results(report, split, config, sources) if report else None,
     )
-    body = _body(folder, config, report, repo_id, name, split, license)
+    body = _body(folder, config, report, repo_id, name, split, license, _crossval_section(crossval))
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
+
+
+def _crossval_section(results_file: str | os.PathLike | None) -> list[str]:
+    """The cross-source table of `python -m detector crossval` (its results.json), which chooses recipes."""
+    if results_file is None:
+        return []
+    from detector.crossval import format_table
+
+    try:
+        results = json.loads(Path(results_file).read_text())
+        recipes = list(results["rows"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise EvaluationReportError(f"{results_file}: not the results.json of python -m detector crossval ({exc})") from None
+    return [
+        "## Cross-source evaluation",
+        "",
+        "Validation files come from the sources the model trained on. This table is what chooses recipes: each recipe is",
+        "trained once per row with that source (or FaceForensics++ method) left out of training and selection, and",
+        "scored on every file of what was left out (`python -m detector crossval"
+        + (" --quick" if results.get("quick") else "")
+        + "`).",
+        "",
+        format_table(results, recipes),
+        "",
+    ]
 
 
 def write_card(folder: str | os.PathLike, report: dict[str, Any] | None = None, **kwargs) -> Path:
@@ -285,7 +311,14 @@ def _describe_export(folder: Path, exported: list[str]) -> str:
 
 
 def _body(
-    folder: Path, config: ModelConfig, report: dict | None, repo_id: str | None, name: str, split: str, license: str
+    folder: Path,
+    config: ModelConfig,
+    report: dict | None,
+    repo_id: str | None,
+    name: str,
+    split: str,
+    license: str,
+    crossval: list[str] | None = None,
 ) -> str:
     arch, prep, decision = config.architecture, config.preprocessing, config.decision
     training = config.training or {}
@@ -301,13 +334,26 @@ def _body(
             "> nothing. Use this checkpoint only to test the software.",
             "",
         ]
+    lstm = f"{'bidirectional ' if arch.bidirectional else ''}LSTM ({arch.lstm_layers}×{arch.lstm_hidden})"
+    if arch.frozen_encoder:
+        lines += [
+            "Deepfake detector for faces in images and videos, made for checking social-media posts: the **accurate**",
+            "view. OpenAI's CLIP ViT-B/16 image tower, frozen, embeds each face crop (512-d, unit length); a "
+            f"{lstm} reads the embeddings of one face track in time order, a per-frame head scores each key frame and a",
+            "clip head the whole track. This folder holds the heads only (and a sample of training embeddings that tells",
+            "a face unlike all of them, answered `uncertain`); the CLIP encoder is fetched into the cache with",
+            "`python -m detector clip-fetch` (an int8 ONNX export of `openai/clip-vit-base-patch16`, MIT).",
+            "",
+        ]
+    else:
+        lines += [
+            "Deepfake detector for faces in images and videos, made for checking social-media posts. A hybrid",
+            f"**MobileNetV3-LSTM**: {arch.backbone} extracts features from each face crop, a {lstm} reads the crops of one",
+            "face track in time order, a per-frame head scores each key frame (the timeline) and a clip head scores the",
+            "whole track (the verdict). An image is a track of one frame.",
+            "",
+        ]
     lines += [
-        "Deepfake detector for faces in images and videos, made for checking social-media posts. A hybrid",
-        f"**MobileNetV3-LSTM**: {arch.backbone} extracts features from each face crop, a "
-        f"{'bidirectional ' if arch.bidirectional else ''}LSTM ({arch.lstm_layers}×{arch.lstm_hidden}) reads the crops of one",
-        "face track in time order, a per-frame head scores each key frame (the timeline) and a clip head scores the",
-        "whole track (the verdict). An image is a track of one frame.",
-        "",
         "| | |",
         "|---|---|",
         f"| architecture | `{arch.name}`, backbone `{arch.backbone}`, LSTM hidden {arch.lstm_hidden}, layers {arch.lstm_layers}, "
@@ -360,6 +406,7 @@ def _body(
     ]
     lines += _training_section(training, options, report, config)
     lines += _evaluation_section(report, split, config.trained)
+    lines += crossval or []
     lines += _limitations_section(config, report, options)
     lines += _credits_section(arch.backbone, options, detectors, license, report)
     return "\n".join(lines).rstrip() + "\n"
@@ -458,14 +505,18 @@ def _evaluation_section(report: dict | None, split: str, trained: bool) -> list[
         groups = report.get(key) or {}
         ranges = intervals.get(key)
         if groups:
+            fpr = any("fpr" in stats for stats in groups.values())
             header = f"| {title} | files | accuracy | ROC AUC |" + (" 95% interval |" if ranges else "")
-            lines += [f"Per {title}:", "", header, "|---|---|---|---|" + ("---|" if ranges else "")]
+            header += " reals called fake | reals left uncertain |" if fpr else ""
+            lines += [f"Per {title}:", "", header, "|---|---|---|---|" + ("---|" if ranges else "") + ("---|---|" if fpr else "")]
             for group in sorted(groups):
                 stats = groups[group]
                 row = f"| `{group}` | {stats['n']} | {_f(stats['accuracy'])} | {_f(stats['roc_auc'])} |"
                 if ranges:
                     interval = ranges.get(group)
                     row += f" {interval[0]:.2f}–{interval[1]:.2f} |" if interval else " n/a |"
+                if fpr:
+                    row += f" {_pct(stats.get('fpr'))} | {_pct(stats.get('uncertain_real'))} |"
                 lines.append(row)
             lines.append("")
     lines.append("ROC AUC is n/a where a group holds one class only (e.g. a source of real faces only).")
@@ -515,7 +566,13 @@ def _credits_section(backbone: str, options: dict, detectors: list[str], license
     lines = ["## Credits and licence", ""]
     if options.get("init_from"):
         lines.append(f"- Fine-tuned from the checkpoint `{options['init_from']}`.")
-    if backbone == "mobilenet_v3_small" and options.get("backbone_weights", "shared"):
+    if backbone == "clip_vit_b16":
+        lines.append(
+            "- Frame encoder: CLIP ViT-B/16 image tower (Radford et al., *Learning Transferable Visual Models From Natural "
+            "Language Supervision*, 2021; `openai/clip-vit-base-patch16`), frozen, MIT; as a fake detector after Ojha et "
+            "al., *Towards Universal Fake Image Detectors*, CVPR 2023."
+        )
+    elif backbone == "mobilenet_v3_small" and options.get("backbone_weights", "shared"):
         lines.append(
             "- Backbone: MobileNetV3-Small 1.0/224 (Howard et al., *Searching for MobileNetV3*, ICCV 2019), starting from "
             "the ImageNet-pretrained weights of the official TensorFlow-slim release `v3-small_224_1.0_uint8`, converted "
@@ -523,7 +580,10 @@ def _credits_section(backbone: str, options: dict, detectors: list[str], license
         )
     else:
         lines.append(f"- Backbone: {backbone} (torchvision's architecture, BSD-3-Clause), no ImageNet start recorded.")
-    lines.append("- Architecture code: torchvision's MobileNetV3 builder (BSD-3-Clause).")
+    if backbone != "clip_vit_b16":
+        lines.append("- Architecture code: torchvision's MobileNetV3 builder (BSD-3-Clause).")
+    if options.get("distill"):
+        lines.append("- Distilled from the frozen CLIP ViT-B/16 image tower (its embeddings and a linear classifier's soft labels).")
     for name in detectors:
         if "yunet" in name.lower():
             lines.append(f"- `{name}`: YuNet face detector from the OpenCV model zoo (MIT).")
@@ -533,6 +593,10 @@ def _credits_section(backbone: str, options: dict, detectors: list[str], license
 
 def _f(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
 
 
 def _size(path: Path) -> str:

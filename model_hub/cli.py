@@ -65,6 +65,7 @@ def _add_card_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--split", default=None, help="the split the report measured (default: from the report or 'val')")
     parser.add_argument("--license", default="apache-2.0", help="licence id for the card metadata (default: %(default)s)")
+    parser.add_argument("--crossval", default=None, metavar="RESULTS.json", help="results.json of `python -m detector crossval`")
 
 
 def _card_report(args: argparse.Namespace) -> dict | None:
@@ -119,7 +120,7 @@ def run_push(args: argparse.Namespace) -> int:
         return _report_problems(str(folder), result)
     report = _card_report(args)
     if report is not None or not (folder / CARD_FILE).is_file():
-        path = write_card(folder, report, repo_id=args.repo, license=args.license, split=args.split)
+        path = write_card(folder, report, repo_id=args.repo, license=args.license, split=args.split, crossval=args.crossval)
         print(f"wrote {path}" + ("" if report else " (no --report: the card says no figures were measured)"), file=sys.stderr)
     upload = upload_checkpoint(folder, args.repo, private=args.private, branch=args.revision, message=args.message)
     print(f"{upload.repo_id}@{upload.branch}: commit {upload.commit}")
@@ -133,7 +134,9 @@ def run_card(args: argparse.Namespace) -> int:
     if not Path(args.folder, "config.json").is_file():
         print(f"error: {args.folder}: not a checkpoint folder (config.json is missing)", file=sys.stderr)
         return EXIT_FAILED
-    path = write_card(args.folder, _card_report(args), repo_id=args.repo_id, license=args.license, split=args.split)
+    path = write_card(
+        args.folder, _card_report(args), repo_id=args.repo_id, license=args.license, split=args.split, crossval=args.crossval
+    )
     print(path)
     return EXIT_OK
 

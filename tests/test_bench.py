@@ -28,3 +28,4 @@ def test_bench_quick_reports_every_figure():
     assert figures["clip_frames_analyzed"] == 16
     assert all(figures[k] > 0 for k in ("onnx_crops_per_s_b32", "image_p50_ms", "clip_total_s", "peak_rss_mb"))
     assert len(figures["click_to_label_runs_s"]) == 3
+    assert figures["clip_encoder_ms_per_crop"] > 0  # setup fetches the CLIP encoder

@@ -237,7 +237,7 @@ def test_evaluate_cli(trained, small_dataset, tmp_path):
     metrics = json.loads(result.stdout)
     assert set(metrics) == {
         "n", "accuracy", "precision", "recall", "f1", "roc_auc", "eer", "ece", "threshold", "no_face_rate",
-        "confusion", "per_source", "per_method",
+        "confusion", "per_source", "per_method", "fpr", "uncertain_real",
     }  # fmt: skip
     assert metrics["n"] == 12
     for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "eer", "ece", "no_face_rate"):
@@ -465,6 +465,11 @@ def test_report_metrics_per_source():
     m = report_metrics([0, 1, 0, 1], [0.2, 0.8, 0.9, 0.1], 0.5, ["a", "a", "b", "b"], ["r", "x", "r", "y"], [False] * 4)
     assert m["accuracy"] == 0.5 and m["per_source"]["a"]["roc_auc"] == 1.0 and m["per_source"]["b"]["roc_auc"] == 0.0
     assert m["per_method"]["x"]["roc_auc"] is None
+    verdicts = ["real", "fake", "fake", "uncertain"]
+    m = report_metrics([0, 1, 0, 0], [0.2, 0.8, 0.9, 0.5], 0.5, ["a", "a", "b", "b"], ["r", "x", "r", "r"], [False] * 4, verdicts)
+    assert m["fpr"] == pytest.approx(1 / 3) and m["uncertain_real"] == pytest.approx(1 / 3)
+    assert m["per_source"]["a"]["fpr"] == 0.0 and m["per_source"]["b"]["fpr"] == 0.5
+    assert m["per_source"]["b"]["uncertain_real"] == 0.5
 
 
 def test_roc_auc_interval_brackets_the_figure_and_narrows_with_more_files():
@@ -524,20 +529,22 @@ def test_compare_command_reads_two_evaluations_and_names_the_better_one(tmp_path
 
 
 def test_training_keeps_freed_memory_instead_of_faulting_it_back_in_every_step():
-    # Two fresh interpreters allocate and free the same 64 MB tensor 20 times after 5 warm-up rounds; with the
-    # allocator setting of the training loop the pages are reused rather than unmapped and faulted in again. (The
-    # warm-up rounds are left out of the count: with the setting, the first two to five of them still fault the
-    # block in, a varying number, which made a count from the first round flaky.)
+    # Two fresh interpreters allocate and free the same 64 MB tensor 21 times after 5 warm-up rounds; with the
+    # allocator setting of the training loop the pages are reused rather than unmapped and faulted in again. The
+    # median round is compared: totals were flaky (with the setting, a few rounds still fault the block in, a
+    # varying number, more of them on a busy machine).
     code = (
         "import resource, sys, torch\n"
         "from detector.train import keep_freed_memory\n"
         "tuned = keep_freed_memory() if sys.argv[1] == 'on' else False\n"
         "for _ in range(5):\n"
         "    torch.ones(16 << 20).sum()\n"
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
-        "for _ in range(20):\n"
+        "counts = []\n"
+        "for _ in range(21):\n"
+        "    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
         "    torch.ones(16 << 20).sum()\n"
-        "print(tuned, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n"
+        "    counts.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n"
+        "print(tuned, sorted(counts)[10])\n"
     )
     runs = {}
     for mode in ("off", "on"):
@@ -547,4 +554,38 @@ def test_training_keeps_freed_memory_instead_of_faulting_it_back_in_every_step()
         runs[mode] = (tuned == "True", int(faults))
     if not runs["on"][0]:
         pytest.skip("the C library is not glibc: the setting does not apply")
-    assert runs["on"][1] * 10 < runs["off"][1]
+    # the median round: a 64 MiB block faulted in again (~16,000 pages) without the setting, reused with it
+    assert runs["on"][1] * 10 < runs["off"][1], runs
+
+
+def test_distillation_pulls_the_students_features_and_scores_towards_the_teachers():
+    from detector.train import Teacher, distillation_loss
+
+    rng = np.random.default_rng(0)
+    embeddings = rng.normal(size=(3, 8)).astype(np.float32)
+    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    items = [Item(np.zeros((3, 4, 4, 3), np.uint8), None, 1, "s", "m", ["a"], embeddings)]
+    teacher = Teacher(np.ones(8, np.float32), 0.0)
+    targets = teacher.targets(items, [(0, 1, 2, False), (0, 0, 1, True)])  # two frames the teacher saw, one pseudo
+    assert targets[0].shape == (3, 8) and targets[2].tolist() == [True, True, False]
+    assert torch.allclose(targets[0][:2], torch.from_numpy(embeddings[1:3]))
+    identity = torch.nn.Linear(8, 8, bias=False)
+    torch.nn.init.eye_(identity.weight)
+    soft_logits = torch.logit(targets[1])
+    agreeing = distillation_loss(targets[0] * 3, soft_logits, identity, targets)  # same direction, same soft labels
+    disagreeing = distillation_loss(-targets[0], -soft_logits, identity, targets)
+    assert agreeing < disagreeing and agreeing.item() == pytest.approx(
+        torch.nn.functional.binary_cross_entropy(targets[1][:2], targets[1][:2]).item(), abs=1e-5
+    )
+
+
+@pytest.mark.slow
+def test_a_distilled_student_trains_and_keeps_the_checkpoint_layout(small_dataset, tmp_path, capsys):
+    options = TrainOptions(
+        data=str(small_dataset), out=str(tmp_path / "student"), epochs=2, samples_per_epoch=16, batch_size=8,
+        input_size=64, patience=10, crop_workers=1, distill=1.0, real_only=True, pseudo_fakes=1.0,
+    )  # fmt: skip
+    train(options)
+    assert "teacher: CLIP + logistic regression" in capsys.readouterr().err
+    checkpoint = load_folder(tmp_path / "student")  # strict keys: the projection head is not part of it
+    assert checkpoint.config.training["options"]["distill"] == 1.0 and checkpoint.config.trained

