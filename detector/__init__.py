@@ -8,8 +8,8 @@
 The core knows nothing about HTTP, Gradio or browsers; shells translate requests into these calls.
 """
 
-from .analyzer import Analysis, AnalysisOptions, Detector, analyze, load
-from .config import ModelConfig
+from importlib import import_module
+
 from .errors import (
     CorruptMediaError,
     DetectorError,
@@ -32,8 +32,27 @@ from .errors import (
     UnsupportedUrlSchemeError,
     UrlError,
 )
-from .media import MediaLimits
 from .report import SCHEMA_VERSION, Report
+
+# Loaded on first use, so that `import detector` (and a CLI that only has to say "no such file") stays fast: the
+# analyzer pulls in PyTorch, OpenCV and PyAV.
+_LAZY = {
+    "Analysis": "analyzer",
+    "AnalysisOptions": "analyzer",
+    "Detector": "analyzer",
+    "analyze": "analyzer",
+    "load": "analyzer",
+    "ModelConfig": "config",
+    "MediaLimits": "media",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "SCHEMA_VERSION",

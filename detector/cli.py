@@ -36,7 +36,10 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every sub-command; given the `command` about to run, only the module that implements it is
+    imported (the training and evaluation modules pull in PyTorch, which `analyze` should not wait for to say that
+    a file is missing)."""
     parser = argparse.ArgumentParser(prog="python -m detector", description="Deepfake detection for images and videos.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -61,7 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--json", action="store_true", help="print exactly one JSON document (a list for several paths)")
     analyze.set_defaults(run=run_analyze)
 
-    for module in dict.fromkeys(EXTRA_COMMANDS.values()):  # a module registers all of its commands at once
+    modules = dict.fromkeys(EXTRA_COMMANDS.values())
+    if command == "analyze":
+        modules = {}
+    elif command in EXTRA_COMMANDS:
+        modules = {EXTRA_COMMANDS[command]: None}
+    for module in modules:  # a module registers all of its commands at once
         __import__(f"detector.{module}", fromlist=["register"]).register(commands, _add_model_options)
     return parser
 
@@ -123,6 +131,28 @@ def summary_line(report: dict) -> str:
 
 
 def run_analyze(args: argparse.Namespace) -> int:
+    results: list[dict] = []
+    failed = 0
+
+    def refuse(path: str, exc: DetectorError) -> None:
+        nonlocal failed
+        failed += 1
+        print(f"error: {path}: {_without_name(exc.message, path)}", file=sys.stderr)
+        results.append({"source": os.path.basename(path), "error": exc.to_dict()})
+
+    # Paths that are not there are told at once, before the model loads (seconds).
+    paths = []
+    for path in args.paths:
+        if os.path.isfile(path):
+            paths.append(path)
+        else:
+            from .errors import UnsupportedMediaError
+
+            problem = "is a folder, not a media file" if os.path.isdir(path) else "no such file"
+            refuse(path, UnsupportedMediaError(problem))
+    if not paths:
+        return _print_results(args, results, failed)
+
     from .analyzer import AnalysisOptions, Detector
     from .checkpoint import load_checkpoint
 
@@ -145,28 +175,37 @@ def run_analyze(args: argparse.Namespace) -> int:
         print(f"error: {exc.message}", file=sys.stderr)
         return EXIT_FAILED
 
-    results, failed = [], 0
-    for path in args.paths:
+    for path in paths:
         bar = _ProgressBar(os.path.basename(path))
         try:
             report = detector.analyze(path, progress=bar).to_dict()
         except DetectorError as exc:
-            failed += 1
-            print(f"error: {path}: {exc.message}", file=sys.stderr)
-            results.append({"source": os.path.basename(path), "error": exc.to_dict()})
+            refuse(path, exc)
             continue
         finally:
             bar.close()
         results.append(report)
         if not args.json:
             print(summary_line(report), flush=True)
+    return _print_results(args, results, failed)
+
+
+def _print_results(args: argparse.Namespace, results: list[dict], failed: int) -> int:
     if args.json:
         print(json.dumps(results[0] if len(args.paths) == 1 else results, indent=2))
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def _without_name(message: str, path: str) -> str:
+    """The core names a file by its base name ("clip.mp4: the file is empty"); the CLI names it by the path given."""
+    prefix = f"{os.path.basename(path)}: "
+    return message[len(prefix) :] if message.startswith(prefix) else message
+
+
 def main(argv: list[str] | None = None) -> int:
-    return run_command(build_parser(), argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    return run_command(build_parser(command), argv)
 
 
 def run_command(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:

@@ -233,7 +233,7 @@ class VideoMedia:
         self.fps = fps
         self.info = MediaInfo(
             kind="video",
-            format=container.format.name.split(",")[0],
+            format=_container_format(container),
             codec=stream.codec_context.name,
             width=width,
             height=height,
@@ -348,3 +348,20 @@ class VideoMedia:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _container_format(container) -> str:
+    """FFmpeg's demuxer name, except that its one ISO-media demuxer ("mov,mp4,m4a,3gp,3g2,mj2") is told apart by
+    the file's major brand: an .mp4 is "mp4", a QuickTime file "mov"."""
+    names = container.format.name.split(",")
+    if names[0] == "mov":
+        brand = (container.metadata.get("major_brand") or "").strip().lower()
+        if brand.startswith("qt") or not brand:
+            return "mov"
+        if brand.startswith("3g2"):
+            return "3g2"
+        if brand.startswith("3gp"):
+            return "3gp"
+        return "m4a" if brand.startswith("m4a") else "mp4"
+    return names[0]
+

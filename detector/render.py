@@ -10,17 +10,28 @@ import io
 import cv2
 import numpy as np
 
+from .config import DecisionConfig
+from .decision import decide
 from .report import Report
+
+# What every page that shows a Report tells its reader (the demo and the server's HTML report).
+CAVEAT = (
+    "A screening aid, not proof: read the confidence, and expect mistakes on manipulation methods, faces and image "
+    "qualities the model was not trained on. \"Uncertain\" means the score is too close to the threshold to call."
+)
+READING_GUIDE = (
+    "How to read it: dots are each analysed frame's fake probability, the line their moving average; dashed, the "
+    "decision threshold; grey, the uncertain band. Key frames: boxes mark the analysed faces, coloured by their "
+    "score; the colours over a face show where the model looked (Grad-CAM)."
+)
 
 VERDICT_COLORS = {"real": (46, 160, 67), "fake": (218, 54, 51), "uncertain": (210, 153, 34), "no_face": (110, 118, 129)}
 
 
 def color_for(probability: float | None, threshold: float, band: list[float]) -> tuple[int, int, int]:
-    if probability is None:
-        return VERDICT_COLORS["no_face"]
-    if band[0] < probability < band[1]:
-        return VERDICT_COLORS["uncertain"]
-    return VERDICT_COLORS["fake"] if probability >= threshold else VERDICT_COLORS["real"]
+    """The colour of the verdict `decision.decide` gives this probability under this rule."""
+    verdict, _ = decide(probability, DecisionConfig(threshold=threshold, uncertain_band=list(band)))
+    return VERDICT_COLORS[verdict]
 
 
 def draw_faces(image: np.ndarray, frame: dict, report: dict) -> np.ndarray:
@@ -49,7 +60,9 @@ def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45)
 
 
 def timeline_figure(report: Report | dict):
-    """Raw and smoothed per-frame fake probability over time, with the threshold and the uncertain band."""
+    """Raw and smoothed per-frame fake probability over time, with the threshold and the uncertain band. The legend
+    sits under the axes (never over points near 1.0); the page around the plot gives its title. An image has one
+    frame, so no time axis; with no face there is nothing to plot, and the figure says so."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -57,18 +70,24 @@ def timeline_figure(report: Report | dict):
 
     data = report.to_dict() if isinstance(report, Report) else report
     frames = [f for f in data["frames"] if f["fake_probability"] is not None]
-    fig, ax = plt.subplots(figsize=(8, 3))
+    video = data["media"]["kind"] == "video"
+    fig, ax = plt.subplots(figsize=(8, 3.2))
     low, high = data["uncertain_band"]
     ax.axhspan(low, high, color="grey", alpha=0.15, label="uncertain band")
     ax.axhline(data["threshold"], color="black", lw=1, ls="--", label="threshold")
-    if frames:
+    ax.set(ylim=(-0.02, 1.02), ylabel="fake probability")
+    if frames and video:
         times = [f["timestamp_s"] for f in frames]
         ax.plot(times, [f["fake_probability"] for f in frames], "o", ms=4, color="tab:red", alpha=0.6, label="per frame")
         ax.plot(times, [f["smoothed_probability"] for f in frames], "-", lw=2, color="tab:red", label="smoothed")
-    ax.set(ylim=(0, 1), xlabel="time (s)", ylabel="fake probability", title="Timeline")
-    if data["media"]["kind"] == "video":
-        ax.set_xlim(0, max(data["media"]["duration_s"], 0.1))
-    ax.legend(loc="upper left", fontsize=7, ncol=4)
+        ax.set(xlim=(0, max(data["media"]["duration_s"] or 0.0, times[-1], 0.1)), xlabel="time (s)")
+    elif frames:  # an image: one frame, one score per face
+        ax.plot([0.0] * len(frames), [f["fake_probability"] for f in frames], "o", ms=7, color="tab:red", label="image")
+        ax.set(xlim=(-1, 1), xticks=[], xlabel="an image has a single frame")
+    else:
+        ax.set(xticks=[], xlabel="")
+        ax.text(0.5, 0.5, "no face found: nothing to plot", transform=ax.transAxes, ha="center", va="center", color="0.35")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2 if video else -0.14), fontsize=8, ncol=4, frameon=False)
     fig.tight_layout()
     return fig
 

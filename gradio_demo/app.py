@@ -23,22 +23,18 @@ if str(ROOT) not in sys.path:
 import gradio as gr  # noqa: E402
 
 from detector import DetectorError  # noqa: E402
+from detector.render import CAVEAT, READING_GUIDE  # noqa: E402
 from gradio_demo.analysis import LINK_COLUMNS, DemoAnalyzer  # noqa: E402
 from gradio_demo.examples import example_files  # noqa: E402
 from gradio_demo.settings import DemoSettings  # noqa: E402
 
 log = logging.getLogger("gradio_demo")
 
-INTRO = """# Deepfake checker
+INTRO = f"""# Deepfake checker
 Upload an image or a video, or paste links to posts or media, and see whether the faces in it look **real** or
 **manipulated**: a verdict with a calibrated probability, the fake probability of every analysed frame over time,
 and the key frames with the faces found and where the model looked (Grad-CAM).
-A MobileNetV3-LSTM reads up to two face tracks per video. It is a screening aid, not proof: read the confidence,
-and expect mistakes on manipulation methods, faces and image qualities it was not trained on."""
-
-READING_GUIDE = """Timeline: dots are each analysed frame's fake probability, the line its moving average; dashed, the
-decision threshold; grey, the uncertain band. Key frames: boxes mark the analysed faces, coloured by their score;
-the colours over a face show where the model looked (Grad-CAM)."""
+A MobileNetV3-LSTM reads up to two face tracks per video. {CAVEAT}"""
 
 PRIVACY = """Uploads and fetched media are analysed on this machine and not kept; the results stay for at most an
 hour. Links are fetched with the same rules as the checker's server: public http(s) addresses only, size and

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from detector import Analysis
-from detector.render import draw_faces, encode_jpeg, overlay_heatmap
+from detector.render import CAVEAT, READING_GUIDE, draw_faces, encode_jpeg, overlay_heatmap
 
 GALLERY_SIDE = 960  # longer side of the pictures shown in the page; the zip keeps full size
 
@@ -132,12 +132,13 @@ table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:2px 8px;t
 <body><h1>Deepfake check</h1>
 <p>Source: <code>{esc(report["source"])}</code></p>
 <p class=verdict>{esc(report["verdict"].replace("_", " "))}</p><p>{summary}</p>{warnings}
+<p><small>{esc(CAVEAT)}</small></p>
 <p>{esc(media["kind"])} {media["width"]}×{media["height"]}, {media["frames_analyzed"]} frame(s) analysed;
 model <code>{esc(str(report["model"]["id"]))}</code> ({esc(str(report["model"]["revision"]))});
 threshold {report["threshold"]}, uncertain band {report["uncertain_band"]}.</p>
-<h2>Timeline</h2><img src="timeline.png" alt="fake probability over time">
+<h2>Timeline</h2><img src="timeline.png" alt="fake probability over time"><p><small>{esc(READING_GUIDE)}</small></p>
 <table><tr><th>frame</th><th>time (s)</th><th>fake probability</th><th>smoothed</th><th>faces</th></tr>{"".join(rows)}</table>
-<h2>Key frames</h2><p>Boxes: analysed faces. Colours over a face: where the model looked (Grad-CAM).</p>
+<h2>Key frames</h2>
 {"".join(figures)}
 <p>The full Report: <a href="report.json">report.json</a>; raw heatmaps in <code>heatmaps/</code>.</p>
 </body></html>

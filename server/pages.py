@@ -11,6 +11,8 @@ import re
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, url_for
 
+from detector.render import CAVEAT, READING_GUIDE
+
 from .errors import ApiError, error_response
 
 bp = Blueprint("pages", __name__)
@@ -80,6 +82,8 @@ def report_page(analysis_id: str):
         timeline_url=artefact_url("timeline.png"),
         fetch=json.loads(record["fetch_json"]) if record["fetch_json"] else None,
         json_url=url_for("api.get_analysis", analysis_id=analysis_id),
+        caveat=CAVEAT,
+        reading_guide=READING_GUIDE,
     )
 
 

@@ -144,7 +144,8 @@ def test_cli_bad_input_exits_nonzero_without_traceback(tmp_path, fake_video, fac
         assert result.returncode != 0
         assert "Traceback" not in result.stderr
         errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-        assert len(errors) == 1 and path.name in errors[0]
+        assert len(errors) == 1 and errors[0].startswith(f"error: {path}: ")
+        assert errors[0].count(path.name) == 1  # the path once, not the path and then its name again
     # one bad file among good ones: the good one is still reported, the exit status says something failed
     mixed = run_cli("analyze", str(face_photo), str(empty), "--json")
     assert mixed.returncode == 1
@@ -152,8 +153,24 @@ def test_cli_bad_input_exits_nonzero_without_traceback(tmp_path, fake_video, fac
     assert reports[0]["verdict"] and reports[1]["error"]["code"] == "empty_media"
 
 
-def test_cli_unknown_model():
-    result = run_cli("analyze", "x.jpg", "--model", "/no/such/folder")
+def test_cli_tells_a_missing_file_before_loading_any_model(tmp_path):
+    code = (
+        "import sys\nfrom detector.cli import main\n"
+        "status = main(['analyze', sys.argv[1], sys.argv[2]])\n"
+        "print(status, 'torch' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "gone.mp4"), str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.split() == ["1", "False"]  # failed, and PyTorch was never imported
+    assert result.stderr.splitlines() == [
+        f"error: {tmp_path / 'gone.mp4'}: no such file",
+        f"error: {tmp_path}: is a folder, not a media file",
+    ]
+
+
+def test_cli_unknown_model(face_photo):
+    result = run_cli("analyze", str(face_photo), "--model", "/no/such/folder")
     assert result.returncode == 1 and "Traceback" not in result.stderr and "no model called" in result.stderr
 
 

@@ -41,6 +41,18 @@ def test_name_does_not_decide_the_type(tmp_path, face_photo):
         assert media.kind == "image" and media.info.format == "jpeg"
 
 
+def test_iso_media_files_are_named_by_their_brand_not_as_mov(tmp_path, real_frames):
+    # FFmpeg has one demuxer for the whole family ("mov,mp4,m4a,3gp,3g2,mj2"); users know their .mp4 as mp4.
+    source = write_video(tmp_path / "clip.mp4", real_frames[:10])
+    ffmpeg("-i", str(source), "-c", "copy", "-f", "mov", str(tmp_path / "clip.mov"))
+    ffmpeg("-i", str(source), "-c", "copy", "-f", "3gp", str(tmp_path / "clip.3gp"))
+    formats = {}
+    for name in ("clip.mp4", "clip.mov", "clip.3gp"):
+        with open_media(tmp_path / name) as media:
+            formats[name] = media.info.format
+    assert formats == {"clip.mp4": "mp4", "clip.mov": "mov", "clip.3gp": "3gp"}
+
+
 def test_gif_gives_its_first_frame(tmp_path, face_photo):
     first = Image.open(face_photo).convert("RGB")
     second = Image.new("RGB", first.size, (255, 0, 0))

@@ -201,7 +201,9 @@ def test_html_report_with_timeline_key_frames_and_heatmaps(start_server, media_s
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
     html = page.text
     verdict = body["report"]["verdict"]
-    assert f'class="badge {verdict}"' in html and "Timeline" in html and "fake probability" in html
+    assert f'class="badge {verdict}"' in html and html.count("Timeline") == 1 and "fake probability" in html
+    assert "A screening aid, not proof" in html and "dots are each analysed frame" in html  # caveat, reading guide
+    assert "confidence in “uncertain”" not in html
     assert "UNTRAINED" in html or body["report"]["model"]["trained"]
     for name in ["timeline.png", "frame_00.jpg", "frame_03.jpg"]:
         assert f"/analyses/{body['id']}/files/{name}" in html

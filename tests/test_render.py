@@ -1,0 +1,43 @@
+"""The timeline plot people read in the demo and the HTML report: nothing hides the points, no axis for an image,
+and a plot with no face says so."""
+
+from __future__ import annotations
+
+import pytest
+
+from detector.render import color_for, timeline_figure
+
+RULE = {"threshold": 0.6, "uncertain_band": [0.4, 0.7]}
+
+
+def frames(*probabilities, step=1.0):
+    return [{"timestamp_s": i * step, "fake_probability": p, "smoothed_probability": p} for i, p in enumerate(probabilities)]
+
+
+def legend_and_axes(fig):
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    renderer = fig.canvas.get_renderer()
+    return ax.get_legend().get_window_extent(renderer), ax.get_window_extent(renderer), ax
+
+
+def test_the_legend_never_covers_points_near_one():
+    fig = timeline_figure(dict(RULE, media={"kind": "video", "duration_s": 15.8}, frames=frames(0.99, 0.98, 0.99, 1.0)))
+    legend, axes, ax = legend_and_axes(fig)
+    assert legend.y1 <= axes.y0  # under the plot, not inside it
+    assert ax.get_title() == ""  # the page around the plot says "Timeline" once
+    assert ax.get_xlim() == pytest.approx((0, 15.8))
+
+
+def test_an_image_has_no_time_axis_and_no_face_says_so():
+    image = timeline_figure(dict(RULE, media={"kind": "image", "duration_s": None}, frames=frames(0.35)))
+    ax = image.axes[0]
+    assert list(ax.get_xticks()) == [] and ax.get_xlim() == (-1, 1) and "single frame" in ax.get_xlabel()
+    empty = timeline_figure(dict(RULE, media={"kind": "image", "duration_s": None}, frames=frames(None)))
+    assert [t.get_text() for t in empty.axes[0].texts] == ["no face found: nothing to plot"]
+
+
+def test_box_colours_follow_the_decision_rule():
+    assert color_for(0.5, 0.6, [0.4, 0.7]) == color_for(0.65, 0.6, [0.4, 0.7])  # both uncertain
+    assert color_for(0.7, 0.6, [0.4, 0.7]) != color_for(0.65, 0.6, [0.4, 0.7])  # the band's top is fake
+    assert color_for(None, 0.6, [0.4, 0.7]) != color_for(0.1, 0.6, [0.4, 0.7])
