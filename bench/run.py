@@ -38,8 +38,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 TARGETS = {
     "onnx_crops_per_s_b32": (">=", 500.0, "crops/s"),

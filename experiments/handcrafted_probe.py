@@ -19,7 +19,6 @@ a second input stream.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import cv2
@@ -28,10 +27,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from detector.checkpoint import load_folder  # noqa: E402
-from detector.crops import CropCache  # noqa: E402
+from detector.checkpoint import load_folder
+from detector.crops import CropCache
 from detector.datasets import read_dataset  # noqa: E402
 from detector.paths import DEFAULT_CHECKPOINT_DIR, shared_dir  # noqa: E402
 

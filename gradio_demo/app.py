@@ -15,7 +15,8 @@ import signal
 import sys
 from pathlib import Path
 
-# Run as a script, locally or in a Space, the folder above this one holds the `detector` and `gradio_demo` packages.
+# Run as a script in a Space (`app_file: gradio_demo/app.py`), where nothing is installed: the folder above this one
+# holds the `detector` and `gradio_demo` packages. Installed (`pip install .`), this changes nothing.
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))

@@ -9,14 +9,11 @@ DEEPFAKE_HOST / DEEPFAKE_PORT; without any API key only loopback addresses are a
 
 import os
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import gunicorn.util
 
-import gunicorn.util  # noqa: E402
-
-from server.cli import check_bind, settings, url_host  # noqa: E402
-from server.errors import protocol_error  # noqa: E402
+from server.cli import check_bind, settings, url_host
+from server.errors import protocol_error
 
 _settings = settings()
 bind = [f"{url_host(_settings['HOST'])}:{_settings['PORT']}"]
