@@ -4,8 +4,8 @@ Validation files come from the sources the model trained on, so val says little 
 recipe is trained once per fold with one source (ffpp, ciplab, gan, lfw: its reals and fakes both), then one
 FaceForensics++ manipulation method, left out of training and of model selection, and scored on every file of
 what was left out. One table: per fold and recipe the ROC-AUC with its 95% bootstrap interval, and the share of the
-left-out source's reals called fake at the recipe's own threshold (fitted on the fold's validation files with the
-same rule as a shipped checkpoint). On video groups (FF++) it also shows what the LSTM earns: the clip head's
+left-out source's reals labelled fake by the recipe's own decision rule (fitted on the fold's validation files as a
+shipped checkpoint's is: threshold, uncertain band, band's top raised to hold each source's FPR on val to 3%). On video groups (FF++) it also shows what the LSTM earns: the clip head's
 ROC-AUC beside the mean of the per-frame scores. Recipes are compared by the mean ROC-AUC over folds with a paired
 bootstrap interval of the difference (files resampled within each fold, the same resamples for both recipes).
 
@@ -31,7 +31,14 @@ import numpy as np
 
 from .datasets import Sample, read_dataset
 from .embeddings import load_crops
-from .metrics import calibrated_probabilities, choose_decision, paired_mean_auc_difference, roc_auc, roc_auc_interval
+from .metrics import (
+    calibrated_probabilities,
+    choose_decision,
+    labelled_fake,
+    paired_mean_auc_difference,
+    roc_auc,
+    roc_auc_interval,
+)
 from .train import Item, TrainOptions, blend, build_items
 
 SOURCE_FOLDS = ("ffpp", "ciplab", "gan", "lfw")
@@ -137,7 +144,7 @@ def evaluate_fold(fitted: Fitted, data: FoldData) -> tuple[dict, list[dict]]:
     probs = calibrated_probabilities(test_logits, decision)
     labels = np.array([item.label for item in data.test])
     reals, fakes = labels == 0, labels == 1
-    called_fake = probs >= decision["threshold"]
+    called_fake = labelled_fake(probs, decision)
     uncertain = (probs > decision["uncertain_band"][0]) & (probs < decision["uncertain_band"][1])
     row = {
         "n": len(labels),
@@ -145,8 +152,8 @@ def evaluate_fold(fitted: Fitted, data: FoldData) -> tuple[dict, list[dict]]:
         "n_fake": int(fakes.sum()),
         "roc_auc": roc_auc(labels, test_logits),
         "interval": roc_auc_interval(labels, test_logits),
-        "fpr": float(called_fake[reals].mean()) if reals.any() else None,
-        "tpr": float(called_fake[fakes].mean()) if fakes.any() else None,
+        "fpr": float(called_fake[reals].mean()) if reals.any() else None,  # reals labelled fake
+        "tpr": float(called_fake[fakes].mean()) if fakes.any() else None,  # fakes labelled fake
         "uncertain_real": float(uncertain[reals].mean()) if reals.any() else None,
         "threshold": decision["threshold"],
     }
@@ -224,7 +231,7 @@ def format_table(results: dict, recipes: list[str]) -> str:
     folds = results["folds"]
     head = "| left out | " + " | ".join(recipes) + " |"
     lines = [
-        f"Cross-source ROC-AUC [95% interval] and FPR (reals called fake at the recipe's threshold) on what each fold "
+        f"Cross-source ROC-AUC [95% interval] and FPR (reals labelled fake by the recipe's decision rule) on what each fold "
         f"left out of training{' (quick schedule)' if results.get('quick') else ''}.",
         "",
         head,

@@ -278,20 +278,26 @@ def choose_decision(
     rule: str = "balanced",
     max_fpr: float | None = MAX_FALSE_POSITIVE_RATE,
 ) -> dict:
-    """The decision fitted on validation scores: Platt temperature and bias, then the threshold of `rule`, raised
-    where needed so that no source's reals are labelled fake more often than `max_fpr` (None: no such limit), then
-    the uncertain band around it (a "fake" needs a probability at or above the band's top)."""
+    """The decision fitted on validation scores: Platt temperature and bias, the threshold of `rule`, the uncertain
+    band around it, then the band's top raised where needed so that no source's reals are labelled fake more often
+    than `max_fpr` (None: no such limit). A "fake" needs a probability at or above the band's top; what the limit
+    takes from "fake" becomes "uncertain", never "real" (raising the threshold instead would call those fakes real)."""
     logits, labels = np.asarray(logits, dtype=float), np.asarray(labels, dtype=int)
     temperature, bias = fit_platt(logits, labels)
     decision = {"temperature": round(temperature, 5), "bias": round(bias, 5)}
     probs = calibrated_probabilities(logits, decision)
-    threshold = choose_threshold(labels, probs, rule)
-    if max_fpr is not None:
-        threshold = max(threshold, threshold_for_false_positives(labels, probs, sources, max_fpr))
-    decision["threshold"] = round(min(threshold, 0.9999), 4)
+    decision["threshold"] = round(min(choose_threshold(labels, probs, rule), 0.9999), 4)
     low, high = choose_uncertain_band(labels, probs, decision["threshold"])
+    if max_fpr is not None:
+        limit = threshold_for_false_positives(labels, probs, sources, max_fpr)
+        high = max(high, math.ceil(min(limit, 0.9999) * 1e4) / 1e4)
     decision["uncertain_band"] = [min(low, decision["threshold"]), max(high, decision["threshold"])]
     return decision
+
+
+def labelled_fake(probs: np.ndarray, decision: dict) -> np.ndarray:
+    """Which calibrated probabilities `decision.decide` labels fake: at or above both the threshold and the band's top."""
+    return np.asarray(probs) >= max(decision["threshold"], decision["uncertain_band"][1])
 
 
 def calibrated_probabilities(logits: Sequence[float], decision: dict) -> np.ndarray:

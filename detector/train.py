@@ -651,7 +651,7 @@ def train(options: TrainOptions, samples: list[Sample] | None = None) -> Path:
 
 def calibrate(config: ModelConfig, items: list[Item], raw: np.ndarray, rule: str) -> None:
     """Fit the temperatures, the threshold and the uncertain band on validation scores; write them to config.
-    The threshold is the rule's, raised where needed so that no source's reals are labelled fake more often than
+    The uncertain band's top is raised where needed so that no source's reals are labelled fake more often than
     `metrics.MAX_FALSE_POSITIVE_RATE` (see `metrics.choose_decision`)."""
     labels = np.array([item.label for item in items])
     decision = config.decision

@@ -10,12 +10,15 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from detector.config import DecisionConfig
 from detector.crossval import folds_of, run
 from detector.datasets import read_dataset
+from detector.decision import decide
 from detector.metrics import (
     MAX_FALSE_POSITIVE_RATE,
     calibrated_probabilities,
     choose_decision,
+    labelled_fake,
     paired_mean_auc_difference,
     threshold_for_false_positives,
 )
@@ -53,13 +56,17 @@ def test_no_real_source_is_called_fake_more_often_than_the_limit():
     logits = np.log(probs / (1 - probs))
     decision = choose_decision(logits, labels, sources)
     calibrated = calibrated_probabilities(logits, decision)
-    called_fake = calibrated >= decision["uncertain_band"][1]
+    called_fake = labelled_fake(calibrated, decision)
+    verdicts = [decide(p, DecisionConfig(threshold=decision["threshold"], uncertain_band=decision["uncertain_band"]))[0] for p in calibrated]
+    assert list(called_fake) == [v == "fake" for v in verdicts]  # what the product answers
     for source in ("a", "b"):
         assert called_fake[(labels == 0) & (sources == source)].mean() <= MAX_FALSE_POSITIVE_RATE
     low, high = decision["uncertain_band"]
     assert low <= decision["threshold"] <= high
     unlimited = choose_decision(logits, labels, sources, max_fpr=None)
-    assert unlimited["threshold"] < decision["threshold"]  # the limit costs recall here, as it should
+    assert unlimited["threshold"] == decision["threshold"] and unlimited["uncertain_band"][0] == low
+    assert unlimited["uncertain_band"][1] < high  # the limit costs recall here: those fakes become uncertain, not real
+    assert labelled_fake(calibrated, unlimited)[(labels == 0) & (sources == "b")].mean() > MAX_FALSE_POSITIVE_RATE
 
 
 def test_paired_mean_difference_tells_a_better_recipe_from_an_equal_one():
