@@ -28,7 +28,9 @@ import numpy as np
 import torch
 
 from .checkpoint import WEIGHTS_FILE, Checkpoint, weights_digest
+from .env import threads as chosen_threads
 from .model import MobileNetLSTM
+from .paths import cache_dir
 
 ENCODER_FILE = "encoder.onnx"
 SEQUENCE_FILE = "sequence.onnx"
@@ -82,7 +84,7 @@ class OnnxBackend:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or int(os.environ.get("DEEPFAKE_THREADS", 0)) or os.cpu_count() or 1
+        options.intra_op_num_threads = chosen_threads(threads)
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         providers = ["CPUExecutionProvider"]
@@ -196,8 +198,7 @@ def _export_matches(folder: Path, checkpoint: Checkpoint, int8: bool) -> bool:
 
 
 def onnx_cache_dir() -> Path:
-    base = os.environ.get("DEEPFAKE_CACHE_DIR") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "deepfake-checker")
-    return Path(base).expanduser() / "onnx"
+    return cache_dir("onnx")
 
 
 _export_lock = threading.Lock()

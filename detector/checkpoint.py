@@ -6,7 +6,6 @@ id `org/name[@revision]` (downloaded by `detector.hub`). Keys must match the arc
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -20,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from .config import ModelConfig
 from .errors import ModelFormatError, ModelNotFoundError
 from .model import MobileNetLSTM, load_backbone_state
-from .paths import DEFAULT_CHECKPOINT_DIR, EMBEDDED_CHECKPOINTS, imagenet_backbone_file
+from .paths import DEFAULT_CHECKPOINT_DIR, EMBEDDED_CHECKPOINTS, imagenet_backbone_file, sha256_file
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -86,11 +85,7 @@ def load_folder(directory: str | os.PathLike, model_id: str | None = None, revis
 
 def weights_digest(directory: str | os.PathLike) -> str:
     """A short content hash of the weights: the revision of a checkpoint that has no Hub commit."""
-    digest = hashlib.sha256()
-    with open(Path(directory) / WEIGHTS_FILE, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:12]
+    return sha256_file(Path(directory) / WEIGHTS_FILE)[:12]
 
 
 def build_untrained(config: ModelConfig | None = None, backbone_weights: str | os.PathLike | None = None) -> Checkpoint:

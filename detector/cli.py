@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable
 
+from .config import FACE_DETECTORS
 from .errors import DetectorError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -22,7 +23,9 @@ def set_threads(threads: int | None) -> None:
     import cv2
     import torch
 
-    threads = threads or int(os.environ.get("DEEPFAKE_THREADS", 0)) or os.cpu_count() or 1
+    from .env import threads as chosen_threads
+
+    threads = chosen_threads(threads)
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
 
@@ -50,7 +53,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     analyze.add_argument("--frames", type=int, default=None, help="key frames per video (default: from the model config)")
     analyze.add_argument(
         "--faces",
-        choices=["auto", "dlib", "yunet", "none"],
+        choices=FACE_DETECTORS,
         default=None,
         help="face detector (default: from the model config); 'none' treats the input as a face crop",
     )

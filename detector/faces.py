@@ -19,13 +19,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .config import FACE_DETECTORS
 from .errors import FaceDetectorError
 from .paths import shared_dir
 
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 YUNET_FILE = "face_detection_yunet.onnx"
-BACKENDS = ("auto", "yunet", "dlib", "none")
+BACKENDS = FACE_DETECTORS
 
 
 @dataclass

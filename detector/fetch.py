@@ -45,6 +45,7 @@ from .errors import (
     UnsupportedUrlSchemeError,
 )
 from .guardproxy import GuardProxy, ProxySession
+from .paths import human_size
 from .urlguard import UrlPolicy, check_url
 
 log = logging.getLogger(__name__)
@@ -478,14 +479,6 @@ def _has_site_extractor(url: str) -> bool:
 def _too_large(size: int, limit: int, partial: bool = False) -> str:
     more = "more than " if partial else ""
     return f"the media is {more}{human_size(size)}, over the {human_size(limit)} limit"
-
-
-def human_size(n: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.3g} {unit}"
-        n /= 1000
-    return f"{n:.3g} GB"
 
 
 def _host(url: str) -> str:

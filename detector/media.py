@@ -25,6 +25,7 @@ from .errors import (
     MediaTooLongError,
     UnsupportedMediaError,
 )
+from .paths import human_size
 
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "AVIF")  # JPEG covers MPO (phone photos)
 # FFmpeg demuxer names we accept as video containers (a container may list several names, e.g. "mov,mp4,...").
@@ -83,7 +84,7 @@ def open_media(path: str | os.PathLike, limits: MediaLimits | None = None) -> Im
     if size == 0:
         raise EmptyMediaError(f"{path.name}: the file is empty")
     if size > limits.max_bytes:
-        raise MediaTooLargeError(f"{path.name}: {_size(size)} is over the {_size(limits.max_bytes)} limit")
+        raise MediaTooLargeError(f"{path.name}: {human_size(size)} is over the {human_size(limits.max_bytes)} limit")
     image = ImageMedia.try_open(path, size, limits)
     if image is not None:
         return image
@@ -144,14 +145,6 @@ class ImageMedia:
 
     def __exit__(self, *exc):
         self.close()
-
-
-def _size(n: float) -> str:
-    for unit in ("bytes", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"
 
 
 def _has_video_signature(path: Path) -> bool:

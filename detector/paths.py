@@ -24,3 +24,31 @@ def shared_dir() -> Path:
 def imagenet_backbone_file() -> Path:
     """The ImageNet-pretrained MobileNetV3-Small in torchvision's layout (see shared/models/README.md)."""
     return shared_dir() / "models" / "mobilenet_v3_small_imagenet.safetensors"
+
+
+def cache_dir(kind: str) -> Path:
+    """A folder of this project's cache: `$DEEPFAKE_CACHE_DIR/KIND`, by default ~/.cache/deepfake-checker/KIND
+    (kinds: crops, onnx, clip, embeddings)."""
+    base = os.environ.get("DEEPFAKE_CACHE_DIR") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "deepfake-checker")
+    return Path(base).expanduser() / kind
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The hex SHA-256 of a file, read in 1 MiB blocks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def human_size(n: float) -> str:
+    """Bytes for people: 512 bytes, 1.5 kB, 99.5 MB, 1.2 GB (decimal units)."""
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.3g} {unit}"
+        n /= 1000
+    return f"{n:.3g} GB"
+

@@ -186,9 +186,7 @@ def make_batch(
     sequences, labels = [], []
     for index, pseudo in picks:
         item = items[index]
-        length = len(item.crops)
-        take = int(rng.integers(1, min(length, options.max_sequence) + 1)) if length > 1 else 1
-        start = int(rng.integers(0, length - take + 1))
+        start, take = random_window(len(item.crops), options.max_sequence, rng)
         if windows is not None:
             windows.append((index, start, take, pseudo))
         frames = item.crops[start : start + take]
@@ -208,6 +206,12 @@ def make_batch(
     lengths = torch.tensor([len(s) for s in sequences])
     images = crops_to_tensor(np.concatenate(sequences), prep)
     return images, lengths, torch.tensor(labels, dtype=torch.float32)
+
+
+def random_window(length: int, max_sequence: int, rng: np.random.Generator) -> tuple[int, int]:
+    """(first frame, frames) of a random run of 1 to `max_sequence` consecutive frames of a `length`-frame item."""
+    take = int(rng.integers(1, min(length, max_sequence) + 1)) if length > 1 else 1
+    return int(rng.integers(0, length - take + 1)), take
 
 
 @dataclass

@@ -23,7 +23,8 @@ from pathlib import Path
 from detector import AnalysisOptions, Detector, DetectorError
 from detector.checkpoint import HUB_ID
 from detector.errors import MediaTooLargeError
-from detector.fetch import MediaFetcher, human_size
+from detector.fetch import MediaFetcher
+from detector.paths import human_size
 
 from .downloads import file_stem, write_result_files
 from .settings import DemoSettings

@@ -22,15 +22,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 MAX_BYTES = 1_000_000
 
 
@@ -58,6 +49,8 @@ def shoot(url: str, video: Path, out: Path, blur: bool, width: int, frames: int)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
+        from bench.browser import CHROMIUM_ARGS  # the one list of flags for headless Chromium on a closed network
+
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": width, "height": 900})
         page.goto(url)

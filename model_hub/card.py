@@ -13,7 +13,6 @@ that run.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -26,6 +25,7 @@ from detector.config import ModelConfig
 from detector.errors import DetectorError
 from detector.evaluate import SCORES_FILE, read_scores
 from detector.metrics import group_indices, roc_auc_interval
+from detector.paths import sha256_file
 
 CARD_FILE = "README.md"
 REPORT_KEYS = (
@@ -606,8 +606,4 @@ def _size(path: Path) -> str:
 def _sha256(path: Path) -> str:
     if not path.is_file():
         return "missing"
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(path)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from detector.cli import run_command
+from detector.paths import human_size
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -170,7 +171,7 @@ def run_ls(args: argparse.Namespace) -> int:
         print("no checkpoints: no embedded default and nothing in the Hub cache", file=sys.stderr)
         return EXIT_OK
     table = [("ID", "REVISION", "REFS", "SIZE", "PATH")]
-    table += [(r["id"], r["revision"][:12], ",".join(r["refs"]) or "-", _size(r["size_bytes"]), r["path"]) for r in rows]
+    table += [(r["id"], r["revision"][:12], ",".join(r["refs"]) or "-", human_size(r["size_bytes"]), r["path"]) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(4)]
     for row in table:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
@@ -196,10 +197,6 @@ def _report_problems(where: str, result) -> int:
     for problem in result.problems:
         print(f"error: {where}: {problem}", file=sys.stderr)
     return EXIT_OK if result.ok else EXIT_FAILED
-
-
-def _size(n: int) -> str:
-    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
 
 
 def main(argv: list[str] | None = None) -> int:

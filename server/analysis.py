@@ -15,7 +15,6 @@ URL jobs are fetched by the job queue's fetch pool (`fetch_job`) and analysed by
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -33,6 +32,7 @@ from detector import MediaLimits
 from detector.errors import DetectorError
 from detector.fetch import FetchLimits, MediaFetcher
 from detector.media import open_media
+from detector.paths import sha256_file
 from detector.render import draw_faces, encode_jpeg, overlay_heatmap, timeline_png
 from detector.urlguard import UrlPolicy, precheck_url
 
@@ -169,7 +169,7 @@ class AnalysisService:
         path.parent.mkdir(parents=True)
         try:
             upload.save(path)
-            digest = sha256_of(path)
+            digest = sha256_file(path)
             cached = self.db.find_cached(
                 "content_sha256", digest, options["model"], options["frames"], self.config["CACHE_TTL_S"]
             )
@@ -203,7 +203,7 @@ class AnalysisService:
         """Fetch pool: download a URL job's media into its own upload folder, or answer it from the cache."""
         options = job["options"]
         with self.fetcher.fetch(job["fetch_url"] or job["source"], progress=progress) as fetched:
-            digest = sha256_of(fetched.path)
+            digest = sha256_file(fetched.path)
             details = {**redact_fetch(fetched.to_dict()), "sha256": digest}
             cached = self.db.find_cached("content_sha256", digest, options["model"], options["frames"], self.config["CACHE_TTL_S"])
             if cached:
@@ -235,7 +235,7 @@ class AnalysisService:
 
     def _analyze_file(self, job: dict, path: Path, progress: JobProgress, fetched: dict | None, max_bytes: int) -> Finished:
         options = job["options"]
-        digest = (fetched or {}).get("sha256") or options.get("sha256") or sha256_of(path)
+        digest = (fetched or {}).get("sha256") or options.get("sha256") or sha256_file(path)
         source_url_key = url_key(job["fetch_url"] or job["source"]) if job["source_type"] == "url" else None
         cached = self.db.find_cached("content_sha256", digest, options["model"], options["frames"], self.config["CACHE_TTL_S"])
         if cached:  # an identical job finished while this one waited
@@ -386,9 +386,3 @@ def whole_number(value, name: str) -> int:
         raise ApiError(400, "bad_option", f"{name} must be a whole number, not {value!r}") from None
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1024 * 1024), b""):
-            digest.update(block)
-    return digest.hexdigest()
