@@ -20,6 +20,7 @@ from .decision import calibrated, clip_logit, decide, moving_average
 from .explain import grad_cam, paste_heatmap
 from .faces import Face, FaceTracks, Track, create_face_detector, extract_face_tracks
 from .familiarity import unfamiliarity
+from .fetch import MediaFetcher, is_url
 from .keyframes import KeyFrame, select_key_frames
 from .media import ImageMedia, MediaLimits, open_media
 from .preprocess import crops_to_tensor, encode_crops
@@ -119,10 +120,12 @@ class Detector:
         *,
         source_name: str | None = None,
         progress: Progress | None = None,
+        fetcher: MediaFetcher | None = None,
         **overrides,
     ) -> Report:
-        """Analyse one image or video file. Keyword overrides are `AnalysisOptions` fields for this call."""
-        return self.inspect(source, source_name=source_name, progress=progress, **overrides).report
+        """Analyse one image or video file, or the media behind an http(s) URL. Keyword overrides are
+        `AnalysisOptions` fields for this call."""
+        return self.inspect(source, source_name=source_name, progress=progress, fetcher=fetcher, **overrides).report
 
     def inspect(
         self,
@@ -131,16 +134,38 @@ class Detector:
         explain: bool = False,
         source_name: str | None = None,
         progress: Progress | None = None,
+        fetcher: MediaFetcher | None = None,
+        fetch_ms: float | None = None,
         **overrides,
     ) -> Analysis:
         """Like `analyze`, and also keep the key frames (RGB) and, with `explain`, a Grad-CAM heatmap per key
-        frame, for reports that show people why."""
+        frame, for reports that show people why.
+
+        `source` is a file or an http(s) URL of a post or of media: a URL is fetched through the guarded fetcher
+        (`fetcher`, or one with the default policy and limits), timed, and removed once analysed. A shell that
+        fetched the file itself passes the time it took as `fetch_ms`: the Report counts it in its total."""
+        if is_url(source):
+            own = fetcher is None  # a one-off fetcher (and its guard proxy thread) ends with this call
+            fetcher = fetcher or MediaFetcher()
+            try:
+                with fetcher.fetch(str(source), progress=progress) as fetched:
+                    return self.inspect(
+                        fetched.path,
+                        explain=explain,
+                        source_name=source_name or str(source),
+                        progress=progress,
+                        fetch_ms=fetched.fetch_ms,
+                        **overrides,
+                    )
+            finally:
+                if own:
+                    fetcher.close()
         options = replace(self.options, **overrides) if overrides else self.options
         prep = self.config.preprocessing
         n_frames = options.frames or prep.frames
         detector = self.face_detector(options.face_detector)
         started = time.perf_counter()
-        timings: dict[str, float] = {"fetch": 0.0}
+        timings: dict[str, float] = {"fetch": fetch_ms or 0.0}
 
         with open_media(source, options.limits) as media:
             if isinstance(media, ImageMedia):
@@ -170,7 +195,7 @@ class Detector:
         timings["model"] = _ms_since(t)
 
         report = self._build_report(source_name or Path(source).name, info, key_frames, scores, warnings)
-        timings["total"] = _ms_since(started)
+        timings["total"] = _ms_since(started) + timings["fetch"]
         report.timings_ms = {k: round(v, 1) for k, v in timings.items()}
         heatmaps = self._heatmaps(key_frames, found, scores) if explain else [None] * len(key_frames)
         return Analysis(report, key_frames, heatmaps)

@@ -48,7 +48,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     analyze = commands.add_parser("analyze", help="analyse image or video files and print a verdict or Report JSON")
-    analyze.add_argument("paths", nargs="+", metavar="PATH")
+    analyze.add_argument("paths", nargs="+", metavar="PATH_OR_URL", help="files, or http(s) links to posts or media")
     _add_model_options(analyze)
     analyze.add_argument("--frames", type=int, default=None, help="key frames per video (default: from the model config)")
     analyze.add_argument(
@@ -65,6 +65,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         help="when no face is found, score the whole image instead of answering no_face",
     )
     analyze.add_argument("--json", action="store_true", help="print exactly one JSON document (a list for several paths)")
+    analyze.add_argument(
+        "--allow-private-urls",
+        action="store_true",
+        help="let links reach loopback and private addresses (a private deployment; refused by default)",
+    )
     analyze.set_defaults(run=run_analyze)
 
     modules = dict.fromkeys(EXTRA_COMMANDS.values())
@@ -144,9 +149,11 @@ def run_analyze(args: argparse.Namespace) -> int:
         results.append({"source": os.path.basename(path), "error": exc.to_dict()})
 
     # Paths that are not there are told at once, before the model loads (seconds).
+    from .fetch import is_url
+
     paths = []
     for path in args.paths:
-        if os.path.isfile(path):
+        if is_url(path) or os.path.isfile(path):
             paths.append(path)
         else:
             from .errors import UnsupportedMediaError
@@ -178,18 +185,28 @@ def run_analyze(args: argparse.Namespace) -> int:
         print(f"error: {exc.message}", file=sys.stderr)
         return EXIT_FAILED
 
-    for path in paths:
-        bar = _ProgressBar(os.path.basename(path))
-        try:
-            report = detector.analyze(path, progress=bar).to_dict()
-        except DetectorError as exc:
-            refuse(path, exc)
-            continue
-        finally:
-            bar.close()
-        results.append(report)
-        if not args.json:
-            print(summary_line(report), flush=True)
+    fetcher = None
+    if any(is_url(p) for p in paths):
+        from .fetch import MediaFetcher
+        from .urlguard import UrlPolicy
+
+        fetcher = MediaFetcher(UrlPolicy(allow_private=args.allow_private_urls))
+    try:
+        for path in paths:
+            bar = _ProgressBar(os.path.basename(path))
+            try:
+                report = detector.analyze(path, progress=bar, fetcher=fetcher).to_dict()
+            except DetectorError as exc:
+                refuse(path, exc)
+                continue
+            finally:
+                bar.close()
+            results.append(report)
+            if not args.json:
+                print(summary_line(report), flush=True)
+    finally:
+        if fetcher is not None:
+            fetcher.close()
     return _print_results(args, results, failed)
 
 

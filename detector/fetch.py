@@ -52,6 +52,13 @@ log = logging.getLogger(__name__)
 
 # progress(stage, done, total): stage "fetch", bytes so far and expected (0 when unknown)
 FetchProgress = Callable[[str, int, int], None]
+URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_url(source) -> bool:
+    """Whether a source names a URL (any scheme: those the fetcher does not take are refused by it, clearly) rather
+    than a file."""
+    return isinstance(source, str) and bool(URL_SCHEME.match(source))
 
 USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36"
 # How much of an HTML page we read to look for og:image when yt-dlp finds no video.

@@ -280,11 +280,9 @@ class DemoAnalyzer:
             source_name=source,
             progress=progress,
             limits=self.settings.media_limits(max_bytes),
+            fetch_ms=fetch_ms,
         )
         report = analysis.report
-        if fetch_ms is not None:  # as the server does: the fetch is part of the time the visitor waited
-            report.timings_ms["fetch"] = round(fetch_ms, 1)
-            report.timings_ms["total"] = round(report.timings_ms["total"] + fetch_ms, 1)
         progress("render", 0, 1)
         data = report.to_dict()
         with PLOT_LOCK:

@@ -252,12 +252,10 @@ class AnalysisService:
             source_name=job["source"],
             progress=progress,
             limits=limits,
+            fetch_ms=fetched["fetch_ms"] if fetched else None,
             **({"frames": options["frames"]} if options["frames"] else {}),
         )
         report = analysis.report
-        if fetched is not None:
-            report.timings_ms["fetch"] = round(fetched["fetch_ms"], 1)
-            report.timings_ms["total"] = round(report.timings_ms["total"] + fetched["fetch_ms"], 1)
         progress("render", 0, 1)
         report_dict = report.to_dict()
         analysis_id = uuid.uuid4().hex

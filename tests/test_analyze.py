@@ -200,3 +200,32 @@ def test_rendering(detector, fake_video):
     assert overlaid.shape == (480, 640, 3)
     assert timeline_png(report)[:8] == b"\x89PNG\r\n\x1a\n"
     assert encode_jpeg(boxed)[:2] == b"\xff\xd8"
+
+
+def test_a_post_link_goes_from_url_to_report_in_the_core(detector, media_server):
+    # The one path shared by the CLI, the server and the demo: fetched through the guarded fetcher, timed, analysed.
+    from detector.fetch import MediaFetcher
+    from detector.urlguard import UrlPolicy
+
+    url = media_server.url("/page/video.mp4")  # a post page whose og:video is the clip
+    fetcher = MediaFetcher(UrlPolicy(allow_private=True))  # the media server is on loopback
+    try:
+        stages = []
+        report = detector.analyze(url, fetcher=fetcher, frames=4, progress=lambda stage, done, total: stages.append(stage))
+    finally:
+        fetcher.close()
+    assert report.source == url and report.media["kind"] == "video" and report.media["frames_analyzed"] == 4
+    assert report.timings_ms["fetch"] > 0
+    assert report.timings_ms["total"] >= report.timings_ms["fetch"] + report.timings_ms["decode"]
+    assert stages[0] == "fetch" and "model" in stages
+
+
+def test_cli_analyzes_a_link_and_refuses_a_private_one_by_default(media_server):
+    url = media_server.url("/files/video.mp4")
+    refused = run_cli("analyze", url)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().startswith(f"error: {url}: ") and "private addresses are not allowed" in refused.stderr
+    allowed = run_cli("analyze", url, "--allow-private-urls", "--frames", "4", "--json")
+    assert allowed.returncode == 0, allowed.stderr
+    report = json.loads(allowed.stdout)
+    assert report["source"] == url and report["timings_ms"]["fetch"] > 0 and report["verdict"] in ("real", "fake", "uncertain")
