@@ -6,8 +6,7 @@ import math
 from collections.abc import Sequence
 
 from .config import DecisionConfig
-
-VERDICTS = ("real", "fake", "uncertain", "no_face")
+from .report import VERDICTS  # noqa: F401  (re-exported: decide() returns one of them)
 
 
 def calibrated(logit: float, temperature: float, bias: float = 0.0) -> float:

@@ -11,6 +11,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 SCHEMA_VERSION = "1.0"
+VERDICTS = ("real", "fake", "uncertain", "no_face")
+# The stages `progress(stage, done, total)` reports, in order: fetching a URL, decoding key frames, finding faces,
+# running the model. Shells map them onto their own progress bars (and may add their own, e.g. "render").
+PROGRESS_STAGES = ("fetch", "decode", "faces", "model")
 
 
 @dataclass

@@ -20,6 +20,8 @@ from datetime import date, datetime, timedelta, timezone
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
+from detector.report import VERDICTS
+
 from .auth import client_identity, current_key
 from .db import format_time
 from .errors import ApiError, error_response
@@ -27,7 +29,6 @@ from .openapi import openapi_document
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-VERDICTS = ("real", "fake", "uncertain", "no_face")
 PUBLIC_ENDPOINTS = {"api.openapi"}
 EXPORT_COLUMNS = [
     "id",

@@ -6,7 +6,7 @@ every path in it is a route, so the two cannot drift apart silently.
 
 from __future__ import annotations
 
-from detector import SCHEMA_VERSION
+from detector.report import SCHEMA_VERSION, VERDICTS
 
 
 def _ref(name: str) -> dict:
@@ -85,7 +85,7 @@ SCHEMAS = {
         "properties": {
             "schema_version": {"type": "string"},
             "source": {"type": "string"},
-            "verdict": {"enum": ["real", "fake", "uncertain", "no_face"]},
+            "verdict": {"enum": list(VERDICTS)},
             "fake_probability": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
             "confidence": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
             "threshold": {"type": "number"},
@@ -156,7 +156,7 @@ SCHEMAS = {
             "created_at": {"type": "string"},
             "source": {"type": "string"},
             "source_type": {"enum": ["url", "upload"]},
-            "verdict": {"enum": ["real", "fake", "uncertain", "no_face"]},
+            "verdict": {"enum": list(VERDICTS)},
             "fake_probability": {"type": ["number", "null"]},
             "confidence": {"type": ["number", "null"]},
             "media_kind": {"type": ["string", "null"]},

@@ -322,3 +322,11 @@ def test_the_assembled_space_starts_with_python_app_py_and_refuses_private_links
         process.terminate()
         process.wait(timeout=30)
         log.close()
+
+
+def test_the_demo_progress_maps_every_stage_the_core_reports():
+    from detector.report import PROGRESS_STAGES
+    from gradio_demo.analysis import StageProgress
+
+    assert set(PROGRESS_STAGES) <= set(StageProgress.STAGES)
+    assert set(PROGRESS_STAGES) - {"fetch"} <= set(StageProgress.NO_FETCH)

@@ -629,3 +629,27 @@ def test_artefacts_in_s3_compatible_storage(start_server, s3_server, media_serve
     assert picture.status_code == 200 and picture.content[:3] == b"\xff\xd8\xff"
     assert requests.delete(live.url(f"/api/v1/analyses/{body['id']}"), timeout=30).status_code == 204
     assert client.list_objects_v2(Bucket=settings["S3_BUCKET"], Prefix=f"checker/{body['id']}/").get("KeyCount") == 0
+
+
+def test_the_contract_comes_from_the_core():
+    # Verdict names and progress stages are defined once, in detector.report: the API, its OpenAPI document and the
+    # job progress use them rather than copies.
+    from detector.report import PROGRESS_STAGES, VERDICTS
+    from server.jobs import STAGES
+    from server.openapi import openapi_document
+
+    assert set(PROGRESS_STAGES) <= set(STAGES)
+    enums = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "verdict" in node and isinstance(node["verdict"], dict) and "enum" in node["verdict"]:
+                enums.append(node["verdict"]["enum"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(openapi_document())
+    assert enums and all(enum == list(VERDICTS) for enum in enums)
