@@ -24,7 +24,7 @@ from detector.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 from detector.config import ModelConfig
 from detector.errors import DetectorError
 from detector.evaluate import SCORES_FILE, read_scores
-from detector.metrics import group_indices, roc_auc_interval
+from detector.metrics import MAX_FALSE_POSITIVE_RATE, group_indices, roc_auc_interval
 from detector.paths import sha256_file
 
 CARD_FILE = "README.md"
@@ -496,10 +496,18 @@ def _evaluation_section(report: dict | None, split: str, trained: bool) -> list[
         f"| {_f(report['accuracy'])} | {_f(report['precision'])} | {_f(report['recall'])} | {_f(report['f1'])} | "
         f"{_f(report['roc_auc'])} | {_f(report['eer'])} | {_f(report['ece'])} | {report['no_face_rate']:.1%} |",
         "",
-        f"At threshold {report['threshold']:.4f}: {c['tp']} fakes caught, {c['fn']} missed, {c['tn']} real files passed, "
-        f"{c['fp']} real files called fake. Files without a detected face were scored on the whole image.",
+        f"At threshold {report['threshold']:.4f}: {c['tp']} fakes at or above it, {c['fn']} below, {c['tn']} real files "
+        f"below, {c['fp']} real files at or above it. Files without a detected face were scored on the whole image.",
         "",
     ]
+    if report.get("fpr") is not None:
+        lines += [
+            f"The verdicts users see (a \"fake\" needs a probability at or above the uncertain band's top): "
+            f"{report['fpr']:.1%} of the real files labelled fake, "
+            f"{report['uncertain_real']:.1%} left uncertain. The band's top was raised on validation until no source's "
+            f"reals were labelled fake more than {MAX_FALSE_POSITIVE_RATE:.0%} of the time.",
+            "",
+        ]
     intervals = report.get("intervals") or {}
     for key, title in (("per_source", "source"), ("per_method", "manipulation method")):
         groups = report.get(key) or {}
