@@ -20,7 +20,7 @@ from .decision import calibrated, clip_logit, decide, moving_average
 from .explain import grad_cam, paste_heatmap
 from .faces import Face, FaceTracks, Track, create_face_detector, extract_face_tracks
 from .familiarity import unfamiliarity
-from .fetch import MediaFetcher, is_url
+from .fetching.fetch import MediaFetcher, is_url
 from .keyframes import KeyFrame, select_key_frames
 from .media import ImageMedia, MediaLimits, open_media
 from .preprocess import crops_to_tensor, encode_crops

@@ -84,13 +84,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 # Sub-commands implemented in their own modules (registered lazily so `analyze` starts fast).
 EXTRA_COMMANDS: dict[str, str] = {
-    "train": "train",
-    "evaluate": "evaluate",
-    "compare": "evaluate",
+    "train": "training.train",
+    "evaluate": "training.evaluate",
+    "compare": "training.evaluate",
     "export-onnx": "backends",
-    "crossval": "crossval",
+    "crossval": "training.crossval",
     "clip-fetch": "clip",
-    "train-clip": "cliptrain",
+    "train-clip": "training.cliptrain",
 }
 
 
@@ -149,7 +149,7 @@ def run_analyze(args: argparse.Namespace) -> int:
         results.append({"source": os.path.basename(path), "error": exc.to_dict()})
 
     # Paths that are not there are told at once, before the model loads (seconds).
-    from .fetch import is_url
+    from .fetching.fetch import is_url
 
     paths = []
     for path in args.paths:
@@ -187,8 +187,8 @@ def run_analyze(args: argparse.Namespace) -> int:
 
     fetcher = None
     if any(is_url(p) for p in paths):
-        from .fetch import MediaFetcher
-        from .urlguard import UrlPolicy
+        from .fetching.fetch import MediaFetcher
+        from .fetching.urlguard import UrlPolicy
 
         fetcher = MediaFetcher(UrlPolicy(allow_private=args.allow_private_urls))
     try:

@@ -28,9 +28,9 @@ from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
 from detector.checkpoint import load_folder
-from detector.crops import CropCache
-from detector.datasets import read_dataset  # noqa: E402
 from detector.paths import DEFAULT_CHECKPOINT_DIR, shared_dir  # noqa: E402
+from detector.training.crops import CropCache
+from detector.training.datasets import read_dataset  # noqa: E402
 
 SRM_KERNELS = [
     np.array([[0, 0, 0], [1, -2, 1], [0, 0, 0]], np.float32) / 2,

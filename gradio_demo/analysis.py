@@ -23,7 +23,7 @@ from pathlib import Path
 from detector import AnalysisOptions, Detector, DetectorError
 from detector.checkpoint import HUB_ID
 from detector.errors import MediaTooLargeError
-from detector.fetch import MediaFetcher
+from detector.fetching.fetch import MediaFetcher
 from detector.paths import human_size
 
 from .downloads import file_stem, write_result_files

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from detector import MediaLimits
 from detector.env import parse_bool
-from detector.fetch import FetchLimits
-from detector.urlguard import UrlPolicy
+from detector.fetching.fetch import FetchLimits
+from detector.fetching.urlguard import UrlPolicy
 
 
 @dataclass(frozen=True)

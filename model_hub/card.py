@@ -23,9 +23,9 @@ from detector.backends import export_is_current, read_manifest
 from detector.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 from detector.config import ModelConfig
 from detector.errors import DetectorError
-from detector.evaluate import SCORES_FILE, read_scores
-from detector.metrics import MAX_FALSE_POSITIVE_RATE, group_indices, roc_auc_interval
 from detector.paths import sha256_file
+from detector.training.evaluate import SCORES_FILE, read_scores
+from detector.training.metrics import MAX_FALSE_POSITIVE_RATE, group_indices, roc_auc_interval
 
 CARD_FILE = "README.md"
 REPORT_KEYS = (
@@ -178,7 +178,7 @@ def _crossval_section(results_file: str | os.PathLike | None) -> list[str]:
     """The cross-source table of `python -m detector crossval` (its results.json), which chooses recipes."""
     if results_file is None:
         return []
-    from detector.crossval import format_table
+    from detector.training.crossval import format_table
 
     try:
         results = json.loads(Path(results_file).read_text())

@@ -5,7 +5,7 @@ Deliveries run on one background thread so analyses never wait for a slow receiv
 With a secret set, each POST carries `X-Deepfake-Signature: sha256=<HMAC of the body>` so receivers can check
 it came from this server. Pending retries live in memory: a restart drops them (logged).
 
-Receivers are reached under the same address rules as media fetches (`detector.urlguard`), through the same
+Receivers are reached under the same address rules as media fetches (`detector.fetching.urlguard`), through the same
 guard proxy: private, loopback and link-local receivers only when the operator allows them
 (`DEEPFAKE_WEBHOOK_ALLOW_PRIVATE`), metadata and reserved addresses never, and redirects are not followed (a
 3xx answer is a final failure), so a receiver cannot forward the signed body elsewhere.
@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from detector.errors import DetectorError
-from detector.guardproxy import GuardProxy
-from detector.urlguard import UrlPolicy, parse_url
+from detector.fetching.guardproxy import GuardProxy
+from detector.fetching.urlguard import UrlPolicy, parse_url
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """What the server does with a URL or an upload: cache lookups, jobs, and turning a core `Analysis` into stored
 history (a database row, the Report JSON and pictures for the HTML report). No detection logic lives here: the
-core fetches (`detector.fetch`), analyses (`Detector.inspect`) and draws (`detector.render`).
+core fetches (`detector.fetching.fetch`), analyses (`Detector.inspect`) and draws (`detector.render`).
 
 A URL is looked up in the cache by its normalised form (`urls.url_key`) before anything is fetched; fetched media
 and uploads are looked up by the SHA-256 of their content. Either hit answers an earlier analysis with
@@ -30,11 +30,11 @@ from werkzeug.utils import secure_filename
 
 from detector import MediaLimits
 from detector.errors import DetectorError
-from detector.fetch import FetchLimits, MediaFetcher
+from detector.fetching.fetch import FetchLimits, MediaFetcher
+from detector.fetching.urlguard import UrlPolicy, precheck_url
 from detector.media import open_media
 from detector.paths import sha256_file
 from detector.render import draw_faces, encode_jpeg, overlay_heatmap, timeline_png
-from detector.urlguard import UrlPolicy, precheck_url
 
 from .alerts import WebhookNotifier, should_alert
 from .artefacts import ArtefactStore

@@ -75,7 +75,7 @@ def redact_url(url: str | None) -> str | None:
 
 
 def redact_fetch(details: dict | None) -> dict | None:
-    """Fetch details (see `detector.fetch.FetchedMedia.to_dict`) with every URL in them redacted."""
+    """Fetch details (see `detector.fetching.fetch.FetchedMedia.to_dict`) with every URL in them redacted."""
     if not details:
         return details
     return {key: redact_url(value) if key.endswith("url") and isinstance(value, str) else value for key, value in details.items()}

@@ -204,8 +204,8 @@ def test_rendering(detector, fake_video):
 
 def test_a_post_link_goes_from_url_to_report_in_the_core(detector, media_server):
     # The one path shared by the CLI, the server and the demo: fetched through the guarded fetcher, timed, analysed.
-    from detector.fetch import MediaFetcher
-    from detector.urlguard import UrlPolicy
+    from detector.fetching.fetch import MediaFetcher
+    from detector.fetching.urlguard import UrlPolicy
 
     url = media_server.url("/page/video.mp4")  # a post page whose og:video is the clip
     fetcher = MediaFetcher(UrlPolicy(allow_private=True))  # the media server is on loopback

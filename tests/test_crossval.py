@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from detector.config import DecisionConfig
-from detector.crossval import folds_of, run
-from detector.datasets import read_dataset
 from detector.decision import decide
-from detector.metrics import (
+from detector.training.crossval import folds_of, run
+from detector.training.datasets import read_dataset
+from detector.training.metrics import (
     MAX_FALSE_POSITIVE_RATE,
     calibrated_probabilities,
     choose_decision,
@@ -177,7 +177,7 @@ def test_a_face_unlike_the_training_faces_is_told_apart():
 
 @pytest.fixture(scope="module")
 def tiny_accurate(tiny_faces, tmp_path_factory):
-    from detector.cliptrain import HeadOptions, train_clip
+    from detector.training.cliptrain import HeadOptions, train_clip
 
     return train_clip(str(tiny_faces), str(tmp_path_factory.mktemp("accurate")), HeadOptions(epochs=3, samples_per_epoch=256))
 

@@ -22,9 +22,9 @@ from detector.errors import (
     UnsafeUrlError,
     UnsupportedUrlSchemeError,
 )
-from detector.fetch import FetchLimits, MediaFetcher
+from detector.fetching.fetch import FetchLimits, MediaFetcher
+from detector.fetching.urlguard import UrlPolicy
 from detector.media import open_media
-from detector.urlguard import UrlPolicy
 from tests.hostile import HostileSource
 from tests.mediaserver import MediaServer
 

@@ -15,13 +15,14 @@ import numpy as np
 import pytest
 import torch
 
-from detector.augment import AugmentConfig, augment_sequence, cross_blend, face_mask, self_blend
 from detector.checkpoint import load_folder
 from detector.config import PreprocessingConfig
-from detector.crops import CropCache
-from detector.datasets import DatasetError, read_dataset
 from detector.errors import DetectorError
-from detector.metrics import (
+from detector.model import MobileNetLSTM, load_backbone_state
+from detector.training.augment import AugmentConfig, augment_sequence, cross_blend, face_mask, self_blend
+from detector.training.crops import CropCache
+from detector.training.datasets import DatasetError, read_dataset
+from detector.training.metrics import (
     choose_threshold,
     choose_uncertain_band,
     expected_calibration_error,
@@ -31,8 +32,7 @@ from detector.metrics import (
     roc_auc,
     roc_auc_interval,
 )
-from detector.model import MobileNetLSTM, load_backbone_state
-from detector.train import (
+from detector.training.train import (
     EpochSampler,
     Item,
     TrainOptions,
@@ -258,7 +258,7 @@ def test_evaluate_cli(trained, small_dataset, tmp_path):
 
 def test_evaluate_with_perturbation(trained, small_dataset):
     from detector import Detector
-    from detector.evaluate import evaluate
+    from detector.training.evaluate import evaluate
 
     detector = Detector.load(str(trained))
     clean, _ = evaluate(detector, read_dataset(small_dataset, "val"), progress=False)
@@ -535,7 +535,7 @@ def test_training_keeps_freed_memory_instead_of_faulting_it_back_in_every_step()
     # varying number, more of them on a busy machine).
     code = (
         "import resource, sys, torch\n"
-        "from detector.train import keep_freed_memory\n"
+        "from detector.training.train import keep_freed_memory\n"
         "tuned = keep_freed_memory() if sys.argv[1] == 'on' else False\n"
         "for _ in range(5):\n"
         "    torch.ones(16 << 20).sum()\n"
@@ -559,7 +559,7 @@ def test_training_keeps_freed_memory_instead_of_faulting_it_back_in_every_step()
 
 
 def test_distillation_pulls_the_students_features_and_scores_towards_the_teachers():
-    from detector.train import Teacher, distillation_loss
+    from detector.training.train import Teacher, distillation_loss
 
     rng = np.random.default_rng(0)
     embeddings = rng.normal(size=(3, 8)).astype(np.float32)

@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from detector.errors import HostLookupError, HostNotFoundError, InvalidUrlError, UnsafeUrlError, UnsupportedUrlSchemeError
-from detector.urlguard import AddressClass, UrlPolicy, check_url, classify_address, parse_url
+from detector.fetching.urlguard import AddressClass, UrlPolicy, check_url, classify_address, parse_url
 
 C = AddressClass
 

@@ -12,7 +12,7 @@ post pages of many sites and whose generic extractor covers direct media files, 
 When yt-dlp finds nothing on an HTML page that names an `og:image`, that image is fetched instead.
 
 Safety and limits. Every connection of a fetch, whoever opens it (our GET, yt-dlp's page, redirect, playlist and
-fragment requests), goes through the fetcher's forward proxy on 127.0.0.1 (`detector.guardproxy`): it resolves the
+fragment requests), goes through the fetcher's forward proxy on 127.0.0.1 (`detector.fetching.guardproxy`): it resolves the
 target, refuses it unless the `UrlPolicy` allows every address, connects to the checked address itself (so a DNS
 answer cannot change between check and connect), and cuts every connection of the fetch off at its one deadline
 (`FetchLimits.timeout_s`, for everything: connecting, pages, yt-dlp's extraction, the download) or when far more
@@ -36,7 +36,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
-from .errors import (
+from ..errors import (
     DetectorError,
     FetchError,
     MediaTooLargeError,
@@ -44,8 +44,8 @@ from .errors import (
     NoMediaFoundError,
     UnsupportedUrlSchemeError,
 )
+from ..paths import human_size
 from .guardproxy import GuardProxy, ProxySession
-from .paths import human_size
 from .urlguard import UrlPolicy, check_url
 
 log = logging.getLogger(__name__)

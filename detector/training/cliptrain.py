@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .clip import MEAN, STD
-from .config import CLIP_ARCHITECTURE_NAME, CLIP_BACKBONE, ArchitectureConfig, ModelConfig, PreprocessingConfig
-from .model import MobileNetLSTM
+from ..clip import MEAN, STD
+from ..config import CLIP_ARCHITECTURE_NAME, CLIP_BACKBONE, ArchitectureConfig, ModelConfig, PreprocessingConfig
+from ..model import MobileNetLSTM
 from .train import EpochSampler, Item, blend, cosine_with_warmup, random_window, validation_summary
 
 Scorer = Callable[[list[Item]], np.ndarray]
@@ -192,11 +192,11 @@ def train_clip(data: str, out: str, options: HeadOptions | None = None, log=None
     import sys
     import time
 
-    from .backends import export_onnx
-    from .checkpoint import load_checkpoint, save_checkpoint
+    from ..backends import export_onnx
+    from ..checkpoint import load_checkpoint, save_checkpoint
+    from ..familiarity import choose_limit, choose_reference
     from .datasets import read_dataset
     from .embeddings import load_crops
-    from .familiarity import choose_limit, choose_reference
     from .train import build_items, calibrate
 
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))

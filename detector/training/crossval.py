@@ -98,7 +98,7 @@ TRAINED_MARK = "crossval-trained"  # written beside a fold model once its traini
 
 def _mobilenet(**overrides) -> Callable:
     def fit(data: FoldData, workdir: Path, quick: bool, seed: int, log) -> Fitted:
-        from .checkpoint import load_checkpoint
+        from ..checkpoint import load_checkpoint
         from .train import score_items, train
 
         trained = workdir / TRAINED_MARK
@@ -340,7 +340,7 @@ def register(commands, add_model_options) -> None:
 
 
 def run_crossval(args: argparse.Namespace) -> int:
-    from .errors import DetectorError
+    from ..errors import DetectorError
 
     recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
     unknown = [r for r in recipes if r not in RECIPES]

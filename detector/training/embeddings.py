@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .clip import ClipEncoder
+from ..clip import ClipEncoder
 from .crops import CropCache, FaceCrops, file_md5
 from .datasets import Sample
 
@@ -56,7 +56,7 @@ class EmbeddingCache:
 def load_crops(samples: list[Sample], embeddings: bool, cache_dir: str | None = None, log=print):
     """Face crops (as inference makes them, 224 px) of every sample, and with `embeddings` their CLIP embeddings,
     from the caches (computing what is missing): (crops, embeddings or None), in the samples' order."""
-    from .config import PreprocessingConfig
+    from ..config import PreprocessingConfig
 
     cache = CropCache(PreprocessingConfig(input_size=224), cache_dir)
     crops = cache.load(samples)

@@ -15,7 +15,7 @@ the other side does, so a source that answers one byte at a time holds a proxy t
 longer than the session's time limit. Clients authenticate with their session's token (Proxy-Authorization), so
 other local processes cannot use the proxy.
 
-The media fetcher (`detector.fetch`) and the server's webhooks both send their traffic through it.
+The media fetcher (`detector.fetching.fetch`) and the server's webhooks both send their traffic through it.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from .errors import DetectorError, FetchTimeoutError, MediaTooLargeError, UnsafeUrlError
+from ..errors import DetectorError, FetchTimeoutError, MediaTooLargeError, UnsafeUrlError
 from .urlguard import UrlPolicy, resolve_allowed
 
 # How long a client of the proxy (our own HTTP libraries) may take to send its request head.

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from urllib.parse import urlsplit
 
-from .errors import HostLookupError, HostNotFoundError, InvalidUrlError, UnsafeUrlError, UnsupportedUrlSchemeError
+from ..errors import HostLookupError, HostNotFoundError, InvalidUrlError, UnsafeUrlError, UnsupportedUrlSchemeError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # getaddrinfo(host, port, family, type) -> [(family, type, proto, canonname, sockaddr)], as socket.getaddrinfo

@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .config import PreprocessingConfig
+from ..config import PreprocessingConfig
+from ..errors import MediaError
+from ..faces import create_face_detector, crop_landmarks, extract_face_tracks
+from ..keyframes import select_key_frames
+from ..media import ImageMedia, open_media
+from ..paths import cache_dir
 from .datasets import Sample
-from .errors import MediaError
-from .faces import create_face_detector, crop_landmarks, extract_face_tracks
-from .keyframes import select_key_frames
-from .media import ImageMedia, open_media
-from .paths import cache_dir
 
 CACHE_VERSION = 2
 

@@ -18,9 +18,9 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
-from .analyzer import Detector
+from ..analyzer import Detector
+from ..errors import DetectorError, MediaError
 from .datasets import Sample, read_dataset
-from .errors import DetectorError, MediaError
 from .metrics import group_indices, paired_auc_difference, report_metrics, roc_auc
 
 SCORES_FILE = "scores.csv"  # per-file scores beside metrics.json (the model card reads it for bootstrap intervals)
@@ -189,8 +189,8 @@ def _fmt(value: float | None) -> str:
 
 
 def register(commands, add_model_options) -> None:
-    from .backends import BACKENDS
-    from .config import FACE_DETECTORS
+    from ..backends import BACKENDS
+    from ..config import FACE_DETECTORS
 
     p = commands.add_parser("evaluate", help="measure a checkpoint on a labelled dataset")
     p.add_argument("--data", required=True, help="dataset folder: manifest.csv, real/ + fake/, or Train|Validation|Test")
@@ -281,8 +281,8 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from .analyzer import AnalysisOptions
-    from .cli import set_threads
+    from ..analyzer import AnalysisOptions
+    from ..cli import set_threads
 
     set_threads(args.threads)
     detector = Detector.load(args.model, options=AnalysisOptions(face_detector=args.faces), backend=args.backend)

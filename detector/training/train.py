@@ -1,6 +1,6 @@
 """Train a MobileNetV3-LSTM checkpoint: `python -m detector train --data PATH --out DIR [options]`.
 
-Crops come from the inference code path (`detector.crops`), so training and inference see identical inputs.
+Crops come from the inference code path (`detector.training.crops`), so training and inference see identical inputs.
 Frames sharing a `group` form sequences for the LSTM; single images are sequences of one; a per-frame loss and
 a per-sequence loss both train. Sampling balances classes and sources; self-blended pseudo-fakes are mixed in.
 The loop: AdamW, cosine schedule with warm-up, early stopping on validation ROC-AUC, best checkpoint kept, fixed
@@ -29,16 +29,16 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..config import ArchitectureConfig, ModelConfig, PreprocessingConfig
+from ..errors import DetectorError
+from ..model import MobileNetLSTM, load_backbone_state
+from ..paths import imagenet_backbone_file
+from ..preprocess import crops_to_tensor, encode_crops
 from .augment import AugmentConfig, augment_sequence, cross_blend, self_blend
-from .checkpoint import load_checkpoint, save_checkpoint
-from .config import ArchitectureConfig, ModelConfig, PreprocessingConfig
 from .crops import CropCache, FaceCrops
 from .datasets import DatasetError, Sample, describe, read_dataset
-from .errors import DetectorError
 from .metrics import choose_decision, fit_platt, roc_auc
-from .model import MobileNetLSTM, load_backbone_state
-from .paths import imagenet_backbone_file
-from .preprocess import crops_to_tensor, encode_crops
 
 
 @dataclass
@@ -517,7 +517,7 @@ def train(options: TrainOptions, samples: list[Sample] | None = None) -> Path:
     print(f"face crops: {cache.hits} from cache, {cache.misses} computed ({cache.dir})", file=sys.stderr)
     embedded = None
     if options.distill > 0:
-        from .clip import ClipEncoder
+        from ..clip import ClipEncoder
         from .embeddings import EmbeddingCache
 
         store = EmbeddingCache(cache, ClipEncoder.load())
