@@ -653,3 +653,17 @@ def test_the_contract_comes_from_the_core():
 
     walk(openapi_document())
     assert enums and all(enum == list(VERDICTS) for enum in enums)
+
+
+def test_the_readme_documents_every_setting_and_no_other():
+    # The README's table of environment variables is a hand-written page: this keeps it true to server/config.py.
+    import re
+
+    from server.config import ENVIRONMENT
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Configuration") : readme.index("### API keys")]
+    documented = set(re.findall(r"`(DEEPFAKE_[A-Z0-9_]+)`", section))
+    read = {f"DEEPFAKE_{name}" for name in ENVIRONMENT} | {"DEEPFAKE_HTTP_THREADS"}  # the last: gunicorn.conf.py
+    assert documented == read, (sorted(read - documented), sorted(documented - read))
