@@ -89,6 +89,7 @@ def save_small_png(picture: bytes, out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    sys.path.insert(0, str(ROOT))  # a maintainer's script in the checkout: it uses bench/, which is not installed
     from detector.paths import shared_dir
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
