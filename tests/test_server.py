@@ -9,10 +9,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import hmac
-import http.server
 import io
 import json
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
@@ -27,6 +25,7 @@ from tests.liveserver import assert_error
 from tests.mediafactory import truncate
 from tests.mediaserver import MediaServer
 from tests.test_analyze import check_report_contract
+from tests.webhooks import WebhookReceiver
 
 # ----------------------------------------------------------------------------------------------- pure parts
 
@@ -456,33 +455,6 @@ def test_history_stats_export_and_delete(live, face_photo, full_frame, media_ser
 
 
 # ---------------------------------------------------------------------------------------------- webhooks
-
-
-class WebhookReceiver:
-    """A local receiver that fails its first `failures` deliveries with 500, then accepts."""
-
-    def __init__(self, failures: int = 1):
-        self.received: list[tuple[dict, bytes]] = []
-        owner = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                owner.received.append((dict(self.headers), body))
-                self.send_response(500 if len(owner.received) <= failures else 204)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/hook"
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 def test_webhook_reaches_a_local_receiver_with_retries(start_server, face_photo):

@@ -6,10 +6,8 @@ run in processes of their own (tests/hostile.py). All traffic stays on 127.0.0.1
 
 from __future__ import annotations
 
-import http.server
 import json
 import sqlite3
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
@@ -22,6 +20,7 @@ from server.auth import create_key
 from server.db import Database, format_time
 from tests.hostile import HostileSource
 from tests.liveserver import assert_error
+from tests.webhooks import WebhookReceiver
 
 SECRET = "SECRET-TOKEN"
 
@@ -240,39 +239,11 @@ def test_report_pages_send_security_headers_and_cors_answers_vary_by_origin(star
 # ------------------------------------------------------------------------------------------------- webhooks
 
 
-class Receiver:
-    """A webhook receiver on 127.0.0.1 answering every POST with `status` (and `location`)."""
-
-    def __init__(self, status: int = 204, location: str | None = None):
-        self.received: list[bytes] = []
-        owner = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                owner.received.append(self.rfile.read(int(self.headers["Content-Length"])))
-                self.send_response(status)
-                if location:
-                    self.send_header("Location", location)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/hook"
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 ALERT_ALWAYS = {"ALERT_VERDICTS": ["fake", "real", "uncertain"], "ALERT_MIN_PROBABILITY": 0.0, "WEBHOOK_BACKOFF_S": 0.05}
 
 
 def test_webhooks_to_private_addresses_need_the_operators_consent(start_server, face_photo):
-    receiver = Receiver()
+    receiver = WebhookReceiver()
     try:
         live = start_server(WEBHOOK_URLS=[receiver.url], **ALERT_ALWAYS)
         assert live.upload(face_photo).status_code == 200
@@ -284,8 +255,8 @@ def test_webhooks_to_private_addresses_need_the_operators_consent(start_server, 
 
 
 def test_webhooks_do_not_follow_redirects(start_server, face_photo):
-    elsewhere = Receiver()
-    redirecting = Receiver(status=307, location=elsewhere.url)
+    elsewhere = WebhookReceiver()
+    redirecting = WebhookReceiver(status=307, location=elsewhere.url)
     try:
         live = start_server(WEBHOOK_URLS=[redirecting.url], WEBHOOK_ALLOW_PRIVATE=True, **ALERT_ALWAYS)
         assert live.upload(face_photo).status_code == 200
