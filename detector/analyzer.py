@@ -231,6 +231,8 @@ class Detector:
         features = np.concatenate(features)
         decision = self.config.decision
         reference = getattr(self.checkpoint.model, "reference", None)
+        if reference is not None:
+            reference = reference.cpu().numpy()  # once per call, not once per track
         results, offset = [], 0
         for track, track_crops in zip(tracks, crops):
             n = len(track_crops)
@@ -243,7 +245,7 @@ class Detector:
             logit = clip_logit(float(clip[0]), frame_logits, decision.clip_weight)
             unfamiliar = False
             if reference is not None and decision.unfamiliar_above is not None:
-                distance = float(unfamiliarity(track_features, reference.cpu().numpy()).mean())
+                distance = float(unfamiliarity(track_features, reference).mean())
                 unfamiliar = distance > decision.unfamiliar_above
             results.append(TrackScores(track, probs, calibrated(logit, decision.temperature, decision.bias), unfamiliar))
         return results

@@ -50,10 +50,7 @@ class ClipFeatures:
         self.encoder = ClipEncoder.load(beside=checkpoint.path, threads=threads)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        from .clip import normalize
-
-        session = self.encoder.session
-        return normalize(session.run([self.encoder.output], {self.encoder.input: np.ascontiguousarray(images, np.float32)})[0])
+        return self.encoder.embed_pixels(images)
 
 
 class TorchBackend:

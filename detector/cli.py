@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 
 from .config import FACE_DETECTORS
-from .errors import DetectorError
+from .errors import DetectorError, UnsupportedMediaError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -156,8 +156,6 @@ def run_analyze(args: argparse.Namespace) -> int:
         if is_url(path) or os.path.isfile(path):
             paths.append(path)
         else:
-            from .errors import UnsupportedMediaError
-
             problem = "is a folder, not a media file" if os.path.isdir(path) else "no such file"
             refuse(path, UnsupportedMediaError(problem))
     if not paths:

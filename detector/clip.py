@@ -101,12 +101,16 @@ class ClipEncoder:
         return cls(path, threads)
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
-        out = []
-        for start in range(0, len(crops), self.batch_size):
-            pixels = preprocess(crops[start : start + self.batch_size])
-            out.append(self.session.run([self.output], {self.input: pixels})[0])
-        embeddings = np.concatenate(out) if out else np.zeros((0, EMBEDDING_DIM), np.float32)
-        return normalize(embeddings)
+        """(N, H, W, 3) uint8 RGB crops -> (N, 512) unit embeddings, in batches."""
+        out = [
+            self.embed_pixels(preprocess(crops[start : start + self.batch_size]))
+            for start in range(0, len(crops), self.batch_size)
+        ]
+        return np.concatenate(out) if out else np.zeros((0, EMBEDDING_DIM), np.float32)
+
+    def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """(N, 3, 224, 224) preprocessed pixels -> (N, 512) unit embeddings."""
+        return normalize(self.session.run([self.output], {self.input: np.ascontiguousarray(pixels, np.float32)})[0])
 
 
 def normalize(embeddings: np.ndarray) -> np.ndarray:
@@ -161,7 +165,9 @@ def fetch_from_hub(target_dir: Path | None = None, revision: str = HUB_REVISION)
         import torch
         from transformers import CLIPVisionModelWithProjection
     except ImportError as exc:
-        raise ModelError(f"exporting {HUB_ID} needs torch and transformers ({exc}); or run clip-fetch without --from-hub") from None
+        raise ModelError(
+            f"exporting {HUB_ID} needs torch and transformers ({exc}); or run clip-fetch without --from-hub"
+        ) from None
     target_dir = Path(target_dir or clip_cache_dir())
     target = target_dir / "clip_encoder.onnx"
     model = CLIPVisionModelWithProjection.from_pretrained(HUB_ID, revision=revision).eval()

@@ -291,14 +291,7 @@ def _read_head(sock: socket.socket, deadline: float, limit: int = HEAD_LIMIT_BYT
     """An HTTP head (up to the blank line) and whatever followed it, read before `deadline` or not at all."""
     data = b""
     while b"\r\n\r\n" not in data:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise DeadlinePassed()
-        sock.settimeout(left)
-        try:
-            chunk = sock.recv(8192)
-        except TimeoutError:
-            raise DeadlinePassed() from None
+        chunk = _before(deadline, sock, lambda: sock.recv(8192))
         if not chunk:
             raise ValueError("connection closed before the end of the head")
         data += chunk
@@ -308,26 +301,25 @@ def _read_head(sock: socket.socket, deadline: float, limit: int = HEAD_LIMIT_BYT
     return head, rest
 
 
-def _recv(sock: socket.socket, size: int, session: ProxySession) -> bytes:
-    left = session.deadline - time.monotonic()
+def _before(deadline: float, sock: socket.socket, operation):
+    """Run one blocking socket operation with the time left until `deadline` as its timeout; DeadlinePassed when
+    there is none left or it runs out."""
+    left = deadline - time.monotonic()
     if left <= 0:
         raise DeadlinePassed()
     sock.settimeout(left)
     try:
-        return sock.recv(size)
+        return operation()
     except TimeoutError:
         raise DeadlinePassed() from None
+
+
+def _recv(sock: socket.socket, size: int, session: ProxySession) -> bytes:
+    return _before(session.deadline, sock, lambda: sock.recv(size))
 
 
 def _send(sock: socket.socket, data: bytes, session: ProxySession) -> None:
-    left = session.deadline - time.monotonic()
-    if left <= 0:
-        raise DeadlinePassed()
-    sock.settimeout(left)
-    try:
-        sock.sendall(data)
-    except TimeoutError:
-        raise DeadlinePassed() from None
+    _before(session.deadline, sock, lambda: sock.sendall(data))
 
 
 def _proxy_token(headers: list[tuple[str, ...]]) -> str | None:
