@@ -421,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     run = {part for part in PARTS if part not in skip and (not only or part in only)}
 
     from detector import Detector
-    from detector.cli import set_threads
+    from detector.env import set_threads
     from detector.paths import shared_dir
 
     set_threads(None)

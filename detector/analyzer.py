@@ -12,19 +12,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .backends import create_backend
 from .checkpoint import Checkpoint, load_checkpoint
 from .decision import calibrated, clip_logit, decide, moving_average
-from .explain import grad_cam, paste_heatmap
+from .explain import FRAME_HEAD_WEIGHT, grad_cam, paste_heatmap
 from .faces import Face, FaceTracks, Track, create_face_detector, extract_face_tracks
 from .familiarity import unfamiliarity
 from .fetching.fetch import MediaFetcher, is_url
 from .keyframes import KeyFrame, select_key_frames
 from .media import ImageMedia, MediaLimits, open_media
-from .preprocess import crops_to_tensor, encode_crops
+from .preprocess import crops_to_array, encode_crops
 from .report import FaceResult, FrameResult, Report, TrackResult
+from .settings import CoreSettings
 
 # progress(stage, done, total); stages: "decode", "faces", "model"
 Progress = Callable[[str, int, int], None]
@@ -66,7 +66,7 @@ class Detector:
         options: AnalysisOptions | None = None,
         yunet_path: str | None = None,
         batch_size: int = 32,
-        device: str | torch.device | None = None,
+        device: str | None = None,
         backend: str | None = None,
         threads: int | None = None,
     ):
@@ -75,11 +75,12 @@ class Detector:
         self.options = options or AnalysisOptions()
         self.yunet_path = yunet_path
         self.batch_size = batch_size
-        self.device = torch.device(device) if device else torch.device("cpu")
-        self.model = checkpoint.model.to(self.device).eval()
-        if self.device.type == "cpu":
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.backend = create_backend(checkpoint, backend or os.environ.get("DEEPFAKE_BACKEND", "auto"), self.device, threads)
+        self.device = str(device or "cpu")  # another device than the CPU runs on PyTorch (the train extra)
+        self.backend = create_backend(checkpoint, backend or CoreSettings.current().backend, self.device, threads)
+        self._head_weight: np.ndarray | None = None
+        self._reference: np.ndarray | None = None
+        if checkpoint.config.architecture.reference_size:
+            self._reference = checkpoint.array("reference")
 
     @classmethod
     def load(cls, model: str | os.PathLike | None = "default", revision: str | None = None, **kwargs) -> Detector:
@@ -202,14 +203,19 @@ class Detector:
 
     def _heatmaps(self, key_frames: list[KeyFrame], found: FaceTracks, scores: list[TrackScores]) -> list[np.ndarray | None]:
         """A frame-sized Grad-CAM map per key frame (None where no face was analysed, and for CLIP's frozen
-        encoder, which runs on ONNX Runtime without gradients)."""
+        encoder, whose maps are not ours to explain)."""
         prep, decision = self.config.preprocessing, self.config.decision
         maps: list[np.ndarray | None] = [None] * len(key_frames)
         if self.config.architecture.frozen_encoder:
             return maps
+        if self._head_weight is None:
+            self._head_weight = self.checkpoint.array(FRAME_HEAD_WEIGHT)
         for track, crops, score in zip(found.tracks, found.crops, scores):
-            towards_fake = torch.full((len(crops),), score.probability >= decision.threshold)
-            cams = grad_cam(self.model, crops_to_tensor(np.stack(crops), prep).to(self.device), towards_fake)
+            activations = self.backend.feature_maps(crops_to_array(np.stack(crops), prep))
+            if activations is None:  # an export made before feature maps were one of its outputs
+                return maps
+            towards_fake = np.full(len(crops), score.probability >= decision.threshold)
+            cams = grad_cam(activations, self._head_weight, towards_fake, prep.input_size)
             for cam, (position, face) in zip(cams, sorted(track.faces.items())):
                 image = key_frames[position].image
                 if maps[position] is None:
@@ -230,9 +236,7 @@ class Detector:
                 progress("model", min(start + self.batch_size, len(flat)), len(flat))
         features = np.concatenate(features)
         decision = self.config.decision
-        reference = getattr(self.checkpoint.model, "reference", None)
-        if reference is not None:
-            reference = reference.cpu().numpy()  # once per call, not once per track
+        reference = self._reference
         results, offset = [], 0
         for track, track_crops in zip(tracks, crops):
             n = len(track_crops)

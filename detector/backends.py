@@ -1,13 +1,16 @@
-"""Inference backends: the same two calls (encode crops, score a sequence) on PyTorch or on ONNX Runtime.
+"""Inference backends: the same calls (encode crops, score a sequence, feature maps for heatmaps) on ONNX Runtime
+or on PyTorch.
 
 ONNX Runtime runs MobileNetV3 several times faster than eager PyTorch on a small CPU and keeps its speed when
 other processes load the cores, so `auto` uses it whenever the export exists (files beside the weights, or a
-cached export keyed by the weights' digest) or can be made; PyTorch otherwise. Both are checked against each
-other by a parity test. Grad-CAM always runs on the PyTorch model (it needs gradients).
+cached export keyed by the weights' digest) or can be made; PyTorch otherwise. Serving from an export needs no
+PyTorch at all (the serving install has none); making an export does (detector/export.py). Both backends are
+checked against each other by a parity test.
 
-    encoder.onnx   images (N, 3, S, S) float32, normalised   -> features (N, D)
+    encoder.onnx   images (N, 3, S, S) float32, normalised   -> features (N, D), activations (N, C, h, w)
     sequence.onnx  features (B, T, D)                        -> frame_logits (B, T), clip_logits (B,)
 
+`activations` are the backbone's last feature maps, which the explanation heatmaps are made from (detector/explain.py).
 A clip-lstm checkpoint has no encoder of its own: its features are CLIP's embeddings (detector/clip.py, ONNX
 Runtime in both backends) and only its sequence head is exported.
 """
@@ -15,21 +18,19 @@ Runtime in both backends) and only its sequence head is exported.
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import json
 import logging
 import os
 import shutil
 import tempfile
 import threading
-import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .checkpoint import WEIGHTS_FILE, Checkpoint, weights_digest
 from .env import threads as chosen_threads
-from .model import MobileNetLSTM
 from .paths import cache_dir
 
 ENCODER_FILE = "encoder.onnx"
@@ -37,6 +38,7 @@ SEQUENCE_FILE = "sequence.onnx"
 ENCODER_INT8_FILE = "encoder.int8.onnx"
 MANIFEST_FILE = "onnx.json"
 OPSET = 17
+ACTIVATIONS = "activations"  # the encoder output heatmaps are made from
 BACKENDS = ("auto", "onnx", "onnx-int8", "torch")
 log = logging.getLogger(__name__)
 
@@ -56,23 +58,37 @@ class ClipFeatures:
 class TorchBackend:
     name = "torch"
 
-    def __init__(self, model: MobileNetLSTM, device: torch.device, clip: ClipFeatures | None = None):
-        self.model = model
-        self.device = device
+    def __init__(self, model, device="cpu", clip: ClipFeatures | None = None, threads: int | None = None):
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.torch = torch
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        if self.device.type == "cpu":
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.clip = clip
 
-    @torch.inference_mode()
+    def _batch(self, images: np.ndarray):
+        batch = self.torch.from_numpy(images).to(self.device)
+        return batch.contiguous(memory_format=self.torch.channels_last) if self.device.type == "cpu" else batch
+
     def encode(self, images: np.ndarray) -> np.ndarray:
         if self.clip is not None:
             return self.clip(images)
-        batch = torch.from_numpy(images).to(self.device)
-        if self.device.type == "cpu":
-            batch = batch.contiguous(memory_format=torch.channels_last)
-        return self.model.encode(batch).float().cpu().numpy()
+        with self.torch.inference_mode():
+            return self.model.encode(self._batch(images)).float().cpu().numpy()
 
-    @torch.inference_mode()
+    def feature_maps(self, images: np.ndarray) -> np.ndarray | None:
+        if self.clip is not None:
+            return None
+        with self.torch.inference_mode():
+            return self.model.features(self._batch(images)).float().cpu().numpy()
+
     def sequence(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        frame_logits, clip_logits = self.model.sequence_logits(torch.from_numpy(features).to(self.device))
+        with self.torch.inference_mode():
+            frame_logits, clip_logits = self.model.sequence_logits(self.torch.from_numpy(features).to(self.device))
         return frame_logits.float().cpu().numpy(), clip_logits.float().cpu().numpy()
 
 
@@ -88,83 +104,27 @@ class OnnxBackend:
         self.name = "onnxruntime-int8" if int8 else "onnxruntime"
         self.folder = folder
         self.clip = clip
+        self._maps = False
         if clip is None:
             encoder = folder / (ENCODER_INT8_FILE if int8 else ENCODER_FILE)
             self._encoder = ort.InferenceSession(str(encoder), options, providers=providers)
+            self._maps = ACTIVATIONS in {output.name for output in self._encoder.get_outputs()}
         self._sequence = ort.InferenceSession(str(folder / SEQUENCE_FILE), options, providers=providers)
 
     def encode(self, images: np.ndarray) -> np.ndarray:
         if self.clip is not None:
             return self.clip(images)
-        return self._encoder.run(None, {"images": np.ascontiguousarray(images, dtype=np.float32)})[0]
+        return self._encoder.run(["features"], {"images": np.ascontiguousarray(images, dtype=np.float32)})[0]
+
+    def feature_maps(self, images: np.ndarray) -> np.ndarray | None:
+        """The backbone's last feature maps (N, C, h, w); None for an export made before they were an output."""
+        if not self._maps:
+            return None
+        return self._encoder.run([ACTIVATIONS], {"images": np.ascontiguousarray(images, dtype=np.float32)})[0]
 
     def sequence(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         frame_logits, clip_logits = self._sequence.run(None, {"features": np.ascontiguousarray(features, dtype=np.float32)})
         return frame_logits, clip_logits
-
-
-class _Encoder(torch.nn.Module):
-    def __init__(self, model: MobileNetLSTM):
-        super().__init__()
-        self.model = model
-
-    def forward(self, images):
-        return self.model.encode(images)
-
-
-class _Sequence(torch.nn.Module):
-    def __init__(self, model: MobileNetLSTM):
-        super().__init__()
-        self.model = model
-
-    def forward(self, features):
-        return self.model.sequence_logits(features)
-
-
-def export_onnx(checkpoint: Checkpoint, out: str | os.PathLike, int8: bool = False) -> Path:
-    """Write encoder.onnx and sequence.onnx (dynamic batch and sequence length) and a manifest tying them to the
-    weights they came from; with `int8`, also a dynamically quantised encoder."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    model = checkpoint.model.cpu().eval()
-    size = checkpoint.config.preprocessing.input_size
-    dim = checkpoint.config.architecture.feature_dim
-    # The wrappers must be in eval mode: the exporter restores the wrapper's mode afterwards, recursively.
-    encoder, sequence = _Encoder(model).eval(), _Sequence(model).eval()
-    frozen = checkpoint.config.architecture.frozen_encoder  # CLIP: the encoder is its own ONNX file already
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        if not frozen:
-            torch.onnx.export(
-                encoder,
-                (torch.zeros(2, 3, size, size),),
-                str(out / ENCODER_FILE),
-                input_names=["images"],
-                output_names=["features"],
-                dynamic_axes={"images": {0: "n"}, "features": {0: "n"}},
-                opset_version=OPSET,
-                dynamo=False,
-            )
-        torch.onnx.export(
-            sequence,
-            (torch.zeros(1, 3, dim),),
-            str(out / SEQUENCE_FILE),
-            input_names=["features"],
-            output_names=["frame_logits", "clip_logits"],
-            dynamic_axes={"features": {0: "b", 1: "t"}, "frame_logits": {0: "b", 1: "t"}, "clip_logits": {0: "b"}},
-            opset_version=OPSET,
-            dynamo=False,
-        )
-    model.eval()
-    files = [SEQUENCE_FILE] if frozen else [ENCODER_FILE, SEQUENCE_FILE]
-    if int8 and not frozen:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        quantize_dynamic(str(out / ENCODER_FILE), str(out / ENCODER_INT8_FILE), weight_type=QuantType.QInt8)
-        files.append(ENCODER_INT8_FILE)
-    manifest = {"weights_revision": checkpoint.revision, "input_size": size, "opset": OPSET, "files": files}
-    (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
-    return out
 
 
 def read_manifest(folder: Path) -> dict | None:
@@ -186,12 +146,28 @@ def export_is_current(folder: Path) -> bool | None:
     return (folder / WEIGHTS_FILE).is_file() and manifest.get("weights_revision") == weights_digest(folder)
 
 
-def _export_matches(folder: Path, checkpoint: Checkpoint, int8: bool) -> bool:
+def _export_matches(folder: Path, checkpoint: Checkpoint, int8: bool, revision: str | None = None, maps: bool = True) -> bool:
+    """Whether `folder` holds an export of these weights (`revision`: the checkpoint's, or the weights' digest
+    for an export beside them) with the files this backend needs, and with feature maps when `maps`."""
     manifest = read_manifest(folder)
     if manifest is None:
         return False
-    needed = [SEQUENCE_FILE] if checkpoint.config.architecture.frozen_encoder else [ENCODER_INT8_FILE if int8 else ENCODER_FILE, SEQUENCE_FILE]
-    return manifest.get("weights_revision") == checkpoint.revision and all((folder / f).is_file() for f in needed)
+    frozen = checkpoint.config.architecture.frozen_encoder
+    needed = [SEQUENCE_FILE] if frozen else [ENCODER_INT8_FILE if int8 else ENCODER_FILE, SEQUENCE_FILE]
+    if maps and not frozen and ACTIVATIONS not in manifest.get("encoder_outputs", []):
+        return False
+    return manifest.get("weights_revision") == (revision or checkpoint.revision) and all((folder / f).is_file() for f in needed)
+
+
+def _beside(checkpoint: Checkpoint, int8: bool, maps: bool = True) -> bool:
+    """An export shipped beside the weights counts when it was made from them (a Hub checkpoint's revision is a
+    commit, so the weights' digest is what ties the two)."""
+    folder = checkpoint.path
+    if folder is None or read_manifest(folder) is None:
+        return False
+    return _export_matches(folder, checkpoint, int8, checkpoint.revision, maps) or _export_matches(
+        folder, checkpoint, int8, weights_digest(folder), maps
+    )
 
 
 def onnx_cache_dir() -> Path:
@@ -202,15 +178,25 @@ _export_lock = threading.Lock()
 
 
 def find_or_export(checkpoint: Checkpoint, int8: bool = False) -> Path:
-    """The folder holding an ONNX export of these exact weights: beside the checkpoint, else the cache (made now)."""
-    if checkpoint.path is not None and _export_matches(checkpoint.path, checkpoint, int8):
+    """The folder holding an ONNX export of these exact weights: beside the checkpoint, else the cache (made now,
+    which needs PyTorch). Without PyTorch, an older export without feature maps still serves (without heatmaps)."""
+    if _beside(checkpoint, int8):
         return checkpoint.path
-    if checkpoint.revision is None:
+    target = onnx_cache_dir() / checkpoint.revision if checkpoint.revision else None
+    if target is not None and _export_matches(target, checkpoint, int8):
+        return target
+    if importlib.util.find_spec("torch") is None:
+        if _beside(checkpoint, int8, maps=False):
+            return checkpoint.path
+        if target is not None and _export_matches(target, checkpoint, int8, maps=False):
+            return target
+    from .export import export_onnx  # PyTorch from here on
+
+    if target is None:
         # an in-memory model (untrained): nothing to key a cache by, so an export for this process only
         folder = Path(tempfile.mkdtemp(prefix="deepfake-onnx-"))
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
         return export_onnx(checkpoint, folder, int8=int8)
-    target = onnx_cache_dir() / checkpoint.revision
     with _export_lock:
         if not _export_matches(target, checkpoint, int8):
             # export into a temporary folder and move it into place, so concurrent processes never see half a file
@@ -226,40 +212,19 @@ def find_or_export(checkpoint: Checkpoint, int8: bool = False) -> Path:
     return target
 
 
-def create_backend(
-    checkpoint: Checkpoint, preference: str = "auto", device: torch.device | None = None, threads: int | None = None
-):
+def create_backend(checkpoint: Checkpoint, preference: str = "auto", device: str | None = None, threads: int | None = None):
     """The backend to run inference with: `auto` (ONNX Runtime when possible), `onnx`, `onnx-int8` or `torch`."""
-    device = device or torch.device("cpu")
+    device = str(device or "cpu")
     if preference not in BACKENDS:
         raise ValueError(f"unknown backend {preference!r}; choose one of {', '.join(BACKENDS)}")
     clip = ClipFeatures(checkpoint, threads) if checkpoint.config.architecture.frozen_encoder else None
-    if preference == "torch" or (preference == "auto" and device.type != "cpu"):
-        return TorchBackend(checkpoint.model, device, clip)
+    if preference == "torch" or (preference == "auto" and device != "cpu"):
+        return TorchBackend(checkpoint.model, device, clip, threads)
     int8 = preference == "onnx-int8" and clip is None
     try:
         return OnnxBackend(find_or_export(checkpoint, int8), threads, int8, clip)
     except Exception as exc:  # no onnxruntime, no revision, export failure: fall back rather than fail
-        if preference != "auto":
+        if preference != "auto" or importlib.util.find_spec("torch") is None:
             raise
         log.info("ONNX Runtime unavailable (%s): using PyTorch", exc)
-        return TorchBackend(checkpoint.model, device, clip)
-
-
-def register(commands, add_model_options) -> None:
-    p = commands.add_parser("export-onnx", help="export a checkpoint to ONNX (frame encoder and sequence head)")
-    add_model_options(p)
-    p.add_argument("--out", default=None, help="output folder (default: beside the weights when writable, else the cache)")
-    p.add_argument("--int8", action="store_true", help="also write a dynamically int8-quantised encoder")
-    p.set_defaults(run=run_export)
-
-
-def run_export(args) -> int:
-    from .checkpoint import load_checkpoint
-
-    checkpoint = load_checkpoint(args.model)
-    out = Path(args.out) if args.out else (checkpoint.path if checkpoint.path and os.access(checkpoint.path, os.W_OK) else None)
-    folder = export_onnx(checkpoint, out, int8=args.int8) if out else find_or_export(checkpoint, args.int8)
-    for name in sorted(p.name for p in folder.glob("*.onnx")):
-        print(f"{folder / name}  {(folder / name).stat().st_size / 1e6:.1f} MB")
-    return 0
+        return TorchBackend(checkpoint.model, device, clip, threads)

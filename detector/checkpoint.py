@@ -2,6 +2,11 @@
 
 A model is named by a local folder, `default` (the checkpoint embedded in the repository), or a Hugging Face Hub
 id `org/name[@revision]` (downloaded by `detector.hub`). Keys must match the architecture exactly.
+
+Serving needs no PyTorch: a folder whose ONNX export was made from the weights beside it (detector/backends.py)
+is served by ONNX Runtime, and the few tensors inference reads directly (the frame head's weights for heatmaps, a
+reference sample) come from the safetensors file as NumPy arrays. The PyTorch network (`Checkpoint.model`) is
+built on first use: training, export, the torch backend.
 """
 
 from __future__ import annotations
@@ -9,17 +14,20 @@ from __future__ import annotations
 import logging
 import os
 import re
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+import numpy as np
+from safetensors import SafetensorError, safe_open
 
 from .config import ModelConfig
-from .errors import ModelFormatError, ModelNotFoundError
-from .model import MobileNetLSTM, load_backbone_state
+from .errors import ModelError, ModelFormatError, ModelNotFoundError
 from .paths import DEFAULT_CHECKPOINT_DIR, EMBEDDED_CHECKPOINTS, imagenet_backbone_file, sha256_file
+
+if TYPE_CHECKING:
+    from .model import MobileNetLSTM
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -29,18 +37,42 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Checkpoint:
-    model: MobileNetLSTM
     config: ModelConfig
     id: str
     revision: str | None
     path: Path | None  # the folder the files were read from; None for an in-memory untrained model
+    _model: MobileNetLSTM | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def architecture(self) -> str:
         return f"{self.config.architecture.name}/{self.config.architecture.backbone}"
 
+    @property
+    def model(self) -> MobileNetLSTM:
+        """The PyTorch network, built from the weights on first use (needs the `train` extra: PyTorch)."""
+        with self._lock:
+            if self._model is None:
+                if self.path is None:
+                    raise ModelError("an in-memory checkpoint has no weights to build a network from")
+                self._model = load_weights(self.path, self.config)
+            return self._model
+
+    def array(self, name: str) -> np.ndarray:
+        """One tensor of the weights as a float32 NumPy array, read without PyTorch."""
+        if self._model is not None:
+            return self._model.state_dict()[name].detach().cpu().float().numpy()
+        weights = Path(self.path) / WEIGHTS_FILE
+        try:
+            with safe_open(str(weights), framework="np") as file:
+                return file.get_tensor(name).astype(np.float32)
+        except (SafetensorError, OSError, KeyError) as exc:
+            raise ModelFormatError(f"{weights}: no readable tensor {name!r} ({exc})") from None
+
 
 def save_checkpoint(directory: str | os.PathLike, model: MobileNetLSTM, config: ModelConfig) -> Path:
+    from safetensors.torch import save_file
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     config.validate().save(directory / CONFIG_FILE)
@@ -54,6 +86,16 @@ def load_weights(directory: str | os.PathLike, config: ModelConfig) -> MobileNet
     weights = Path(directory) / WEIGHTS_FILE
     if not weights.is_file():
         raise ModelFormatError(f"{directory}: {WEIGHTS_FILE} is missing")
+    try:
+        from safetensors.torch import load_file
+
+        from .model import MobileNetLSTM
+    except ImportError as exc:
+        raise ModelError(
+            f"{directory}: building the PyTorch network needs PyTorch ({exc}): install the training extra "
+            "(pip install 'deepfake-checker[train]'). Serving without it needs a checkpoint that ships an ONNX export "
+            "of its weights (python -m detector export-onnx --model DIR, where PyTorch is installed)"
+        ) from None
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError) as exc:
@@ -75,12 +117,21 @@ def load_weights(directory: str | os.PathLike, config: ModelConfig) -> MobileNet
 
 
 def load_folder(directory: str | os.PathLike, model_id: str | None = None, revision: str | None = None) -> Checkpoint:
+    """Read a checkpoint folder. Its weights are checked against the architecture (strict keys and shapes) now,
+    unless the folder ships an ONNX export made from exactly these weights: that is what serving runs, so the
+    PyTorch network is built only if something asks for it."""
+    from .backends import export_is_current
+
     directory = Path(directory)
     if not (directory / CONFIG_FILE).is_file():
         raise ModelNotFoundError(f"{directory}: not a checkpoint folder ({CONFIG_FILE} is missing)")
     config = ModelConfig.load(directory / CONFIG_FILE)
-    model = load_weights(directory, config)
-    return Checkpoint(model, config, model_id or str(directory), revision or weights_digest(directory), directory)
+    if not (directory / WEIGHTS_FILE).is_file():
+        raise ModelFormatError(f"{directory}: {WEIGHTS_FILE} is missing")
+    checkpoint = Checkpoint(config, model_id or str(directory), revision or weights_digest(directory), directory)
+    if not export_is_current(directory):
+        checkpoint.model  # noqa: B018 -- build and check the network now: an export will need it
+    return checkpoint
 
 
 def weights_digest(directory: str | os.PathLike) -> str:
@@ -90,12 +141,16 @@ def weights_digest(directory: str | os.PathLike) -> str:
 
 def build_untrained(config: ModelConfig | None = None, backbone_weights: str | os.PathLike | None = None) -> Checkpoint:
     """An untrained model (ImageNet backbone when its file is available): useful for training and tests only."""
+    from safetensors.torch import load_file
+
+    from .model import MobileNetLSTM, load_backbone_state
+
     config = config or ModelConfig()
     model = MobileNetLSTM(config.architecture)
     file = Path(backbone_weights) if backbone_weights else imagenet_backbone_file()
     if config.architecture.backbone == "mobilenet_v3_small" and file.is_file():
         load_backbone_state(model, load_file(str(file)))
-    return Checkpoint(model.eval(), config, "untrained", None, None)
+    return Checkpoint(config, "untrained", None, None, model.eval())
 
 
 def split_model_name(name: str) -> tuple[str, str | None]:
@@ -126,7 +181,3 @@ def load_checkpoint(name: str | os.PathLike | None = "default", revision: str | 
         except ModelFormatError as exc:  # say which Hub checkpoint is broken, not only which cache file
             raise type(exc)(f"{repo_id}@{commit[:12]}: {exc.message}") from None
     raise ModelNotFoundError(f"no model called {name!r}: give 'default', a checkpoint folder or a Hub id org/name")
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -14,26 +14,16 @@ from collections.abc import Callable
 
 from .config import FACE_DETECTORS
 from .errors import DetectorError, UnsupportedMediaError
+from .report import Report
+from .settings import ServingSettings, SettingsError, from_env
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-def set_threads(threads: int | None) -> None:
-    """Pin thread pools (torch, OpenCV) so that together they do not oversubscribe the cores."""
-    import cv2
-    import torch
-
-    from .env import threads as chosen_threads
-
-    threads = chosen_threads(threads)
-    torch.set_num_threads(threads)
-    cv2.setNumThreads(threads)
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
-        default=os.environ.get("DEEPFAKE_MODEL", "default"),
+        default=from_env(ServingSettings).model,
         help="'default', a checkpoint folder, or a Hub id org/name[@revision] (default: %(default)s)",
     )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
@@ -87,7 +77,7 @@ EXTRA_COMMANDS: dict[str, str] = {
     "train": "training.train",
     "evaluate": "training.evaluate",
     "compare": "training.evaluate",
-    "export-onnx": "backends",
+    "export-onnx": "export",
     "crossval": "training.crossval",
     "clip-fetch": "clip",
     "train-clip": "training.cliptrain",
@@ -119,22 +109,20 @@ class _ProgressBar:
             self.bar = None
 
 
-def summary_line(report: dict) -> str:
-    media = report["media"]
-    verdict = report["verdict"]
-    if verdict == "no_face":
+def summary_line(report: Report) -> str:
+    media = report.media
+    if report.verdict == "no_face":
         head = "NO FACE found"
     else:
-        head = f"{verdict.upper()} (fake probability {report['fake_probability']:.2f}, confidence {report['confidence']:.2f})"
+        head = f"{report.verdict.upper()} (fake probability {report.fake_probability:.2f}, confidence {report.confidence:.2f})"
     kind = f"{media['kind']} {media['width']}x{media['height']}"
     if media["kind"] == "video":
         kind += f", {media['duration_s']:.1f} s"
-    faces = len(report["tracks"])
     lines = [
-        f"{report['source']}: {head} · {kind} · {media['frames_analyzed']} frame(s) · {faces} face track(s) · "
-        f"{report['timings_ms']['total']:.0f} ms · model {report['model']['id']}"
+        f"{report.source}: {head} · {kind} · {media['frames_analyzed']} frame(s) · {len(report.tracks)} face track(s) · "
+        f"{report.timings_ms['total']:.0f} ms · model {report.model['id']}"
     ]
-    lines += [f"  ! {w}" for w in report["warnings"]]
+    lines += [f"  ! {w}" for w in report.warnings]
     return "\n".join(lines)
 
 
@@ -163,6 +151,7 @@ def run_analyze(args: argparse.Namespace) -> int:
 
     from .analyzer import AnalysisOptions, Detector
     from .checkpoint import load_checkpoint
+    from .env import set_threads
 
     set_threads(args.threads)
     try:
@@ -193,13 +182,13 @@ def run_analyze(args: argparse.Namespace) -> int:
         for path in paths:
             bar = _ProgressBar(os.path.basename(path))
             try:
-                report = detector.analyze(path, progress=bar, fetcher=fetcher).to_dict()
+                report = detector.analyze(path, progress=bar, fetcher=fetcher)
             except DetectorError as exc:
                 refuse(path, exc)
                 continue
             finally:
                 bar.close()
-            results.append(report)
+            results.append(report.to_dict())
             if not args.json:
                 print(summary_line(report), flush=True)
     finally:
@@ -223,7 +212,12 @@ def _without_name(message: str, path: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
-    return run_command(build_parser(command), argv)
+    try:
+        parser = build_parser(command)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return run_command(parser, argv)
 
 
 def run_command(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:

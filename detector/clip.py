@@ -82,9 +82,10 @@ class ClipEncoder:
     @classmethod
     def locate(cls, beside: str | os.PathLike | None = None) -> Path | None:
         """The ONNX file to use, or None when there is none here (see the module's docstring for the order)."""
-        candidates = []
-        if os.environ.get("DEEPFAKE_CLIP_ONNX"):
-            candidates.append(Path(os.environ["DEEPFAKE_CLIP_ONNX"]))
+        from .settings import CoreSettings
+
+        configured = CoreSettings.current().clip_onnx
+        candidates = [configured] if configured else []
         if beside is not None:
             candidates += sorted(Path(beside).glob("clip_encoder*.onnx"))
         candidates += [clip_cache_dir() / FILE_NAME, clip_cache_dir() / "clip_encoder.onnx"]  # from the wheel, from the Hub

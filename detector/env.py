@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 
 def parse_bool(value: str) -> bool:
@@ -17,5 +18,18 @@ def parse_bool(value: str) -> bool:
 
 def threads(requested: int | None = None) -> int:
     """CPU threads for torch, OpenCV and ONNX Runtime: `requested`, else `DEEPFAKE_THREADS`, else every core."""
-    return requested or int(os.environ.get("DEEPFAKE_THREADS", 0) or 0) or os.cpu_count() or 1
+    from .settings import CoreSettings
 
+    return requested or CoreSettings.current().threads or os.cpu_count() or 1
+
+
+
+def set_threads(requested: int | None = None) -> None:
+    """Pin the process's thread pools (OpenCV, and PyTorch where it is loaded) so that together they do not
+    oversubscribe the cores; ONNX Runtime sessions take `threads()` when they are made."""
+    import cv2
+
+    count = threads(requested)
+    cv2.setNumThreads(count)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(count)

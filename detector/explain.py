@@ -3,33 +3,33 @@
 For each face crop the map shows where the features that pushed the per-frame score towards the decision
 (towards "fake" when the face is judged fake, towards "real" otherwise) sit; crops are mapped back into frame
 coordinates, so a heatmap has the frame's size and can be laid over it.
+
+The frame head is linear on the spatial mean of the last feature maps A (logit = w · mean_hw(A) + b), so the
+gradient of the logit with respect to A[c, i, j] is w[c] / (h·w) at every position: Grad-CAM's channel weights are
+the head's own weights, and the map is ReLU(±Σ_c w[c]·A[c]) up to a constant that the normalisation removes. No
+gradients are needed, so heatmaps come from the ONNX export as they do from PyTorch (tests/test_explain.py checks
+them against autograd Grad-CAM).
 """
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
-import torch
 
 from .faces import Face, crop_window
-from .model import MobileNetLSTM
+
+FRAME_HEAD_WEIGHT = "frame_head.1.weight"  # the (1, D) weight of the frame head's linear layer
 
 
-def grad_cam(model: MobileNetLSTM, images: torch.Tensor, towards_fake: torch.Tensor) -> np.ndarray:
-    """(N, 3, S, S) normalised crops -> (N, S, S) maps in [0, 1]; `towards_fake[i]` picks the sign to explain."""
-    model.eval()
-    with torch.enable_grad():
-        images = images.detach().requires_grad_(False)
-        activations = model.features(images)
-        logits = model.frame_head(model.pool(activations).flatten(1)).squeeze(-1)
-        signs = torch.where(towards_fake, 1.0, -1.0).to(logits.dtype)
-        (grads,) = torch.autograd.grad((logits * signs).sum(), activations)
-    weights = grads.mean(dim=(2, 3), keepdim=True)
-    cams = torch.relu((weights * activations).sum(dim=1)).detach()
-    size = images.shape[-1]
-    cams = torch.nn.functional.interpolate(cams[:, None], size=(size, size), mode="bilinear", align_corners=False)[:, 0]
-    peak = cams.flatten(1).max(dim=1).values.clamp_min(1e-12)
-    return (cams / peak[:, None, None]).cpu().numpy().astype(np.float32)
+def grad_cam(activations: np.ndarray, head_weight: np.ndarray, towards_fake: np.ndarray, size: int) -> np.ndarray:
+    """(N, C, h, w) feature maps -> (N, size, size) maps in [0, 1]; `towards_fake[i]` picks the sign to explain."""
+    signs = np.where(np.asarray(towards_fake, dtype=bool), 1.0, -1.0).astype(np.float32)
+    weighted = np.einsum("nchw,c->nhw", activations.astype(np.float32), np.asarray(head_weight, np.float32).reshape(-1))
+    cams = np.maximum(weighted * signs[:, None, None], 0.0)
+    # bilinear with half-pixel centres, as torch's interpolate(align_corners=False) upsamples
+    resized = np.stack([cv2.resize(cam, (size, size), interpolation=cv2.INTER_LINEAR) for cam in cams])
+    peak = np.maximum(resized.reshape(len(resized), -1).max(axis=1), 1e-12)
+    return (resized / peak[:, None, None]).astype(np.float32)
 
 
 def paste_heatmap(canvas: np.ndarray, cam: np.ndarray, face: Face, margin: float) -> None:

@@ -148,7 +148,10 @@ def whole_frame_face(rgb: np.ndarray) -> Face:
 
 def find_yunet_model(checkpoint_dir: str | os.PathLike | None = None, explicit: str | None = None) -> str | None:
     """Where to find a YuNet file: explicit path, $DEEPFAKE_YUNET_MODEL, the checkpoint folder, the shared models."""
-    candidates = [explicit, os.environ.get("DEEPFAKE_YUNET_MODEL")]
+    from .settings import CoreSettings
+
+    configured = CoreSettings.current().yunet_model
+    candidates = [explicit, str(configured) if configured else None]
     if checkpoint_dir:
         candidates += sorted(glob.glob(os.path.join(str(checkpoint_dir), "*yunet*.onnx")))
     candidates.append(str(shared_dir() / "models" / YUNET_FILE))

@@ -18,7 +18,9 @@ EMBEDDED_CHECKPOINTS = {"default": DEFAULT_CHECKPOINT_DIR}
 
 
 def shared_dir() -> Path:
-    return Path(os.environ.get("DEEPFAKE_SHARED_DIR") or REPO_ROOT.parent / "shared")
+    from .settings import CoreSettings
+
+    return CoreSettings.current().shared_dir or REPO_ROOT.parent / "shared"
 
 
 def imagenet_backbone_file() -> Path:
@@ -29,7 +31,10 @@ def imagenet_backbone_file() -> Path:
 def cache_dir(kind: str) -> Path:
     """A folder of this project's cache: `$DEEPFAKE_CACHE_DIR/KIND`, by default ~/.cache/deepfake-checker/KIND
     (kinds: crops, onnx, clip, embeddings)."""
-    base = os.environ.get("DEEPFAKE_CACHE_DIR") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "deepfake-checker")
+    from .settings import CoreSettings
+
+    configured = CoreSettings.current().cache_dir
+    base = configured or Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "deepfake-checker"
     return Path(base).expanduser() / kind
 
 

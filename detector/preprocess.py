@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from .config import PreprocessingConfig
 
@@ -26,6 +25,9 @@ def encode_crops(encode, crops: np.ndarray, config: PreprocessingConfig) -> np.n
     return (both[: len(crops)] + both[len(crops) :]) / 2
 
 
-def crops_to_tensor(crops: np.ndarray | list[np.ndarray], config: PreprocessingConfig) -> torch.Tensor:
-    """The same as `crops_to_array`, as a channels-last torch tensor (the fast layout for CPU convolutions)."""
+def crops_to_tensor(crops: np.ndarray | list[np.ndarray], config: PreprocessingConfig):
+    """The same as `crops_to_array`, as a channels-last torch tensor (the fast layout for CPU convolutions);
+    training only: serving reads arrays."""
+    import torch
+
     return torch.from_numpy(crops_to_array(crops, config)).contiguous(memory_format=torch.channels_last)

@@ -12,7 +12,7 @@ import numpy as np
 
 from .config import DecisionConfig
 from .decision import decide
-from .report import Report
+from .report import FrameResult, Report
 
 # What every page that shows a Report tells its reader (the demo and the server's HTML report).
 CAVEAT = (
@@ -34,15 +34,15 @@ def color_for(probability: float | None, threshold: float, band: list[float]) ->
     return VERDICT_COLORS[verdict]
 
 
-def draw_faces(image: np.ndarray, frame: dict, report: dict) -> np.ndarray:
+def draw_faces(image: np.ndarray, frame: FrameResult, report: Report) -> np.ndarray:
     """A copy of the RGB frame with each analysed face boxed and labelled with its fake probability."""
     out = image.copy()
     thickness = max(2, round(max(out.shape[:2]) / 400))
-    for face in frame["faces"]:
-        x, y, w, h = (int(round(v)) for v in face["box"])
-        color = color_for(face["fake_probability"], report["threshold"], report["uncertain_band"])
+    for face in frame.faces:
+        x, y, w, h = (int(round(v)) for v in face.box)
+        color = color_for(face.fake_probability, report.threshold, report.uncertain_band)
         cv2.rectangle(out, (x, y), (x + w, y + h), color, thickness)
-        label = f"fake {face['fake_probability']:.0%}"
+        label = f"fake {face.fake_probability:.0%}"
         scale = max(0.5, max(out.shape[:2]) / 1400)
         (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
         top = max(0, y - th - 8)
@@ -59,7 +59,7 @@ def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45)
     return (image * (1 - weight) + colored * weight).astype(np.uint8)
 
 
-def timeline_figure(report: Report | dict):
+def timeline_figure(report: Report):
     """Raw and smoothed per-frame fake probability over time, with the threshold and the uncertain band. The legend
     sits under the axes (never over points near 1.0); the page around the plot gives its title. An image has one
     frame, so no time axis; with no face there is nothing to plot, and the figure says so."""
@@ -68,21 +68,20 @@ def timeline_figure(report: Report | dict):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    data = report.to_dict() if isinstance(report, Report) else report
-    frames = [f for f in data["frames"] if f["fake_probability"] is not None]
-    video = data["media"]["kind"] == "video"
+    frames = [f for f in report.frames if f.fake_probability is not None]
+    video = report.media["kind"] == "video"
     fig, ax = plt.subplots(figsize=(8, 3.2))
-    low, high = data["uncertain_band"]
+    low, high = report.uncertain_band
     ax.axhspan(low, high, color="grey", alpha=0.15, label="uncertain band")
-    ax.axhline(data["threshold"], color="black", lw=1, ls="--", label="threshold")
+    ax.axhline(report.threshold, color="black", lw=1, ls="--", label="threshold")
     ax.set(ylim=(-0.02, 1.02), ylabel="fake probability")
     if frames and video:
-        times = [f["timestamp_s"] for f in frames]
-        ax.plot(times, [f["fake_probability"] for f in frames], "o", ms=4, color="tab:red", alpha=0.6, label="per frame")
-        ax.plot(times, [f["smoothed_probability"] for f in frames], "-", lw=2, color="tab:red", label="smoothed")
-        ax.set(xlim=(0, max(data["media"]["duration_s"] or 0.0, times[-1], 0.1)), xlabel="time (s)")
+        times = [f.timestamp_s for f in frames]
+        ax.plot(times, [f.fake_probability for f in frames], "o", ms=4, color="tab:red", alpha=0.6, label="per frame")
+        ax.plot(times, [f.smoothed_probability for f in frames], "-", lw=2, color="tab:red", label="smoothed")
+        ax.set(xlim=(0, max(report.media["duration_s"] or 0.0, times[-1], 0.1)), xlabel="time (s)")
     elif frames:  # an image: one frame, one score per face
-        ax.plot([0.0] * len(frames), [f["fake_probability"] for f in frames], "o", ms=7, color="tab:red", label="image")
+        ax.plot([0.0] * len(frames), [f.fake_probability for f in frames], "o", ms=7, color="tab:red", label="image")
         ax.set(xlim=(-1, 1), xticks=[], xlabel="an image has a single frame")
     else:
         ax.set(xticks=[], xlabel="")
@@ -92,7 +91,7 @@ def timeline_figure(report: Report | dict):
     return fig
 
 
-def timeline_png(report: Report | dict) -> bytes:
+def timeline_png(report: Report) -> bytes:
     import matplotlib.pyplot as plt
 
     fig = timeline_figure(report)

@@ -65,3 +65,12 @@ class Report:
 
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        """A Report from its JSON form (a stored report.json): the inverse of `to_dict`."""
+        frames = [
+            FrameResult(**{**f, "faces": [FaceResult(**face) for face in f.get("faces", [])]}) for f in data["frames"]
+        ]
+        tracks = [TrackResult(**t) for t in data["tracks"]]
+        return cls(**{**data, "frames": frames, "tracks": tracks})

@@ -290,10 +290,10 @@ class DemoAnalyzer:
 
             from detector.render import timeline_figure
 
-            figure = timeline_figure(data)
+            figure = timeline_figure(report)
             plt.close(figure)
         folder = self._result_folder()
-        files = write_result_files(folder, analysis, data, figure, file_stem(source))
+        files = write_result_files(folder, analysis, figure, file_stem(source))
         label = folder / "verdict.json"
         label.write_text(json.dumps(verdict_label(data)))
         progress("render", 1, 1)

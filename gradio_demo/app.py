@@ -157,7 +157,7 @@ def _answer(work, *args):
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from detector.cli import set_threads
+    from detector.env import set_threads
 
     settings = DemoSettings.from_env()
     set_threads(settings.threads or None)

@@ -20,8 +20,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector import Analysis
+from detector import Analysis, Report
 from detector.render import CAVEAT, READING_GUIDE, draw_faces, encode_jpeg, overlay_heatmap
+from detector.report import FrameResult
 
 GALLERY_SIDE = 960  # longer side of the pictures shown in the page; the zip keeps full size
 
@@ -33,11 +34,12 @@ class ResultFiles:
     report_zip: Path
 
 
-def write_result_files(folder: Path, analysis: Analysis, report: dict, timeline_figure, stem: str) -> ResultFiles:
+def write_result_files(folder: Path, analysis: Analysis, timeline_figure, stem: str) -> ResultFiles:
+    report = analysis.report
     folder.mkdir(parents=True, exist_ok=True)
     gallery: list[tuple[str, str]] = []
     entries: dict[str, bytes] = {}
-    for position, (key_frame, frame, heatmap) in enumerate(zip(analysis.key_frames, report["frames"], analysis.heatmaps)):
+    for position, (key_frame, frame, heatmap) in enumerate(zip(analysis.key_frames, report.frames, analysis.heatmaps)):
         boxed = draw_faces(key_frame.image, frame, report)
         explained = boxed
         if heatmap is not None:
@@ -53,7 +55,7 @@ def write_result_files(folder: Path, analysis: Analysis, report: dict, timeline_
     timeline_figure.savefig(buffer, format="png", dpi=100)
     entries["timeline.png"] = buffer.getvalue()
     entries["timeline.csv"] = timeline_csv(report).encode()
-    report_bytes = json.dumps(report, indent=2).encode()
+    report_bytes = json.dumps(report.to_dict(), indent=2).encode()
     entries["report.json"] = report_bytes
     entries["index.html"] = report_html(report, sorted(entries)).encode()
 
@@ -71,21 +73,19 @@ def heatmap_png(heatmap: np.ndarray) -> bytes:
     return data.tobytes()
 
 
-def frame_caption(frame: dict, report: dict) -> str:
-    where = f"{frame['timestamp_s']:.2f} s" if report["media"]["kind"] == "video" else "image"
-    probability = frame["fake_probability"]
+def frame_caption(frame: FrameResult, report: Report) -> str:
+    where = f"{frame.timestamp_s:.2f} s" if report.media["kind"] == "video" else "image"
+    probability = frame.fake_probability
     score = "no face" if probability is None else f"fake {probability:.0%}"
-    return f"frame {frame['index']} · {where} · {score}"
+    return f"frame {frame.index} · {where} · {score}"
 
 
-def timeline_csv(report: dict) -> str:
+def timeline_csv(report: Report) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["index", "timestamp_s", "fake_probability", "smoothed_probability", "faces"])
-    for frame in report["frames"]:
-        writer.writerow(
-            [frame["index"], frame["timestamp_s"], frame["fake_probability"], frame["smoothed_probability"], len(frame["faces"])]
-        )
+    for frame in report.frames:
+        writer.writerow([frame.index, frame.timestamp_s, frame.fake_probability, frame.smoothed_probability, len(frame.faces)])
     return out.getvalue()
 
 
@@ -100,42 +100,42 @@ def file_stem(source: str) -> str:
     return stem[:60] or "media"
 
 
-def report_html(report: dict, files: list[str]) -> str:
+def report_html(report: Report, files: list[str]) -> str:
     """A page that shows the Report with the pictures beside it in the zip (relative links, no scripts)."""
     esc = html.escape
-    probability = report["fake_probability"]
+    probability = report.fake_probability
     summary = (
-        f"fake probability {probability:.1%}, confidence {report['confidence']:.1%}"
+        f"fake probability {probability:.1%}, confidence {report.confidence:.1%}"
         if probability is not None
         else "no face was found"
     )
-    warnings = "".join(f"<p class=warn>{esc(w)}</p>" for w in report["warnings"])
+    warnings = "".join(f"<p class=warn>{esc(w)}</p>" for w in report.warnings)
     rows, figures = [], []
-    for position, frame in enumerate(report["frames"]):
-        p, s = frame["fake_probability"], frame["smoothed_probability"]
+    for position, frame in enumerate(report.frames):
+        p, s = frame.fake_probability, frame.smoothed_probability
         rows.append(
-            f"<tr><td>{frame['index']}</td><td>{frame['timestamp_s']:.2f}</td><td>{'' if p is None else f'{p:.3f}'}</td>"
-            f"<td>{'' if s is None else f'{s:.3f}'}</td><td>{len(frame['faces'])}</td></tr>"
+            f"<tr><td>{frame.index}</td><td>{frame.timestamp_s:.2f}</td><td>{'' if p is None else f'{p:.3f}'}</td>"
+            f"<td>{'' if s is None else f'{s:.3f}'}</td><td>{len(frame.faces)}</td></tr>"
         )
         picture = f"overlays/{position:02d}.jpg" if f"overlays/{position:02d}.jpg" in files else f"frames/{position:02d}.jpg"
         figures.append(
             f'<figure><a href="{picture}"><img src="{picture}" alt=""></a>'
             f"<figcaption>{esc(frame_caption(frame, report))}</figcaption></figure>"
         )
-    media = report["media"]
+    media = report.media
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Deepfake check: {esc(report["source"])}</title>
+<html lang="en"><head><meta charset="utf-8"><title>Deepfake check: {esc(report.source)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}
 .verdict{{font-size:2em;font-weight:bold}} .warn{{color:#b35900}} img{{max-width:100%}}
 figure{{display:inline-block;width:31%;margin:0 1% 1em 0;vertical-align:top}} figcaption{{font-size:.85em}}
 table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}</style></head>
 <body><h1>Deepfake check</h1>
-<p>Source: <code>{esc(report["source"])}</code></p>
-<p class=verdict>{esc(report["verdict"].replace("_", " "))}</p><p>{summary}</p>{warnings}
+<p>Source: <code>{esc(report.source)}</code></p>
+<p class=verdict>{esc(report.verdict.replace("_", " "))}</p><p>{summary}</p>{warnings}
 <p><small>{esc(CAVEAT)}</small></p>
 <p>{esc(media["kind"])} {media["width"]}×{media["height"]}, {media["frames_analyzed"]} frame(s) analysed;
-model <code>{esc(str(report["model"]["id"]))}</code> ({esc(str(report["model"]["revision"]))});
-threshold {report["threshold"]}, uncertain band {report["uncertain_band"]}.</p>
+model <code>{esc(str(report.model["id"]))}</code> ({esc(str(report.model["revision"]))});
+threshold {report.threshold}, uncertain band {report.uncertain_band}.</p>
 <h2>Timeline</h2><img src="timeline.png" alt="fake probability over time"><p><small>{esc(READING_GUIDE)}</small></p>
 <table><tr><th>frame</th><th>time (s)</th><th>fake probability</th><th>smoothed</th><th>faces</th></tr>{"".join(rows)}</table>
 <h2>Key frames</h2>

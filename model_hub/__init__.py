@@ -2,10 +2,6 @@
 
 Loading by name (`default`, a folder, `org/name[@revision]`) is the core's job (`detector.load`); the Hub I/O
 itself lives in `detector.hub`. This package is the maintainers' side: `python -m model_hub pull|push|card|ls|check`,
-the model card generator (`model_hub.card`) and the folder check (`model_hub.check`).
+the model card generator (`model_hub.card`) and the folder check (`model_hub.check`). Import from those modules:
+the card generator reads evaluation files with the `train` extra, which pulling a checkpoint does not need.
 """
-
-from .card import build_card, load_report, write_card
-from .check import CheckResult, check_folder
-
-__all__ = ["CheckResult", "build_card", "check_folder", "load_report", "write_card"]

@@ -27,7 +27,8 @@ from detector.paths import sha256_file
 from detector.training.evaluate import SCORES_FILE, read_scores
 from detector.training.metrics import MAX_FALSE_POSITIVE_RATE, group_indices, roc_auc_interval
 
-CARD_FILE = "README.md"
+from .check import CARD_FILE
+
 REPORT_KEYS = (
     "n",
     "accuracy",

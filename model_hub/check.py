@@ -6,6 +6,7 @@ matching), so a folder `check` accepts is a folder `detector.load` accepts, and 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from detector.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_weights
 from detector.config import ModelConfig
 from detector.errors import DetectorError
 
-from .card import CARD_FILE
+CARD_FILE = "README.md"  # the model card (model_hub/card.py writes it)
 
 # Formats that unpickle (run code) when loaded: never part of a checkpoint.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
@@ -66,6 +67,9 @@ def check_folder(folder: str | os.PathLike) -> CheckResult:
 
 
 def _check_weights(folder: Path, result: CheckResult) -> None:
+    if importlib.util.find_spec("torch") is None:  # a serving install: the tensors, without the network
+        _check_tensors(folder, result)
+        return
     import torch
 
     try:
@@ -85,6 +89,25 @@ def _check_weights(folder: Path, result: CheckResult) -> None:
         frame_logits, clip_logits = model(torch.zeros(1, 2, 3, size, size))
     if frame_logits.shape != (1, 2) or clip_logits.shape != (1,):
         result.problems.append(f"the model gives outputs of shape {tuple(frame_logits.shape)}, {tuple(clip_logits.shape)}")
+
+
+def _check_tensors(folder: Path, result: CheckResult) -> None:
+    """Without PyTorch: every tensor readable and finite; the key names are checked where the network is built."""
+    import numpy as np
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(folder / WEIGHTS_FILE), framework="np") as file:
+            tensors = {name: file.get_tensor(name) for name in file.keys()}  # noqa: SIM118 -- safe_open is no dict
+    except (SafetensorError, OSError) as exc:
+        result.problems.append(f"{WEIGHTS_FILE}: not a valid safetensors file ({exc})")
+        return
+    buffers = ("running_mean", "running_var", "num_batches_tracked", "reference")  # state, not parameters
+    result.parameters = sum(t.size for name, t in tensors.items() if not name.endswith(buffers))
+    broken = [name for name, t in tensors.items() if t.dtype.kind == "f" and not np.isfinite(t).all()]
+    if broken:
+        result.problems.append(f"{WEIGHTS_FILE}: non-finite values (NaN or inf) in {', '.join(broken[:3])}")
+    result.warnings.append("PyTorch is not installed: the weights were read, not built into the network (strict keys unchecked)")
 
 
 def _check_card(folder: Path, result: CheckResult) -> None:

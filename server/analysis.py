@@ -30,14 +30,15 @@ from werkzeug.utils import secure_filename
 
 from detector import MediaLimits
 from detector.errors import DetectorError
-from detector.fetching.fetch import FetchLimits, MediaFetcher
-from detector.fetching.urlguard import UrlPolicy, precheck_url
+from detector.fetching.fetch import MediaFetcher
+from detector.fetching.urlguard import precheck_url
 from detector.media import open_media
 from detector.paths import sha256_file
 from detector.render import draw_faces, encode_jpeg, overlay_heatmap, timeline_png
 
 from .alerts import WebhookNotifier, should_alert
 from .artefacts import ArtefactStore
+from .config import from_config
 from .db import Database, utc_now
 from .errors import ApiError
 from .jobs import Fetched, Finished, JobProgress, JobQueue, remove_upload
@@ -77,15 +78,9 @@ class AnalysisService:
         self.config = config
         self.db, self.store, self.models, self.notifier = db, store, models, notifier
         self.uploads_dir = uploads_dir
-        self.policy = UrlPolicy(
-            allow_private=bool(config["ALLOW_PRIVATE_URLS"]),
-            trusted_endpoints=frozenset((str(ip), int(port)) for ip, port in config["URL_TRUSTED_ENDPOINTS"]),
-        )
-        self.fetcher = MediaFetcher(
-            self.policy,
-            FetchLimits(config["MAX_FETCH_BYTES"], config["MAX_DURATION_S"], config["FETCH_TIMEOUT_S"]),
-            temp_dir=temp_dir,
-        )
+        self.settings = from_config(config)
+        self.policy = self.settings.url_policy
+        self.fetcher = MediaFetcher(self.policy, self.settings.fetch_limits, temp_dir=temp_dir)
         self.jobs = JobQueue(
             db,
             self.fetch_job,
@@ -133,9 +128,7 @@ class AnalysisService:
         return {"model": model, "frames": frames, "base_url": base_url}
 
     def limits(self, max_bytes: int) -> MediaLimits:
-        return MediaLimits(
-            max_bytes=max_bytes, max_pixels=self.config["MAX_PIXELS"], max_duration_s=self.config["MAX_DURATION_S"]
-        )
+        return self.settings.media_limits(max_bytes)
 
     # --------------------------------------------------------------------------------------------- submit
 
@@ -259,7 +252,7 @@ class AnalysisService:
         progress("render", 0, 1)
         report_dict = report.to_dict()
         analysis_id = uuid.uuid4().hex
-        artefacts = self._store_artefacts(analysis_id, analysis, report_dict, path if self.config["KEEP_MEDIA"] else None)
+        artefacts = self._store_artefacts(analysis_id, analysis, path if self.config["KEEP_MEDIA"] else None)
         record = {
             "id": analysis_id,
             "created_at": utc_now(),
@@ -321,12 +314,13 @@ class AnalysisService:
         self._insert(record)
         return record
 
-    def _store_artefacts(self, analysis_id: str, analysis, report: dict, media_path: Path | None) -> list[dict]:
+    def _store_artefacts(self, analysis_id: str, analysis, media_path: Path | None) -> list[dict]:
+        report = analysis.report
         files: list[tuple[dict, bytes, str]] = []
-        if report["media"]["kind"] == "video":
+        if report.media["kind"] == "video":
             with _PLOT_LOCK:
                 files.append(({"name": "timeline.png", "kind": "timeline"}, timeline_png(report), "image/png"))
-        for position, (key_frame, frame, heatmap) in enumerate(zip(analysis.key_frames, report["frames"], analysis.heatmaps)):
+        for position, (key_frame, frame, heatmap) in enumerate(zip(analysis.key_frames, report.frames, analysis.heatmaps)):
             boxed = encode_jpeg(draw_faces(key_frame.image, frame, report), max_side=THUMBNAIL_SIDE)
             files.append(({"name": f"frame_{position:02d}.jpg", "kind": "frame", "position": position}, boxed, "image/jpeg"))
             if heatmap is not None and float(heatmap.max()) > 0:
@@ -339,7 +333,7 @@ class AnalysisService:
         for entry, data, content_type in files:
             self.store.put(f"{analysis_id}/{entry['name']}", data, content_type)
         # The Report last: its presence means the analysis is complete in the store.
-        self.store.put(f"{analysis_id}/report.json", json.dumps(report).encode(), "application/json")
+        self.store.put(f"{analysis_id}/report.json", report.to_json().encode(), "application/json")
         return [entry for entry, _, _ in files]
 
     def _alert(self, record: dict, report: dict, base_url: str) -> None:

@@ -43,7 +43,7 @@ class ModelRegistry:
         self._default_loading.start()
 
     def _load(self, name: str) -> Detector:
-        from detector.cli import set_threads
+        from detector.env import set_threads
 
         set_threads(self.threads)  # process-wide: workers share these cores
         options = AnalysisOptions(face_detector=self.face_detector)

@@ -193,12 +193,15 @@ def test_rendering(detector, fake_video):
     from detector.render import draw_faces, encode_jpeg, overlay_heatmap, timeline_png
 
     analysis = detector.inspect(fake_video, frames=4, explain=True)
-    report = analysis.report.to_dict()
-    boxed = draw_faces(analysis.key_frames[0].image, report["frames"][0], report)
+    report = analysis.report
+    boxed = draw_faces(analysis.key_frames[0].image, report.frames[0], report)
     assert boxed.shape == (480, 640, 3) and not np.array_equal(boxed, analysis.key_frames[0].image)
     overlaid = overlay_heatmap(analysis.key_frames[0].image, analysis.heatmaps[0])
     assert overlaid.shape == (480, 640, 3)
     assert timeline_png(report)[:8] == b"\x89PNG\r\n\x1a\n"
+    from detector import Report
+
+    assert Report.from_dict(json.loads(report.to_json())) == report  # a stored report.json reads back typed
     assert encode_jpeg(boxed)[:2] == b"\xff\xd8"
 
 

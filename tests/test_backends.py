@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from detector import Detector
-from detector.backends import OnnxBackend, TorchBackend, create_backend, export_onnx
+from detector.backends import OnnxBackend, TorchBackend, create_backend
 from detector.checkpoint import build_untrained, load_folder, save_checkpoint
+from detector.export import export_onnx
 
 
 @pytest.fixture(scope="module")

@@ -285,6 +285,18 @@ def test_the_space_folder_holds_the_app_and_what_it_imports(tmp_path):
         assert (space / "model_hub" / "default" / "model.safetensors").is_file()
 
 
+def connect(process: subprocess.Popen, port: int, log: Path, downloads: Path, timeout_s: float = 180) -> Client:
+    """A client of the demo that `process` starts on `port`, once it answers (its log tells why it did not)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        assert process.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "the app did not start in time:\n" + log.read_text()
+        try:
+            return Client(f"http://127.0.0.1:{port}/", verbose=False, analytics_enabled=False, download_files=downloads)
+        except Exception:
+            time.sleep(1)
+
+
 @pytest.mark.slow
 def test_the_assembled_space_starts_with_python_app_py_and_refuses_private_links(tmp_path, media_server, face_photo):
     from gradio_demo.build_space import build_space
@@ -304,15 +316,7 @@ def test_the_assembled_space_starts_with_python_app_py_and_refuses_private_links
     log = open(tmp_path / "app.log", "w")
     process = subprocess.Popen([sys.executable, "gradio_demo/app.py"], cwd=space, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        client = None
-        deadline = time.monotonic() + 180
-        while client is None:
-            assert process.poll() is None, (tmp_path / "app.log").read_text()
-            assert time.monotonic() < deadline, "the app did not start in time:\n" + (tmp_path / "app.log").read_text()
-            try:
-                client = Client(f"http://127.0.0.1:{port}/", verbose=False, analytics_enabled=False, download_files=tmp_path)
-            except Exception:
-                time.sleep(1)
+        client = connect(process, port, tmp_path / "app.log", tmp_path)
         report, verdict, *_ = client.predict(handle_file(str(face_photo)), "default", FRAMES, api_name="/analyze_file")
         assert verdict["label"] == report["verdict"] and report["model"]["id"] in ("default", "untrained")
         with pytest.raises(AppError, match="private addresses are not allowed"):

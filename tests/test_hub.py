@@ -356,7 +356,7 @@ def test_the_card_gives_bootstrap_intervals_when_the_per_file_scores_are_beside_
 
 
 def test_the_card_names_an_onnx_export_as_such_and_a_face_detector_as_such(checkpoint_b, tmp_path):
-    from detector.backends import export_onnx
+    from detector.export import export_onnx
 
     folder = shutil.copytree(checkpoint_b, tmp_path / "exported")
     export_onnx(load_checkpoint(str(folder)), folder)

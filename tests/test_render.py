@@ -6,12 +6,17 @@ from __future__ import annotations
 import pytest
 
 from detector.render import color_for, timeline_figure
+from detector.report import FrameResult, Report
 
 RULE = {"threshold": 0.6, "uncertain_band": [0.4, 0.7]}
 
 
 def frames(*probabilities, step=1.0):
-    return [{"timestamp_s": i * step, "fake_probability": p, "smoothed_probability": p} for i, p in enumerate(probabilities)]
+    return [FrameResult(i, i * step, p, p) for i, p in enumerate(probabilities)]
+
+
+def report(media, frames):
+    return Report("x", "fake", None, None, RULE["threshold"], RULE["uncertain_band"], media, frames, [], {}, {})
 
 
 def legend_and_axes(fig):
@@ -22,7 +27,7 @@ def legend_and_axes(fig):
 
 
 def test_the_legend_never_covers_points_near_one():
-    fig = timeline_figure(dict(RULE, media={"kind": "video", "duration_s": 15.8}, frames=frames(0.99, 0.98, 0.99, 1.0)))
+    fig = timeline_figure(report({"kind": "video", "duration_s": 15.8}, frames(0.99, 0.98, 0.99, 1.0)))
     legend, axes, ax = legend_and_axes(fig)
     assert legend.y1 <= axes.y0  # under the plot, not inside it
     assert ax.get_title() == ""  # the page around the plot says "Timeline" once
@@ -30,10 +35,10 @@ def test_the_legend_never_covers_points_near_one():
 
 
 def test_an_image_has_no_time_axis_and_no_face_says_so():
-    image = timeline_figure(dict(RULE, media={"kind": "image", "duration_s": None}, frames=frames(0.35)))
+    image = timeline_figure(report({"kind": "image", "duration_s": None}, frames(0.35)))
     ax = image.axes[0]
     assert list(ax.get_xticks()) == [] and ax.get_xlim() == (-1, 1) and "single frame" in ax.get_xlabel()
-    empty = timeline_figure(dict(RULE, media={"kind": "image", "duration_s": None}, frames=frames(None)))
+    empty = timeline_figure(report({"kind": "image", "duration_s": None}, frames(None)))
     assert [t.get_text() for t in empty.axes[0].texts] == ["no face found: nothing to plot"]
 
 

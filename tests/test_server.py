@@ -44,7 +44,7 @@ def test_settings_from_env():
     assert settings == {
         "PORT": 9000,
         "ALLOW_PRIVATE_URLS": True,
-        "CORS_ORIGINS": ["chrome-extension://abc", "http://127.0.0.1:7860"],
+        "CORS_ORIGINS": ("chrome-extension://abc", "http://127.0.0.1:7860"),
         "MAX_DURATION_S": 30.0,
         "FACE_DETECTOR": "dlib",
     }
@@ -329,7 +329,7 @@ def test_full_queue_is_503_with_its_own_retry_after(start_server, media_server):
 def test_private_addresses_are_refused_by_default(start_server, media_server, media_root):
     with MediaServer(media_root) as forbidden:
         trusted = [("127.0.0.1", media_server.port)]  # stands for a public site; nothing else on 127.0.0.1 is
-        live = start_server(ALLOW_PRIVATE_URLS=False, URL_TRUSTED_ENDPOINTS=trusted)
+        live = start_server(ALLOW_PRIVATE_URLS=False, TRUSTED_ENDPOINTS=trusted)
         assert_error(live.analyze_url(forbidden.url("/files/photo.jpg")), 400, "unsafe_url")
         assert_error(live.analyze_url("http://localhost:1/video.mp4"), 400, "unsafe_url")
         assert_error(live.analyze_url("http://169.254.169.254/latest/meta-data/"), 400, "unsafe_url")
@@ -627,15 +627,27 @@ def test_the_contract_comes_from_the_core():
     assert enums and all(enum == list(VERDICTS) for enum in enums)
 
 
-def test_the_readme_documents_every_setting_and_no_other():
-    # The README's table of environment variables is a hand-written page: this keeps it true to server/config.py.
+def documented_variables(text: str, start: str, end: str) -> set[str]:
     import re
 
+    section = text[text.index(start) : text.index(end)]
+    return set(re.findall(r"`(DEEPFAKE_[A-Z0-9_]+)`", section))
+
+
+def test_the_readmes_document_every_setting_and_no_other():
+    # The tables of environment variables are hand-written pages: this keeps them true to the settings classes.
+    from detector.settings import CoreSettings, environment
+    from gradio_demo.settings import DemoSettings
     from server.config import ENVIRONMENT
     from tests.conftest import ROOT
 
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("### Configuration") : readme.index("### API keys")]
-    documented = set(re.findall(r"`(DEEPFAKE_[A-Z0-9_]+)`", section))
-    read = {f"DEEPFAKE_{name}" for name in ENVIRONMENT} | {"DEEPFAKE_HTTP_THREADS"}  # the last: gunicorn.conf.py
-    assert documented == read, (sorted(read - documented), sorted(documented - read))
+    server = set(ENVIRONMENT) | {"DEEPFAKE_HTTP_THREADS"}  # the last: gunicorn.conf.py
+    documented = documented_variables(readme, "### Configuration", "### API keys")
+    assert documented == server, (sorted(server - documented), sorted(documented - server))
+    core = set(environment(CoreSettings))
+    documented = documented_variables(readme, "What the core reads from the environment", "## Python API")
+    assert documented == core, (sorted(core - documented), sorted(documented - core))
+    demo = set(environment(DemoSettings))
+    documented = documented_variables((ROOT / "gradio_demo" / "README.md").read_text(), "## Settings", "This Space is assembled")
+    assert documented == demo, (sorted(demo - documented), sorted(documented - demo))

@@ -192,8 +192,8 @@ def train_clip(data: str, out: str, options: HeadOptions | None = None, log=None
     import sys
     import time
 
-    from ..backends import export_onnx
     from ..checkpoint import load_checkpoint, save_checkpoint
+    from ..export import export_onnx
     from ..familiarity import choose_limit, choose_reference
     from .datasets import read_dataset
     from .embeddings import load_crops

@@ -282,7 +282,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from ..analyzer import AnalysisOptions
-    from ..cli import set_threads
+    from ..env import set_threads
 
     set_threads(args.threads)
     detector = Detector.load(args.model, options=AnalysisOptions(face_detector=args.faces), backend=args.backend)

@@ -1,0 +1,141 @@
+"""Settings as typed dataclasses, read from `DEEPFAKE_*` environment variables named after their fields.
+
+Each layer has one settings class: `CoreSettings` (this package), `ServingSettings` (what every serving shell
+shares: the model, the limits, the URL policy), `server.config.ServerSettings` and
+`gradio_demo.settings.DemoSettings`, both `ServingSettings` with their own fields added. A field `max_pixels` is read
+from `DEEPFAKE_MAX_PIXELS`; a field may name another variable (`env_field(..., env="FACES")`) or none
+(`env=None`: set in code only). `environment(cls)` lists the variables of a class: the README's tables are tested
+against it.
+
+Conversion follows the field's type: bool (1/true/yes/on, 0/false/no/off), int, float, str, Path, and tuples or
+lists of str (comma- or newline-separated). A variable that is set but empty counts as unset.
+"""
+
+from __future__ import annotations
+
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .env import parse_bool
+
+PREFIX = "DEEPFAKE_"
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    """A DEEPFAKE_* variable has a value that cannot be used; the message names the variable."""
+
+
+def env_field(default: Any = MISSING, *, env: str | None | type[MISSING] = MISSING, default_factory: Any = MISSING):
+    """A dataclass field read from `DEEPFAKE_<env>` (default: the field name in capitals); `env=None`: no variable."""
+    metadata = {} if env is MISSING else {"env": env}
+    if default_factory is not MISSING:
+        return field(default_factory=default_factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def environment(cls: type) -> dict[str, str]:
+    """{environment variable: field name} of a settings class."""
+    names = {}
+    for f in fields(cls):
+        suffix = f.metadata.get("env", f.name.upper())
+        if suffix is not None:
+            names[PREFIX + suffix] = f.name
+    return names
+
+
+def values_from_env(cls: type, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """{field name: typed value} for the variables of `cls` that `environ` (default: os.environ) sets."""
+    environ = os.environ if environ is None else environ
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for variable, name in environment(cls).items():
+        raw = environ.get(variable)
+        if raw is None or not raw.strip():
+            continue
+        try:
+            values[name] = convert(raw, hints[name])
+        except ValueError as exc:
+            raise SettingsError(f"{variable}={raw!r}: {exc}") from None
+    return values
+
+
+def from_env(cls: type[T], environ: Mapping[str, str] | None = None, **overrides) -> T:
+    """Defaults, then the variables `environ` sets, then `overrides`."""
+    return cls(**{**values_from_env(cls, environ), **overrides})
+
+
+def convert(raw: str, kind: Any) -> Any:
+    """A variable's text as `kind` (a type hint)."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):  # X | None
+        kind = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if kind is bool:
+        return parse_bool(raw)
+    if kind in (int, float):
+        return kind(raw.strip())
+    if kind is Path:
+        return Path(raw.strip()).expanduser()
+    if origin in (tuple, list):
+        items = [part.strip() for part in raw.replace("\n", ",").split(",") if part.strip()]
+        return tuple(items) if origin is tuple else items
+    return raw.strip()
+
+
+@dataclass(frozen=True)
+class CoreSettings:
+    """What the core reads from the environment, at the moment it needs it (`CoreSettings.current()`)."""
+
+    backend: str = "auto"  # auto | onnx | onnx-int8 | torch (detector/backends.py)
+    threads: int = 0  # CPU threads for OpenCV, ONNX Runtime and PyTorch; 0: every core
+    yunet_model: Path | None = None  # a YuNet .onnx file, when none ships beside the checkpoint
+    cache_dir: Path | None = None  # None: $XDG_CACHE_HOME/deepfake-checker (ONNX exports, crops, CLIP)
+    shared_dir: Path | None = None  # None: ../shared beside the checkout (test media, third-party models)
+    clip_onnx: Path | None = None  # the CLIP image tower's ONNX file, when not in the cache
+
+    @classmethod
+    def current(cls, environ: Mapping[str, str] | None = None) -> CoreSettings:
+        return from_env(cls, environ)
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """The settings every serving shell (server, demo) shares, with the same variables and defaults."""
+
+    model: str = "default"  # the model analyses use unless a request names another allowed one
+    models: tuple[str, ...] = ()  # other model names requests may ask for (checkpoint folders or Hub ids)
+    face_detector: str | None = env_field(None, env="FACES")  # auto | yunet | dlib (None: the checkpoint's choice)
+    threads: int = 0  # OpenCV and ONNX Runtime threads (0: every core, shared among the shell's workers)
+    max_frames: int = 64  # key frames one request may ask for
+    max_upload_bytes: int = 100 * 1024**2
+    max_fetch_bytes: int = 200 * 1024**2
+    max_duration_s: float = 600.0
+    max_pixels: int = 40_000_000
+    fetch_timeout_s: float = 60.0  # a whole fetch: resolving, the page, every request, the download
+    allow_private_urls: bool = False  # let links reach loopback and private addresses (private deployments)
+    trusted_endpoints: frozenset[tuple[str, int]] = env_field(env=None, default_factory=frozenset)  # tests only
+
+    @property
+    def url_policy(self):
+        from .fetching.urlguard import UrlPolicy
+
+        trusted = frozenset((str(ip), int(port)) for ip, port in self.trusted_endpoints)
+        return UrlPolicy(allow_private=self.allow_private_urls, trusted_endpoints=trusted)
+
+    @property
+    def fetch_limits(self):
+        from .fetching.fetch import FetchLimits
+
+        return FetchLimits(self.max_fetch_bytes, self.max_duration_s, self.fetch_timeout_s)
+
+    def media_limits(self, max_bytes: int):
+        """Limits on decoding a file of at most `max_bytes` (an upload's or a fetch's limit)."""
+        from .media import MediaLimits
+
+        return MediaLimits(max_bytes=max_bytes, max_pixels=self.max_pixels, max_duration_s=self.max_duration_s)
