@@ -25,6 +25,7 @@ from .errors import (
     ModelError,
     ModelFormatError,
     ModelNotFoundError,
+    ModelNotOfferedError,
     ModelOfflineError,
     NoMediaFoundError,
     UnsafeUrlError,
@@ -44,6 +45,7 @@ _LAZY = {
     "load": "analyzer",
     "ModelConfig": "config",
     "MediaLimits": "media",
+    "ModelPool": "pool",
 }
 
 
@@ -75,6 +77,8 @@ __all__ = [
     "ModelError",
     "ModelFormatError",
     "ModelNotFoundError",
+    "ModelNotOfferedError",
+    "ModelPool",
     "ModelOfflineError",
     "NoMediaFoundError",
     "Report",

@@ -65,6 +65,13 @@ class ModelNotFoundError(ModelError):
     http_status = 404
 
 
+class ModelNotOfferedError(ModelError):
+    """A request named a model this service does not offer."""
+
+    code = "unknown_model"
+    http_status = 400
+
+
 class ModelFormatError(ModelError):
     code = "model_format"
     http_status = 422

@@ -15,16 +15,15 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from detector import AnalysisOptions, Detector, DetectorError
-from detector.checkpoint import HUB_ID
+from detector import Detector, DetectorError
 from detector.errors import MediaTooLargeError
 from detector.fetching.fetch import MediaFetcher
 from detector.paths import human_size
+from detector.pool import ModelPool
 
 from .downloads import file_stem, write_result_files
 from .settings import DemoSettings
@@ -48,52 +47,16 @@ class InputError(DetectorError):
 # ------------------------------------------------------------------------------------------------- detectors
 
 
-class DetectorCache:
-    """Loaded detectors by model name: each loaded once, on first use; the least recently used one is dropped
-    when more than `capacity` are loaded. Only offered names and (when allowed) Hub ids can be loaded."""
-
-    def __init__(self, settings: DemoSettings, preloaded: dict[str, Detector] | None = None, loader=None):
-        self.settings = settings
-        self.offered = list(dict.fromkeys([settings.model, *settings.models]))
-        self._loader = loader or self._load
-        self._detectors: OrderedDict[str, Detector] = OrderedDict(preloaded or {})
-        self._lock = threading.Lock()
-        self._loading: dict[str, threading.Lock] = {}
-
-    def check_name(self, name: str | None) -> str:
-        name = (name or "").strip() or self.settings.model
-        if name in self.offered:
-            return name
-        if self.settings.allow_hub_models and HUB_ID.match(name) and not Path(name).exists():
-            return name
-        hint = " or a Hub id org/name[@revision]" if self.settings.allow_hub_models else ""
-        raise InputError(f"the model {name!r} is not offered here: choose {', '.join(self.offered)}{hint}")
-
-    def get(self, name: str | None) -> Detector:
-        name = self.check_name(name)
-        with self._lock:
-            if name in self._detectors:
-                self._detectors.move_to_end(name)
-                return self._detectors[name]
-            loading = self._loading.setdefault(name, threading.Lock())
-        with loading:  # one load per name; other names load meanwhile
-            with self._lock:
-                if name in self._detectors:
-                    return self._detectors[name]
-            started = time.perf_counter()
-            detector = self._loader(name)
-            log.info("model %s loaded in %.1f s: %s", name, time.perf_counter() - started, detector.model_info)
-            with self._lock:
-                self._detectors[name] = detector
-                while len(self._detectors) > max(1, self.settings.max_loaded_models):
-                    dropped, _ = self._detectors.popitem(last=False)
-                    log.info("model %s dropped from memory", dropped)
-            return detector
-
-    def _load(self, name: str) -> Detector:
-        detector = Detector.load(name, options=AnalysisOptions(face_detector=self.settings.face_detector))
-        detector.face_detector()  # a missing face detector file fails here, with the model's name on it
-        return detector
+def model_pool(settings: DemoSettings, preloaded: dict[str, Detector] | None = None) -> ModelPool:
+    """The demo's models: the offered names, Hub ids when allowed, at most `max_loaded_models` in memory."""
+    return ModelPool(
+        settings.model,
+        settings.models,
+        allow_hub_ids=settings.allow_hub_models,
+        capacity=settings.max_loaded_models,
+        face_detector=settings.face_detector,
+        preloaded=preloaded,
+    )
 
 
 # --------------------------------------------------------------------------------------------------- results
@@ -166,9 +129,9 @@ def summary_markdown(report: dict) -> str:
 class DemoAnalyzer:
     """Holds what lives as long as the app: the loaded detectors, the fetcher and a folder for result files."""
 
-    def __init__(self, settings: DemoSettings, detectors: DetectorCache | None = None, work_dir: Path | None = None):
+    def __init__(self, settings: DemoSettings, detectors: ModelPool | None = None, work_dir: Path | None = None):
         self.settings = settings
-        self.detectors = detectors or DetectorCache(settings)
+        self.detectors = detectors or model_pool(settings)
         self.fetcher = MediaFetcher(settings.url_policy, settings.fetch_limits)
         self._work_dir = work_dir
         self._own_work_dir = work_dir is None

@@ -63,7 +63,7 @@ def build_demo(settings: DemoSettings | None = None, analyzer: DemoAnalyzer | No
             return table, result.reports, None, "None of the links could be analysed.", None, [], result.downloads
         return table, result.reports, detail.verdict, detail.summary, detail.timeline, detail.gallery, result.downloads
 
-    offered = analyzer.detectors.offered
+    offered = analyzer.detectors.names
     with gr.Blocks(title="Deepfake checker", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(INTRO)
         with gr.Row():

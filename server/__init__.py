@@ -43,11 +43,12 @@ class Services:
 
 
 def create_app(test_config: dict | None = None) -> Flask:
+    from detector.pool import ModelPool
+
     from .alerts import WebhookNotifier
     from .analysis import AnalysisService
     from .artefacts import make_store
     from .db import Database
-    from .models import ModelRegistry
     from .waiting import WaitingRoom
 
     app = Flask(__name__)
@@ -72,12 +73,11 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     db = Database(database_path(data_dir), timeout_s=float(config["DB_TIMEOUT_S"]))
     store = make_store(config, data_dir)
-    models = ModelRegistry(
+    models = ModelPool(
         config["MODEL"],
         config["MODELS"],
         face_detector=config["FACE_DETECTOR"],
-        threads=config["THREADS"],
-        workers=config["WORKERS"],
+        threads=config["THREADS"] or max(1, (os.cpu_count() or 1) // max(1, config["WORKERS"])),
         preloaded=config.get("DETECTORS"),  # tests hand over already loaded detectors
     )
     try:

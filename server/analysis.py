@@ -34,6 +34,7 @@ from detector.fetching.fetch import MediaFetcher
 from detector.fetching.urlguard import precheck_url
 from detector.media import open_media
 from detector.paths import sha256_file
+from detector.pool import ModelPool
 from detector.render import draw_faces, encode_jpeg, overlay_heatmap, timeline_png
 
 from .alerts import WebhookNotifier, should_alert
@@ -42,7 +43,6 @@ from .config import from_config
 from .db import Database, utc_now
 from .errors import ApiError
 from .jobs import Fetched, Finished, JobProgress, JobQueue, remove_upload
-from .models import ModelRegistry
 from .urls import redact_fetch, redact_url, url_key
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class AnalysisService:
         config: Mapping,
         db: Database,
         store: ArtefactStore,
-        models: ModelRegistry,
+        models: ModelPool,
         notifier: WebhookNotifier,
         uploads_dir: Path,
         temp_dir: Path,

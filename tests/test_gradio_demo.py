@@ -37,13 +37,13 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def demo_url(detector, tmp_path_factory):
-    from gradio_demo.analysis import DemoAnalyzer, DetectorCache
+    from gradio_demo.analysis import DemoAnalyzer, model_pool
     from gradio_demo.app import build_demo
     from gradio_demo.settings import DemoSettings
 
     settings = DemoSettings(allow_private_urls=True, frames=FRAMES, example_links=())
     analyzer = DemoAnalyzer(
-        settings, DetectorCache(settings, preloaded={"default": detector}), tmp_path_factory.mktemp("results")
+        settings, model_pool(settings, preloaded={"default": detector}), tmp_path_factory.mktemp("results")
     )
     demo = build_demo(settings, analyzer)
     port = free_port()
@@ -233,11 +233,11 @@ def test_a_single_link_that_cannot_be_fetched_gives_an_error_message(client):
 
 @pytest.mark.slow
 def test_progress_goes_through_fetch_decode_faces_and_model(detector, media_server, tmp_path):
-    from gradio_demo.analysis import DemoAnalyzer, DetectorCache
+    from gradio_demo.analysis import DemoAnalyzer, model_pool
     from gradio_demo.settings import DemoSettings
 
     settings = DemoSettings(allow_private_urls=True)
-    analyzer = DemoAnalyzer(settings, DetectorCache(settings, preloaded={"default": detector}), tmp_path)
+    analyzer = DemoAnalyzer(settings, model_pool(settings, preloaded={"default": detector}), tmp_path)
     seen: list[tuple[float, str]] = []
     try:
         analyzer.analyze_links(media_server.url("/files/video.mp4"), "default", 4, lambda f, text: seen.append((f, text)))
