@@ -106,7 +106,9 @@ def build_demo(settings: DemoSettings | None = None, analyzer: DemoAnalyzer | No
                 summary_output = gr.Markdown(label="Summary")
                 timeline_output = gr.Plot(label="Timeline", elem_id="timeline")
                 gr.Markdown(READING_GUIDE)
-        gallery_output = gr.Gallery(label="Key frames", columns=4, height=640, object_fit="contain", elem_id="key-frames")
+        gallery_output = gr.Gallery(
+            label="Key frames", columns=4, fit_columns=False, height="auto", object_fit="contain", elem_id="key-frames"
+        )  # fit_columns=False: one key frame (an image) keeps a column's width instead of the whole row
         table_output = gr.Dataframe(
             headers=LINK_COLUMNS,
             datatype=["str", "str", "number", "number", "number", "str"],
