@@ -8,8 +8,9 @@ each call (not once at import), so they behave as documented and tests can point
 - `HF_TOKEN` (or the token saved by `hf auth login`): private repositories and uploads;
 - `HF_HUB_OFFLINE=1`: never touch the network; a checkpoint not in the cache fails at once (ModelOfflineError).
 
-Only `config.json`, `model.safetensors`, `README.md` and `*.onnx` (a face detector) are ever downloaded: no
-pickle file of a repository reaches this machine, let alone `torch.load`.
+Only `config.json`, `model.safetensors`, `README.md`, `*.onnx` (a face detector, the ONNX export) and `onnx.json`
+(the export's manifest) are ever downloaded: no pickle file of a repository reaches this machine, let alone
+`torch.load`. A checkpoint that carries its export is served without PyTorch.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from .errors import (
 )
 
 REQUIRED_FILES = ("config.json", "model.safetensors")
-CHECKPOINT_FILES = [*REQUIRED_FILES, "README.md", "*.onnx"]
+CHECKPOINT_FILES = [*REQUIRED_FILES, "README.md", "*.onnx", "onnx.json"]
 DEFAULT_ENDPOINT = "https://huggingface.co"
 _TRUE = {"1", "on", "yes", "true"}
 

@@ -426,6 +426,25 @@ def test_push_creates_a_repository_that_pull_restores_and_check_accepts(hub_env,
     assert f"--model {REPO} --json" in card.text
 
 
+def test_a_checkpoint_pushed_with_its_export_is_served_without_building_the_network(hub_env, checkpoint_a, tmp_path, monkeypatch):
+    from detector import Detector
+    from detector.export import export_onnx
+
+    folder = shutil.copytree(checkpoint_a, tmp_path / "exported")
+    export_onnx(load_checkpoint(str(folder)), folder)
+    monkeypatch.setenv("HF_TOKEN", WRITE_TOKEN)
+    assert model_hub_main(["push", str(folder), REPO]) == 0
+    assert {"encoder.onnx", "sequence.onnx", "onnx.json"} <= set(hub_env.files(REPO))
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "another-machine"))
+    monkeypatch.setenv("DEEPFAKE_CACHE_DIR", str(tmp_path / "no-cached-exports"))
+    pulled = load_checkpoint(REPO)
+    detector = Detector(pulled, backend="onnx")
+    assert detector.backend.folder == pulled.path  # the pulled export, not one made into the cache
+    assert pulled._model is None  # PyTorch's network was never built: a serving install has no PyTorch
+    assert not (tmp_path / "no-cached-exports").exists()
+
+
 def test_push_to_a_branch_leaves_main_alone_and_drops_stale_files(
     hub_env, checkpoint_a, checkpoint_b, tmp_path, monkeypatch, capsys
 ):
