@@ -6,6 +6,7 @@ Shared by the server's HTML report and the Gradio demo so both show the same thi
 from __future__ import annotations
 
 import io
+import threading
 
 import cv2
 import numpy as np
@@ -24,6 +25,9 @@ READING_GUIDE = (
     "decision threshold; grey, the uncertain band. Key frames: boxes mark the analysed faces, coloured by their "
     "score; the colours over a face show where the model looked (Grad-CAM)."
 )
+
+# pyplot keeps global state: one figure is made, drawn or closed at a time, whichever thread of a shell asks.
+_PYPLOT = threading.RLock()
 
 VERDICT_COLORS = {"real": (46, 160, 67), "fake": (218, 54, 51), "uncertain": (210, 153, 34), "no_face": (110, 118, 129)}
 
@@ -62,7 +66,13 @@ def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45)
 def timeline_figure(report: Report):
     """Raw and smoothed per-frame fake probability over time, with the threshold and the uncertain band. The legend
     sits under the axes (never over points near 1.0); the page around the plot gives its title. An image has one
-    frame, so no time axis; with no face there is nothing to plot, and the figure says so."""
+    frame, so no time axis; with no face there is nothing to plot, and the figure says so. The figure is closed in
+    pyplot (which forgets it) and still draws: savefig, Gradio's Plot. Safe to call from several threads."""
+    with _PYPLOT:
+        return _timeline_figure(report)
+
+
+def _timeline_figure(report: Report):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -88,16 +98,19 @@ def timeline_figure(report: Report):
         ax.text(0.5, 0.5, "no face found: nothing to plot", transform=ax.transAxes, ha="center", va="center", color="0.35")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2 if video else -0.14), fontsize=8, ncol=4, frameon=False)
     fig.tight_layout()
+    plt.close(fig)
     return fig
 
 
 def timeline_png(report: Report) -> bytes:
-    import matplotlib.pyplot as plt
+    return figure_png(timeline_figure(report))
 
-    fig = timeline_figure(report)
+
+def figure_png(figure) -> bytes:
+    """A figure of `timeline_figure` as PNG bytes (one drawing at a time, as for making figures)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
+    with _PYPLOT:
+        figure.savefig(buffer, format="png", dpi=100)
     return buffer.getvalue()
 
 

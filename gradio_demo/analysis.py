@@ -24,6 +24,7 @@ from detector.errors import MediaTooLargeError
 from detector.fetching.fetch import MediaFetcher
 from detector.paths import human_size
 from detector.pool import ModelPool
+from detector.render import timeline_figure
 
 from .downloads import file_stem, write_result_files
 from .settings import DemoSettings
@@ -32,9 +33,6 @@ log = logging.getLogger(__name__)
 
 # progress(fraction in [0, 1], what is happening)
 DemoProgress = Callable[[float, str], None]
-
-# pyplot keeps global state: one figure is made at a time, whichever thread asks.
-PLOT_LOCK = threading.Lock()
 
 
 class InputError(DetectorError):
@@ -248,13 +246,7 @@ class DemoAnalyzer:
         report = analysis.report
         progress("render", 0, 1)
         data = report.to_dict()
-        with PLOT_LOCK:
-            import matplotlib.pyplot as plt
-
-            from detector.render import timeline_figure
-
-            figure = timeline_figure(report)
-            plt.close(figure)
+        figure = timeline_figure(report)
         folder = self._result_folder()
         files = write_result_files(folder, analysis, figure, file_stem(source))
         label = folder / "verdict.json"

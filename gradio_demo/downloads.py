@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from detector import Analysis, Report
-from detector.render import CAVEAT, READING_GUIDE, draw_faces, encode_jpeg, overlay_heatmap
+from detector.render import CAVEAT, READING_GUIDE, draw_faces, encode_jpeg, figure_png, overlay_heatmap
 from detector.report import FrameResult
 
 GALLERY_SIDE = 960  # longer side of the pictures shown in the page; the zip keeps full size
@@ -51,9 +51,7 @@ def write_result_files(folder: Path, analysis: Analysis, timeline_figure, stem: 
         picture.write_bytes(encode_jpeg(explained, max_side=GALLERY_SIDE))
         gallery.append((str(picture), frame_caption(frame, report)))
 
-    buffer = io.BytesIO()
-    timeline_figure.savefig(buffer, format="png", dpi=100)
-    entries["timeline.png"] = buffer.getvalue()
+    entries["timeline.png"] = figure_png(timeline_figure)
     entries["timeline.csv"] = timeline_csv(report).encode()
     report_bytes = json.dumps(report.to_dict(), indent=2).encode()
     entries["report.json"] = report_bytes

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -47,8 +46,6 @@ from .urls import redact_fetch, redact_url, url_key
 
 log = logging.getLogger(__name__)
 
-# pyplot keeps global state: one figure at a time across worker threads.
-_PLOT_LOCK = threading.Lock()
 THUMBNAIL_SIDE = 640
 # Artefacts not copied when a cache hit becomes another client's analysis: the kept media stays with the original.
 NOT_COPIED = ("media.bin", "report.json")
@@ -318,8 +315,7 @@ class AnalysisService:
         report = analysis.report
         files: list[tuple[dict, bytes, str]] = []
         if report.media["kind"] == "video":
-            with _PLOT_LOCK:
-                files.append(({"name": "timeline.png", "kind": "timeline"}, timeline_png(report), "image/png"))
+            files.append(({"name": "timeline.png", "kind": "timeline"}, timeline_png(report), "image/png"))
         for position, (key_frame, frame, heatmap) in enumerate(zip(analysis.key_frames, report.frames, analysis.heatmaps)):
             boxed = encode_jpeg(draw_faces(key_frame.image, frame, report), max_side=THUMBNAIL_SIDE)
             files.append(({"name": f"frame_{position:02d}.jpg", "kind": "frame", "position": position}, boxed, "image/jpeg"))

@@ -20,9 +20,12 @@ def report(media, frames):
 
 
 def legend_and_axes(fig):
-    fig.canvas.draw()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)  # the figure comes closed in pyplot: draw it on a canvas of our own
+    canvas.draw()
     ax = fig.axes[0]
-    renderer = fig.canvas.get_renderer()
+    renderer = canvas.get_renderer()
     return ax.get_legend().get_window_extent(renderer), ax.get_window_extent(renderer), ax
 
 
@@ -46,3 +49,4 @@ def test_box_colours_follow_the_decision_rule():
     assert color_for(0.5, 0.6, [0.4, 0.7]) == color_for(0.65, 0.6, [0.4, 0.7])  # both uncertain
     assert color_for(0.7, 0.6, [0.4, 0.7]) != color_for(0.65, 0.6, [0.4, 0.7])  # the band's top is fake
     assert color_for(None, 0.6, [0.4, 0.7]) != color_for(0.1, 0.6, [0.4, 0.7])
+
