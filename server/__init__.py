@@ -20,7 +20,7 @@ from flask import Flask, current_app, g, request
 
 from detector.errors import DetectorError
 
-from .config import DEFAULTS, ConfigError, database_path, resolve_data_dir, settings_from_env
+from .config import DEFAULTS, ConfigError, database_target, resolve_data_dir, settings_from_env
 
 __all__ = ["create_app", "shutdown"]
 
@@ -71,7 +71,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
 
-    db = Database(database_path(data_dir), timeout_s=float(config["DB_TIMEOUT_S"]))
+    db = Database(database_target(config, data_dir), timeout_s=float(config["DB_TIMEOUT_S"]))
     store = make_store(config, data_dir)
     models = ModelPool(
         config["MODEL"],

@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 
-from .config import DEFAULTS, ConfigError, database_path, resolve_data_dir, settings_from_env
+from .config import DEFAULTS, ConfigError, database_target, resolve_data_dir, settings_from_env
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +42,8 @@ def settings() -> dict:
 def open_database():
     from .db import Database
 
-    return Database(database_path(resolve_data_dir(settings()["DATA_DIR"])))
+    config = settings()
+    return Database(database_target(config, resolve_data_dir(config["DATA_DIR"])))
 
 
 def run_keys(args: argparse.Namespace) -> int:

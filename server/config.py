@@ -30,6 +30,11 @@ def database_path(data_dir: Path) -> Path:
     return data_dir / "deepfake.sqlite3"
 
 
+def database_target(config: Mapping[str, Any], data_dir: Path) -> str | Path:
+    """DATABASE_URL when set, else the SQLite file in the data folder."""
+    return config.get("DATABASE_URL") or database_path(data_dir)
+
+
 @dataclass(frozen=True)
 class ServerSettings(ServingSettings):
     host: str = "127.0.0.1"
@@ -37,6 +42,7 @@ class ServerSettings(ServingSettings):
     public_url: str = ""  # e.g. https://checker.example.com when behind a reverse proxy; else the request's host
     trust_proxy: bool = False  # honour X-Forwarded-For/-Proto/-Host from one reverse proxy
     data_dir: str | None = None  # None: default_data_dir(), resolved in create_app
+    database_url: str = ""  # e.g. postgresql+psycopg://user:password@host/db; empty: SQLite in the data folder
     heatmaps: bool = True  # Grad-CAM heatmaps in the HTML report
     # Jobs
     workers: int = 2  # analyses at once

@@ -1,9 +1,11 @@
-"""SQLite storage of analyses (the history), jobs and API keys.
+"""Storage of analyses (the history), jobs and API keys: SQLite by default (one file in the data folder), or
+PostgreSQL (`DEEPFAKE_DATABASE_URL=postgresql+psycopg://user:password@host/db`) for several API processes and hosts.
 
-One database file in the data folder, WAL mode so readers never wait for the writer; a short-lived connection
-per operation, so any thread may call any method. Times are ISO 8601 UTC strings ("2025-01-31T12:00:00.123Z"),
-which sort and compare as text. Columns added since the first release are added to older files on open
-(`MIGRATIONS`), so a data folder keeps its history across upgrades.
+SQLAlchemy runs the same SQL on both; the schema is versioned with Alembic (server/migrations/) and upgraded when a
+`Database` opens, so a data folder keeps its history across upgrades: a file made before migrations existed gets
+the columns added since the first release, then is stamped at the first revision. Any thread may call any method
+(a connection per operation; on SQLite one writer at a time per process, WAL so readers never wait). Times are ISO
+8601 UTC strings ("2025-01-31T12:00:00.123Z"), which sort and compare as text on both.
 
 `client` (jobs and analyses) is who asked: `key:<API key id>`, or `ip:<address>` without a key. Listings made
 with an API key show that key's entries only.
@@ -13,88 +15,30 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS analyses (
-    id TEXT PRIMARY KEY,
-    created_at TEXT NOT NULL,
-    source TEXT NOT NULL,                 -- the URL with credentials redacted, or the upload's file name
-    source_type TEXT NOT NULL,            -- url | upload
-    url_key TEXT,                         -- SHA-256 of the normalised URL, for the cache
-    content_sha256 TEXT,
-    model TEXT NOT NULL,                  -- the model name asked for
-    frames INTEGER NOT NULL DEFAULT 0,    -- 0: the checkpoint's default
-    verdict TEXT NOT NULL,
-    fake_probability REAL,
-    confidence REAL,
-    media_kind TEXT,
-    duration_s REAL,
-    model_id TEXT,
-    model_revision TEXT,
-    fetch_json TEXT,
-    artefacts_json TEXT NOT NULL DEFAULT '[]',
-    client TEXT                           -- who asked (see the module's docstring)
-);
-CREATE INDEX IF NOT EXISTS analyses_by_time ON analyses (created_at);
-CREATE INDEX IF NOT EXISTS analyses_by_url ON analyses (url_key, model, frames);
-CREATE INDEX IF NOT EXISTS analyses_by_content ON analyses (content_sha256, model, frames);
+from sqlalchemy import Connection, create_engine, event, inspect, make_url, text
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    status TEXT NOT NULL,                 -- queued | running | done | failed
-    source_type TEXT NOT NULL,
-    source TEXT NOT NULL,                 -- the URL with credentials redacted, or the upload's file name
-    fetch_url TEXT,                       -- the URL as given: kept until the job ends (or expires, if retryable)
-    upload_path TEXT,                     -- where an upload, or a fetched file, waits for its analysis
-    options_json TEXT NOT NULL,
-    cache_key TEXT,
-    stage TEXT NOT NULL DEFAULT 'queued',
-    fraction REAL NOT NULL DEFAULT 0,
-    media_kind TEXT,
-    analysis_id TEXT,
-    cached INTEGER NOT NULL DEFAULT 0,
-    error_code TEXT,
-    error_message TEXT,
-    error_status INTEGER,
-    retryable INTEGER NOT NULL DEFAULT 0,
-    worker TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    client TEXT,                          -- who asked (see the module's docstring)
-    fetch_json TEXT                       -- what the fetch found (final URL, title...), once fetched
-);
-CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, created_at);
-CREATE INDEX IF NOT EXISTS jobs_by_key ON jobs (cache_key, status);
-
-CREATE TABLE IF NOT EXISTS api_keys (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    key_hash TEXT NOT NULL UNIQUE,        -- sha256 of the key; the key itself is never stored
-    prefix TEXT NOT NULL,                 -- the key's first characters, to recognise it in lists
-    created_at TEXT NOT NULL,
-    revoked_at TEXT,
-    last_used_at TEXT
-);
-"""
-
-# Columns added after the first release: (table, column, declaration), added to older database files on open.
-MIGRATIONS = (
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# Columns the first release's files lack, added before such a file is stamped at revision 0001 (which has them).
+LEGACY_COLUMNS = (
     ("analyses", "client", "TEXT"),
     ("jobs", "client", "TEXT"),
     ("jobs", "fetch_json", "TEXT"),
     ("jobs", "fetch_url", "TEXT"),
 )
-INDEXES = """
-CREATE INDEX IF NOT EXISTS analyses_by_client ON analyses (client, created_at);
-CREATE INDEX IF NOT EXISTS jobs_by_client ON jobs (client, status);
-"""
+LEGACY_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS analyses_by_client ON analyses (client, created_at)",
+    "CREATE INDEX IF NOT EXISTS jobs_by_client ON jobs (client, status)",
+)
+_MIGRATION_LOCK = 7_366_231  # PostgreSQL advisory lock: one process migrates at a time
 
 ANALYSIS_SUMMARY_COLUMNS = (
     "id, created_at, source, source_type, verdict, fake_probability, confidence, media_kind, duration_s, "
@@ -110,54 +54,102 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-class Database:
-    def __init__(self, path: str | Path, timeout_s: float = 30.0):
-        self.path = Path(path)
-        self.timeout_s = timeout_s  # how long a write waits for another writer before failing
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._write_lock = threading.Lock()  # one writer at a time inside this process; SQLite handles others
-        with self.connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
-            for table, column, declaration in MIGRATIONS:
-                present = {row["name"] for row in db.execute(f"PRAGMA table_info({table})")}
-                if column not in present:
-                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
-            db.executescript(INDEXES)
+def database_url(target: str | Path) -> URL:
+    """A database URL (`sqlite:///...`, `postgresql+psycopg://...`), or the path of a SQLite file."""
+    if isinstance(target, Path) or "://" not in str(target):
+        return URL.create("sqlite", database=str(Path(target).expanduser()))
+    return make_url(str(target))
 
-    @contextlib.contextmanager
-    def connect(self, timeout_s: float | None = None) -> Iterator[sqlite3.Connection]:
-        timeout_s = self.timeout_s if timeout_s is None else timeout_s
-        db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        db.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
-        try:
-            yield db
-        finally:
-            db.close()
+
+class Database:
+    def __init__(self, target: str | Path, timeout_s: float = 30.0):
+        self.url = database_url(target)
+        self.timeout_s = timeout_s  # how long a write waits for another writer before failing
+        self.sqlite = self.url.get_backend_name() == "sqlite"
+        self.path = Path(self.url.database) if self.sqlite else None
+        if self.sqlite:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # a connection per operation, as sqlite3 is cheap to open and its connections are not shared by threads
+            self.engine = create_engine(self.url, poolclass=NullPool, connect_args={"timeout": timeout_s})
+            event.listen(self.engine, "connect", self._sqlite_pragmas)
+        else:
+            ms = int(timeout_s * 1000)
+            self.engine = create_engine(
+                self.url, pool_pre_ping=True, connect_args={"connect_timeout": max(1, int(timeout_s)), "options": f"-c lock_timeout={ms}"}
+            )
+        self._write_lock = threading.Lock() if self.sqlite else contextlib.nullcontext()
+        self.migrate()
+
+    def _sqlite_pragmas(self, dbapi_connection, _record) -> None:
+        dbapi_connection.execute(f"PRAGMA busy_timeout={int(self.timeout_s * 1000)}")
+
+    def __repr__(self) -> str:
+        return f"Database({self.url.render_as_string(hide_password=True)!r})"
+
+    # ------------------------------------------------------------------------------------------- migrations
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (a file from before migrations first gets the columns added
+        since the first release, then is stamped at revision 0001)."""
+        from alembic import command
+        from alembic.config import Config
+
+        if self.sqlite:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+        with self.engine.begin() as connection:
+            if not self.sqlite:
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS_DIR))
+            config.attributes["connection"] = connection
+            tables = set(inspect(connection).get_table_names())
+            if "analyses" in tables and "alembic_version" not in tables:
+                self._bring_legacy_file_to_first_revision(connection)
+                command.stamp(config, "0001")
+            command.upgrade(config, "head")
+
+    @staticmethod
+    def _bring_legacy_file_to_first_revision(connection: Connection) -> None:
+        inspector = inspect(connection)
+        for table, column, declaration in LEGACY_COLUMNS:
+            if column not in {c["name"] for c in inspector.get_columns(table)}:
+                connection.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+        for statement in LEGACY_INDEXES:
+            connection.exec_driver_sql(statement)
+
+    def revision(self) -> str | None:
+        with self.engine.connect() as connection:
+            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+    # ----------------------------------------------------------------------------------------------- basics
 
     def check_writable(self, timeout_s: float = 1.0) -> str | None:
-        """None when a write could start now, else why not (locked, read-only, missing...): for readiness."""
+        """None when a write could start now, else why not (locked, read-only, unreachable...): for readiness."""
         try:
-            with self.connect(timeout_s) as db:
-                db.execute("BEGIN IMMEDIATE")
-                db.execute("ROLLBACK")
-        except sqlite3.Error as exc:
-            return f"{type(exc).__name__}: {exc}"
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                if self.sqlite:
+                    connection.exec_driver_sql(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
+                    connection.exec_driver_sql("BEGIN IMMEDIATE")
+                    connection.exec_driver_sql("ROLLBACK")
+                elif connection.exec_driver_sql("SHOW transaction_read_only").scalar() == "on":
+                    return "the database is read-only"
+        except SQLAlchemyError as exc:
+            return f"{type(exc.orig or exc).__name__}: {exc.orig or exc}".splitlines()[0]
         return None
 
-    def _write(self, sql: str, params: tuple | dict = ()) -> int:
-        with self._write_lock, self.connect() as db:
-            return db.execute(sql, params).rowcount
+    def _write(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
+        with self._write_lock, self.engine.begin() as connection:
+            return connection.execute(text(sql), _plain(params or {})).rowcount
 
-    def _one(self, sql: str, params: tuple | dict = ()) -> dict | None:
-        with self.connect() as db:
-            row = db.execute(sql, params).fetchone()
+    def _one(self, sql: str, params: Mapping[str, Any] | None = None) -> dict | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(text(sql), _plain(params or {})).mappings().first()
         return dict(row) if row else None
 
-    def _all(self, sql: str, params: tuple | dict = ()) -> list[dict]:
-        with self.connect() as db:
-            return [dict(row) for row in db.execute(sql, params).fetchall()]
+    def _all(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict]:
+        with self.engine.connect() as connection:
+            return [dict(row) for row in connection.execute(text(sql), _plain(params or {})).mappings()]
 
     # -------------------------------------------------------------------------------------------- analyses
 
@@ -167,14 +159,12 @@ class Database:
         self._write(f"INSERT INTO analyses ({columns}) VALUES ({values})", record)
 
     def get_analysis(self, analysis_id: str) -> dict | None:
-        return self._one("SELECT * FROM analyses WHERE id = ?", (analysis_id,))
+        return self._one("SELECT * FROM analyses WHERE id = :id", {"id": analysis_id})
 
     def delete_analysis(self, analysis_id: str) -> bool:
-        with self._write_lock, self.connect() as db:
-            db.execute("BEGIN")
-            deleted = db.execute("DELETE FROM analyses WHERE id = ?", (analysis_id,)).rowcount
-            db.execute("DELETE FROM jobs WHERE analysis_id = ?", (analysis_id,))
-            db.execute("COMMIT")
+        with self._write_lock, self.engine.begin() as connection:
+            deleted = connection.execute(text("DELETE FROM analyses WHERE id = :id"), {"id": analysis_id}).rowcount
+            connection.execute(text("DELETE FROM jobs WHERE analysis_id = :id"), {"id": analysis_id})
         return bool(deleted)
 
     def find_cached(self, column: str, value: str, model: str, frames: int, ttl_s: float) -> dict | None:
@@ -183,28 +173,29 @@ class Database:
             return None
         since = format_time(datetime.now(timezone.utc) - timedelta(seconds=ttl_s))
         return self._one(
-            f"SELECT * FROM analyses WHERE {column} = ? AND model = ? AND frames = ? AND created_at >= ? "
-            "ORDER BY created_at DESC LIMIT 1",
-            (value, model, frames, since),
+            f"SELECT * FROM analyses WHERE {column} = :value AND model = :model AND frames = :frames "
+            "AND created_at >= :since ORDER BY created_at DESC LIMIT 1",
+            {"value": value, "model": model, "frames": frames, "since": since},
         )
 
     @staticmethod
     def _filters(
         verdicts: list[str] | None, since: str | None, until: str | None, client: str | None = None
-    ) -> tuple[str, list]:
-        clauses, params = [], []
+    ) -> tuple[str, dict[str, Any]]:
+        clauses, params = [], {}
         if client:
-            clauses.append("client = ?")
-            params.append(client)
+            clauses.append("client = :client")
+            params["client"] = client
         if verdicts:
-            clauses.append(f"verdict IN ({', '.join('?' for _ in verdicts)})")
-            params += verdicts
+            names = [f"verdict{n}" for n in range(len(verdicts))]
+            clauses.append(f"verdict IN ({', '.join(':' + name for name in names)})")
+            params.update(zip(names, verdicts))
         if since:
-            clauses.append("created_at >= ?")
-            params.append(since)
+            clauses.append("created_at >= :since")
+            params["since"] = since
         if until:
-            clauses.append("created_at < ?")
-            params.append(until)
+            clauses.append("created_at < :until")
+            params["until"] = until
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def list_analyses(
@@ -218,10 +209,10 @@ class Database:
     ) -> tuple[list[dict], int]:
         """A page of analyses, newest first, and how many match; only `client`'s when given."""
         where, params = self._filters(verdicts, since, until, client)
-        total = self._one(f"SELECT COUNT(*) AS n FROM analyses{where}", tuple(params))["n"]
+        total = self._one(f"SELECT COUNT(*) AS n FROM analyses{where}", params)["n"]
         rows = self._all(
-            f"SELECT {ANALYSIS_SUMMARY_COLUMNS} FROM analyses{where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
-            (*params, limit, offset),
+            f"SELECT {ANALYSIS_SUMMARY_COLUMNS} FROM analyses{where} ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset",
+            {**params, "limit": limit, "offset": offset},
         )
         return rows, total
 
@@ -229,8 +220,8 @@ class Database:
         where, params = self._filters(None, since, until, client)
         return self._all(
             f"SELECT substr(created_at, 1, 10) AS day, verdict, COUNT(*) AS n FROM analyses{where} "
-            "GROUP BY day, verdict ORDER BY day",
-            tuple(params),
+            "GROUP BY substr(created_at, 1, 10), verdict ORDER BY day, verdict",
+            params,
         )
 
     # ------------------------------------------------------------------------------------------------ jobs
@@ -241,7 +232,7 @@ class Database:
         self._write(f"INSERT INTO jobs ({columns}) VALUES ({', '.join(f':{k}' for k in job)})", job)
 
     def get_job(self, job_id: str) -> dict | None:
-        row = self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        row = self._one("SELECT * FROM jobs WHERE id = :id", {"id": job_id})
         if row:
             row["options"] = json.loads(row.pop("options_json") or "{}")
         return row
@@ -257,34 +248,33 @@ class Database:
 
     def active_job_for(self, cache_key: str) -> dict | None:
         row = self._one(
-            "SELECT id FROM jobs WHERE cache_key = ? AND status IN ('queued', 'running') ORDER BY created_at LIMIT 1",
-            (cache_key,),
+            "SELECT id FROM jobs WHERE cache_key = :key AND status IN ('queued', 'running') ORDER BY created_at LIMIT 1",
+            {"key": cache_key},
         )
         return self.get_job(row["id"]) if row else None
 
     def jobs_with_status(self, status: str) -> list[dict]:
-        return [
-            self.get_job(row["id"]) for row in self._all("SELECT id FROM jobs WHERE status = ? ORDER BY created_at", (status,))
-        ]
+        rows = self._all("SELECT id FROM jobs WHERE status = :status ORDER BY created_at", {"status": status})
+        return [self.get_job(row["id"]) for row in rows]
 
     def url_jobs_before_analysis(self, client: str) -> int:
         """How many of `client`'s URL jobs wait for a fetch or are being fetched."""
         return self._one(
-            "SELECT COUNT(*) AS n FROM jobs WHERE client = ? AND source_type = 'url' "
+            "SELECT COUNT(*) AS n FROM jobs WHERE client = :client AND source_type = 'url' "
             "AND status IN ('queued', 'running') AND upload_path IS NULL",
-            (client,),
+            {"client": client},
         )["n"]
 
     def expire_jobs(self, before: str) -> list[str]:
         """Delete jobs that ended (done, or failed and nobody retried them) before `before`; their upload paths."""
-        with self._write_lock, self.connect() as db:
-            db.execute("BEGIN")
-            rows = db.execute(
-                "SELECT id, upload_path FROM jobs WHERE status IN ('done', 'failed') AND updated_at < ?", (before,)
-            ).fetchall()
-            db.executemany("DELETE FROM jobs WHERE id = ?", [(row["id"],) for row in rows])
-            db.execute("COMMIT")
-        return [row["upload_path"] for row in rows if row["upload_path"]]
+        with self._write_lock, self.engine.begin() as connection:
+            rows = connection.execute(
+                text("SELECT id, upload_path FROM jobs WHERE status IN ('done', 'failed') AND updated_at < :before"),
+                {"before": before},
+            ).all()
+            if rows:
+                connection.execute(text("DELETE FROM jobs WHERE id = :id"), [{"id": row.id} for row in rows])
+        return [row.upload_path for row in rows if row.upload_path]
 
     def upload_paths_in_use(self) -> set[str]:
         return {row["upload_path"] for row in self._all("SELECT upload_path FROM jobs WHERE upload_path IS NOT NULL")}
@@ -293,24 +283,29 @@ class Database:
 
     def insert_api_key(self, key_id: str, name: str, key_hash: str, prefix: str) -> None:
         self._write(
-            "INSERT INTO api_keys (id, name, key_hash, prefix, created_at) VALUES (?, ?, ?, ?, ?)",
-            (key_id, name, key_hash, prefix, utc_now()),
+            "INSERT INTO api_keys (id, name, key_hash, prefix, created_at) VALUES (:id, :name, :hash, :prefix, :now)",
+            {"id": key_id, "name": name, "hash": key_hash, "prefix": prefix, "now": utc_now()},
         )
 
     def api_key_by_hash(self, key_hash: str) -> dict | None:
-        return self._one("SELECT * FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL", (key_hash,))
+        return self._one("SELECT * FROM api_keys WHERE key_hash = :hash AND revoked_at IS NULL", {"hash": key_hash})
 
     def touch_api_key(self, key_id: str) -> None:
-        self._write("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (utc_now(), key_id))
+        self._write("UPDATE api_keys SET last_used_at = :now WHERE id = :id", {"now": utc_now(), "id": key_id})
 
     def list_api_keys(self) -> list[dict]:
         return self._all("SELECT id, name, prefix, created_at, revoked_at, last_used_at FROM api_keys ORDER BY created_at")
 
     def revoke_api_key(self, key_id_or_prefix: str) -> int:
         return self._write(
-            "UPDATE api_keys SET revoked_at = ? WHERE (id = ? OR prefix = ?) AND revoked_at IS NULL",
-            (utc_now(), key_id_or_prefix, key_id_or_prefix),
+            "UPDATE api_keys SET revoked_at = :now WHERE (id = :key OR prefix = :key) AND revoked_at IS NULL",
+            {"now": utc_now(), "key": key_id_or_prefix},
         )
 
     def active_api_key_count(self) -> int:
         return self._one("SELECT COUNT(*) AS n FROM api_keys WHERE revoked_at IS NULL")["n"]
+
+
+def _plain(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters as every database takes them: booleans as 0/1 (the flag columns are integers)."""
+    return {key: int(value) if isinstance(value, bool) else value for key, value in params.items()}

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 
 from flask import Flask, g, has_request_context, jsonify
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from detector.errors import DetectorError
@@ -89,8 +89,8 @@ def register_error_handlers(app: Flask) -> None:
         headers = {k: v for k, v in exc.get_headers() if k.lower() not in ("content-type", "content-length")}
         return error_response(status, HTTP_CODES.get(status, "http_error"), message, headers)
 
-    @app.errorhandler(sqlite3.Error)
-    def database_error(exc: sqlite3.Error):
+    @app.errorhandler(SQLAlchemyError)
+    def database_error(exc: SQLAlchemyError):
         log.error("database error: %s", exc)
         return error_response(503, "database_unavailable", "the server cannot use its database just now; retry shortly", {"Retry-After": "5"})
 

@@ -85,6 +85,16 @@ def media_server(media_root):
         yield server
 
 
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server on 127.0.0.1 for the session (tests/postgres.py); `postgres.new_database()` gives a URL."""
+    from tests.postgres import PostgresServer
+
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def start_server(tmp_path, detector):
     """Start a real server (tests/liveserver.py) with BASE_CONFIG plus overrides; all are stopped at the end of

@@ -309,7 +309,7 @@ def test_the_space_folder_holds_the_app_and_what_it_imports(tmp_path):
     assert (space / "detector" / "__init__.py").is_file()
     requirements = [line for line in (space / "requirements.txt").read_text().splitlines() if not line.startswith("#")]
     assert "onnxruntime>=1.18" in requirements and "yt-dlp>=2024.8.6" in requirements  # from pyproject.toml
-    assert not [r for r in requirements if r.startswith(("flask", "gunicorn", "boto3", "gradio>"))]
+    assert not [r for r in requirements if r.startswith(("flask", "gunicorn", "boto3", "sqlalchemy", "psycopg", "gradio>"))]
     assert not list(space.rglob("*.mp4")) and not list(space.rglob("__pycache__"))
     if (ROOT / "model_hub" / "default" / "config.json").is_file():
         assert (space / "model_hub" / "default" / "model.safetensors").is_file()

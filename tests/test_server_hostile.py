@@ -6,6 +6,7 @@ run in processes of their own (tests/hostile.py). All traffic stays on 127.0.0.1
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -180,7 +181,7 @@ def test_a_cache_hit_never_shows_another_clients_source(start_server, media_serv
     assert [item["id"] for item in listed[alice]] == [first["id"]] and [item["id"] for item in listed[bob]] == [hit["id"]]
     assert SECRET not in json.dumps(listed) and SECRET not in live.get(f"/analyses/{first['id']}").text
     assert_error(requests.delete(live.url(f"/api/v1/analyses/{first['id']}"), headers={"X-API-Key": bob}, timeout=30), 404)
-    with db.connect() as connection:  # the job kept the URL as given only until it ended
+    with contextlib.closing(sqlite3.connect(db.path)) as connection:  # the job kept the URL as given only until it ended
         assert connection.execute("SELECT COUNT(*) FROM jobs WHERE fetch_url IS NOT NULL").fetchone()[0] == 0
         sources = [row[0] for row in connection.execute("SELECT source FROM analyses UNION ALL SELECT source FROM jobs")]
     assert sources and not [s for s in sources if SECRET in s]
@@ -343,6 +344,7 @@ def test_data_folders_from_before_get_the_new_columns(tmp_path):
     connection.commit()
     connection.close()
     db = Database(path)
+    assert db.revision() == "0001"  # brought to the first revision, then stamped: later migrations apply
     rows, total = db.list_analyses()
     assert total == 1 and rows[0]["id"] == "a1"
     assert db.get_analysis("a1")["client"] is None
