@@ -42,6 +42,7 @@ from .config import from_config
 from .db import Database, utc_now
 from .errors import ApiError
 from .jobs import Fetched, Finished, JobProgress, JobQueue, remove_upload
+from .metrics import Metrics
 from .urls import redact_fetch, redact_url, url_key
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,9 @@ class AnalysisService:
             fetch_stuck_after_s=float(config["FETCH_TIMEOUT_S"]) + 30.0,
             retention_s=config["JOB_RETENTION_S"],
             uploads_dir=uploads_dir,
+            on_finish=lambda job, status, when: self.metrics.job_finished(job, status, when),
         )
+        self.metrics = Metrics(db, self.jobs)
 
     def start(self) -> None:
         self.uploads_dir.mkdir(parents=True, exist_ok=True)
@@ -246,6 +249,7 @@ class AnalysisService:
             **({"frames": options["frames"]} if options["frames"] else {}),
         )
         report = analysis.report
+        self.metrics.analysed(report)
         progress("render", 0, 1)
         report_dict = report.to_dict()
         analysis_id = uuid.uuid4().hex

@@ -276,6 +276,9 @@ class Database:
                 connection.execute(text("DELETE FROM jobs WHERE id = :id"), [{"id": row.id} for row in rows])
         return [row.upload_path for row in rows if row.upload_path]
 
+    def count_jobs_by_status(self) -> dict[str, int]:
+        return {row["status"]: row["n"] for row in self._all("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")}
+
     def upload_paths_in_use(self) -> set[str]:
         return {row["upload_path"] for row in self._all("SELECT upload_path FROM jobs WHERE upload_path IS NOT NULL")}
 

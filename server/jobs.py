@@ -188,6 +188,7 @@ class JobQueue:
         fetch_stuck_after_s: float = 90.0,
         retention_s: float = 7 * 86400.0,
         uploads_dir: Path | None = None,
+        on_finish: Callable[[dict, str, datetime], None] | None = None,
     ):
         self.db = db
         self.fetch_job, self.analyze_job = fetch_job, analyze_job
@@ -196,6 +197,7 @@ class JobQueue:
         self.retry_after_s = retry_after_s
         self.retention_s = retention_s
         self.uploads_dir = uploads_dir
+        self.on_finish = on_finish  # (job, status, when): told of every outcome written (metrics)
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
         self.fetching = Pool("fetch", max(1, fetch_workers), self._fetch_step, fetch_stuck_after_s, FairQueue(max(1, client_fetches)))
         self.analysing = Pool("analysis", max(1, workers), self._analysis_step, analysis_stuck_after_s, FairQueue())
@@ -353,6 +355,9 @@ class JobQueue:
     def queued_count(self) -> int:
         return self.fetching.queue.waiting() + self.analysing.queue.waiting()
 
+    def waiting_by_pool(self) -> dict[str, int]:
+        return {pool.name: pool.queue.waiting() for pool in (self.fetching, self.analysing)}
+
     def health(self) -> dict:
         """For readiness: each pool's workers (alive, busy, dead, stuck), waiting jobs, and the database."""
         now = time.monotonic()
@@ -479,7 +484,8 @@ class JobQueue:
             fields = {**fields, "fetch_url": None}  # the job is over: the URL as given (credentials and all) goes
         self._progress.pop(job_id, None)
         try:
-            self.db.update_job(job_id, only_if_status=ACTIVE, **fields)
+            if self.db.update_job(job_id, only_if_status=ACTIVE, **fields):
+                self._finished(job_id, fields["status"])
             self._database_error = None
         except Exception as exc:
             self._database_error = f"{type(exc).__name__}: {exc}"
@@ -487,6 +493,16 @@ class JobQueue:
             with self._unwritten_lock:
                 self._unwritten[job_id] = fields
         self._notify()
+
+    def _finished(self, job_id: str, status: str) -> None:
+        if self.on_finish is None:
+            return
+        try:
+            job = self.db.get_job(job_id)
+            if job is not None:
+                self.on_finish(job, status, datetime.now(timezone.utc))
+        except Exception:  # observing must never fail a job
+            log.exception("job %s: its outcome could not be observed", job_id)
 
     def _write_if_possible(self, job_id: str, **fields) -> None:
         """A write that may be lost (progress): a failing database must not fail the job for it."""
@@ -517,7 +533,8 @@ class JobQueue:
             if fields["status"] == "failed":
                 fields = {**fields, "retryable": 1}  # whatever failed, the database was in the way: it may work now
             try:
-                self.db.update_job(job_id, only_if_status=ACTIVE, **fields)
+                if self.db.update_job(job_id, only_if_status=ACTIVE, **fields):
+                    self._finished(job_id, fields["status"])
             except Exception as exc:
                 self._database_error = f"{type(exc).__name__}: {exc}"
                 return

@@ -380,6 +380,13 @@ def openapi_document(server_url: str = "") -> dict:
         "/healthz": {
             "get": {"summary": "The process is up", "security": [], "responses": {"200": _json({"type": "object"}, "ok")}}
         },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics: jobs by status, queue length, job and stage durations, analyses by verdict",
+                "security": [],
+                "responses": {"200": {"description": "Prometheus text format", "content": {"text/plain": {}}}},
+            }
+        },
         "/readyz": {
             "get": {
                 "summary": "The default model is loaded, every job worker is alive and none is stuck, the database can be written",

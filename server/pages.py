@@ -1,4 +1,4 @@
-"""Pages for people and probes: the HTML report of an analysis, its pictures, /healthz and /readyz.
+"""Pages for people and probes: the HTML report of an analysis, its pictures, /healthz, /readyz and /metrics.
 
 A report page is reachable by anyone who has its link (analysis ids are 128-bit random): the browser extension
 opens it in a new tab, where no API key can be sent. Listing analyses needs the API (and a key, when set).
@@ -51,6 +51,13 @@ def readyz():
     if not health["ok"]:
         return error_response(503, "unhealthy", "; ".join(health["problems"]), {"Retry-After": "5"}, **details)
     return jsonify({"status": "ready", "model": registry.get().model_info, **details})
+
+
+@bp.get("/metrics")
+def metrics():
+    """Prometheus metrics (server/metrics.py)."""
+    exporter = services().analyses.metrics
+    return Response(exporter.render(), mimetype=None, content_type=exporter.content_type)
 
 
 @bp.get("/analyses/<analysis_id>")

@@ -651,3 +651,36 @@ def test_the_readmes_document_every_setting_and_no_other():
     demo = set(environment(DemoSettings))
     documented = documented_variables((ROOT / "gradio_demo" / "README.md").read_text(), "## Settings", "This Space is assembled")
     assert documented == demo, (sorted(demo - documented), sorted(documented - demo))
+
+
+def scrape(live) -> dict[tuple[str, tuple], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = live.get("/metrics")
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/plain")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def test_metrics_count_jobs_by_status_and_time_jobs_and_stages(live, face_photo, fake_video, media_server):
+    before = scrape(live)
+    assert before[("deepfake_jobs", (("status", "done"),))] == 0
+    assert before[("deepfake_queue_length", (("pool", "analysis"),))] == 0
+    assert live.upload(face_photo).status_code == 200
+    queued = live.upload(fake_video, frames="4").json()
+    assert live.get(f"/api/v1/jobs/{queued['job_id']}?wait=60").json()["status"] == "done"
+    failed = live.analyze_url(media_server.url("/files/no-such-video.mp4")).json()  # the source answers 404
+    assert live.get(f"/api/v1/jobs/{failed['job_id']}?wait=60").json()["status"] == "failed"
+    after = scrape(live)
+    assert after[("deepfake_jobs", (("status", "done"),))] == 2 and after[("deepfake_jobs", (("status", "failed"),))] == 1
+    assert after[("deepfake_job_duration_seconds_count", (("kind", "upload"), ("status", "done")))] == 2
+    assert after[("deepfake_job_duration_seconds_count", (("kind", "url"), ("status", "failed")))] == 1
+    assert after[("deepfake_job_duration_seconds_sum", (("kind", "upload"), ("status", "done")))] > 0
+    for stage in ("decode", "faces", "model"):
+        assert after[("deepfake_stage_duration_seconds_count", (("stage", stage),))] == 2
+    assert ("deepfake_stage_duration_seconds_count", (("stage", "fetch"),)) not in after  # uploads fetch nothing
+    assert after[("deepfake_analyses_total", (("verdict", "real"),))] == 1
+    assert after[("deepfake_analyses_total", (("verdict", "fake"),))] == 1
