@@ -29,7 +29,7 @@ GITATTRIBUTES = "".join(
 
 
 # What the Space does not install from pyproject.toml: the backend's packages, and Gradio (from `sdk_version`).
-NOT_IN_SPACE = {"flask", "flask-limiter", "flask-cors", "gunicorn", "boto3", "sqlalchemy", "alembic", "psycopg", "prometheus_client", "gradio"}
+NOT_IN_SPACE = {"flask", "flask-limiter", "flask-cors", "gunicorn", "boto3", "sqlalchemy", "alembic", "psycopg", "prometheus_client", "celery", "gradio"}
 
 
 class SpaceBuildError(Exception):

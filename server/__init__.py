@@ -66,6 +66,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False
 
+    if config["QUEUE"] not in ("local", "celery"):
+        raise ConfigError(f"DEEPFAKE_QUEUE={config['QUEUE']!r}: choose local or celery")
+    if config["QUEUE"] == "celery" and not config["BROKER_URL"]:
+        raise ConfigError("DEEPFAKE_QUEUE=celery needs DEEPFAKE_BROKER_URL, e.g. redis://127.0.0.1:6379/0")
+
     if config["TRUST_PROXY"]:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -106,7 +111,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_error_handlers(app)
     _cors(app)
 
-    models.start()
+    if config["QUEUE"] == "local" or config["WORKER_PROCESS"]:
+        models.start()  # an API process in front of Celery workers runs no model
     notifier.start()
     analyses.start()
     return app

@@ -41,7 +41,7 @@ from .artefacts import ArtefactStore
 from .config import from_config
 from .db import Database, utc_now
 from .errors import ApiError
-from .jobs import Fetched, Finished, JobProgress, JobQueue, remove_upload
+from .jobs import BrokerJobQueue, Fetched, Finished, JobProgress, JobQueue, remove_upload
 from .metrics import Metrics
 from .urls import redact_fetch, redact_url, url_key
 
@@ -79,10 +79,17 @@ class AnalysisService:
         self.settings = from_config(config)
         self.policy = self.settings.url_policy
         self.fetcher = MediaFetcher(self.policy, self.settings.fetch_limits, temp_dir=temp_dir)
-        self.jobs = JobQueue(
+        queue_class, distributed = JobQueue, {}
+        if config["QUEUE"] == "celery":
+            from .celeryapp import Broker
+
+            queue_class = BrokerJobQueue
+            distributed = {"broker": Broker(config), "heartbeat_s": config["JOB_HEARTBEAT_S"]}
+        self.jobs = queue_class(
             db,
             self.fetch_job,
             self.analyze_job,
+            **distributed,
             workers=config["WORKERS"],
             fetch_workers=config["FETCH_WORKERS"],
             client_fetches=config["CLIENT_FETCHES"],

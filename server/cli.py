@@ -1,6 +1,7 @@
-"""Command line of the server: run it, and manage API keys.
+"""Command line of the server: run it, run a worker, and manage API keys.
 
     python -m server [--host HOST] [--port PORT]      serve (threaded WSGI server; gunicorn for production)
+    python -m server worker                           a Celery worker (DEEPFAKE_QUEUE=celery, server/celeryapp.py)
     python -m server keys create NAME                 make a key: printed once, stored hashed
     python -m server keys list                        keys with their id, prefix and dates (never the key)
     python -m server keys revoke ID_OR_PREFIX
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=None, help="port (default: $DEEPFAKE_PORT or 8000; 0 picks a free one)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("serve", help="run the server (the default)")
+    commands.add_parser("worker", help="run a Celery worker for DEEPFAKE_QUEUE=celery: loads the model, runs jobs")
     keys = commands.add_parser("keys", help="create, list or revoke API keys").add_subparsers(dest="action", required=True)
     create = keys.add_parser("create", help="make a new key (printed once)")
     create.add_argument("name", help="who or what the key is for, e.g. 'browser-extension'")
@@ -144,6 +146,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "keys":
             return run_keys(args)
+        if args.command == "worker":
+            from .celeryapp import run_worker
+
+            if settings()["QUEUE"] != "celery":
+                print("error: python -m server worker needs DEEPFAKE_QUEUE=celery and DEEPFAKE_BROKER_URL", file=sys.stderr)
+                return 2
+            return run_worker()
         return run_server(args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from detector.settings import ServingSettings, SettingsError, environment, values_from_env
+from detector.settings import ServingSettings, SettingsError, env_field, environment, values_from_env
 
 
 def default_data_dir() -> str:
@@ -58,6 +58,12 @@ class ServerSettings(ServingSettings):
     job_timeout_s: float = 600.0  # an analysis running longer makes /readyz report its worker as stuck
     job_retention_s: float = 7 * 86400.0  # ended jobs (and uploads nobody retried) are deleted after this
     db_timeout_s: float = 30.0  # how long a database write waits for another writer
+    # Scaling out (server/celeryapp.py)
+    queue: str = "local"  # local: this process runs the jobs; celery: workers (python -m server worker) do
+    broker_url: str = ""  # e.g. redis://127.0.0.1:6379/0 (DEEPFAKE_QUEUE=celery)
+    broker_visibility_s: float = 0.0  # a lost worker's job goes to another worker after this; 0: job + fetch timeout + 60 s
+    job_heartbeat_s: float = 5.0  # a worker refreshes its running job this often; 3 missed beats: the job is taken over
+    worker_process: bool = env_field(False, env=None)  # set by python -m server worker
     # Limits (the others: ServingSettings)
     max_json_bytes: int = 64 * 1024  # JSON request bodies (uploads have max_upload_bytes)
     # Cache and storage

@@ -237,13 +237,18 @@ class Database:
             row["options"] = json.loads(row.pop("options_json") or "{}")
         return row
 
-    def update_job(self, job_id: str, only_if_status: str | tuple[str, ...] | None = None, **fields: Any) -> bool:
-        """Set `fields` of a job (only while its status is `only_if_status`, or one of them); whether it was set."""
+    def update_job(
+        self, job_id: str, only_if_status: str | tuple[str, ...] | None = None, only_if_updated: str | None = None, **fields: Any
+    ) -> bool:
+        """Set `fields` of a job (only while its status is `only_if_status`, or one of them, and, with
+        `only_if_updated`, only if nobody changed it since that `updated_at`); whether it was set."""
         fields["updated_at"] = utc_now()
         assignments = ", ".join(f"{key} = :{key}" for key in fields)
         statuses = (only_if_status,) if isinstance(only_if_status, str) else tuple(only_if_status or ())
         condition = f" AND status IN ({', '.join(f':_status{n}' for n in range(len(statuses)))})" if statuses else ""
-        params = {**fields, "_id": job_id, **{f"_status{n}": status for n, status in enumerate(statuses)}}
+        if only_if_updated is not None:
+            condition += " AND updated_at = :_updated"
+        params = {**fields, "_id": job_id, "_updated": only_if_updated, **{f"_status{n}": status for n, status in enumerate(statuses)}}
         return self._write(f"UPDATE jobs SET {assignments} WHERE id = :_id{condition}", params) == 1
 
     def active_job_for(self, cache_key: str) -> dict | None:

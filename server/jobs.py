@@ -210,6 +210,7 @@ class JobQueue:
         self._database_error: str | None = None
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
+        self._next_expiry = 0.0
 
     # ------------------------------------------------------------------------------------------- lifecycle
 
@@ -303,7 +304,7 @@ class JobQueue:
         return self.get(job_id)
 
     def _ensure_room(self, job: dict) -> None:
-        if self.fetching.queue.waiting() + self.analysing.queue.waiting() >= self.queue_size:
+        if self.queued_count() >= self.queue_size:
             raise ApiError(
                 503,
                 "queue_full",
@@ -515,16 +516,18 @@ class JobQueue:
     # ------------------------------------------------------------------------------------------ supervisor
 
     def _supervise(self) -> None:
-        next_expiry = 0.0
         while not self._stopping.is_set():
-            self._flush_unwritten()
-            if time.monotonic() >= next_expiry:
-                try:
-                    self.expire()
-                except Exception:
-                    log.exception("expiring old jobs failed; will try again")
-                next_expiry = time.monotonic() + max(60.0, min(3600.0, self.retention_s / 10))
+            self._supervise_once()
             self._stopping.wait(1.0 if self._unwritten else 5.0)
+
+    def _supervise_once(self) -> None:
+        self._flush_unwritten()
+        if time.monotonic() >= self._next_expiry:
+            try:
+                self.expire()
+            except Exception:
+                log.exception("expiring old jobs failed; will try again")
+            self._next_expiry = time.monotonic() + max(60.0, min(3600.0, self.retention_s / 10))
 
     def _flush_unwritten(self) -> None:
         with self._unwritten_lock:
@@ -562,3 +565,128 @@ class JobQueue:
 def remove_upload(path: Path) -> None:
     """Remove an upload (or a fetched file) with the folder of its own it lives in."""
     shutil.rmtree(path.parent, ignore_errors=True)
+
+
+class BrokerJobQueue(JobQueue):
+    """The job queue of `DEEPFAKE_QUEUE=celery`: jobs are stored in the shared database as in the local mode, and
+    their ids are sent to Celery workers (`python -m server worker`) through the broker; this process runs no job.
+
+    What the local pools do per process, the database does across processes: the queue's size is the number of
+    queued jobs, a client's waiting links are counted there, and a job's progress and outcome are read from there
+    (the long-poll re-reads it twice a second). Workers claim a job with a conditional update, so a message the
+    broker delivers twice (a worker lost mid-job, a visibility timeout) runs the job once; see `run`.
+    """
+
+    def __init__(self, db: Database, fetch_job: FetchJob, analyze_job: AnalyzeJob, *, broker, heartbeat_s: float = 5.0,
+                 **options):  # fmt: skip
+        super().__init__(db, fetch_job, analyze_job, **options)
+        self.broker = broker  # send(job_id), waiting() -> messages in the queue or None, health() -> dict
+        self.heartbeat_s = heartbeat_s
+
+    def start(self) -> None:  # no pools here: the workers run the jobs; the supervisor expires and re-sends
+        self._supervisor = threading.Thread(target=self._supervise, name="job-supervisor", daemon=True)
+        self._supervisor.start()
+
+    def _supervise(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.resend_lost()
+            except Exception:
+                log.exception("re-sending lost jobs failed; will try again")
+            self._stopping.wait(self.heartbeat_s)
+            if not self._stopping.is_set():
+                self._supervise_once()
+
+    def resend_lost(self) -> int:
+        """Send again the jobs queued for more than five heartbeats when the broker holds fewer messages than that:
+        a broker that restarted without its messages loses no job (a job sent twice still runs once)."""
+        stale = format_time(datetime.now(timezone.utc) - timedelta(seconds=5 * self.heartbeat_s))
+        lost = [job for job in self.db.jobs_with_status("queued") if job["updated_at"] < stale]
+        waiting = self.broker.waiting()
+        if not lost or waiting is None or waiting >= len(lost):
+            return 0
+        for job in lost:
+            self.db.update_job(job["id"], only_if_status="queued")  # its clock restarts: not re-sent again at once
+            self.broker.send(job["id"])
+        log.warning("%d queued job(s) missing from the broker sent again", len(lost))
+        return len(lost)
+
+    def recover(self) -> None:  # queued jobs wait in the broker; running ones belong to live or redelivered workers
+        pass
+
+    def _enqueue(self, job: dict) -> None:
+        self.broker.send(job["id"])
+
+    def queued_count(self) -> int:
+        return self.db.count_jobs_by_status().get("queued", 0)
+
+    def waiting_by_pool(self) -> dict[str, int]:
+        return {"broker": self.queued_count()}
+
+    def health(self) -> dict:
+        database = self.db.check_writable()
+        broker = self.broker.health()
+        problems = [f"the database cannot be written: {database}"] if database else []
+        problems += broker.get("problems", [])
+        return {
+            "ok": not problems,
+            "problems": problems,
+            "database": database or "ok",
+            "unwritten_outcomes": len(self._unwritten),
+            "pools": {"broker": {key: value for key, value in broker.items() if key != "problems"}},
+        }
+
+    # ----------------------------------------------------------------------------------- in the worker
+
+    def run(self, job_id: str) -> str:
+        """Run one job in this (worker) process: fetch when needed, analyse, record the outcome; what happened.
+
+        A job is taken when it is queued, or when it is `running` but its heartbeat (`updated_at`, refreshed every
+        `heartbeat_s` while a worker runs it) is older than three heartbeats: the worker that had it is gone. A job
+        another worker is running, or that ended, is left alone: a message delivered twice runs its job once."""
+        job = self._take(job_id)
+        if job is None:
+            return "skipped"
+        beating = threading.Event()
+        heart = threading.Thread(target=self._beat, args=(job_id, beating), name=f"heartbeat-{job_id[:8]}", daemon=True)
+        heart.start()
+        try:
+            if self._needs_fetch(job):
+                outcome = self._attempt(job, self.fetch_job)
+                if isinstance(outcome, Fetched):
+                    self.db.update_job(job_id, only_if_status="running", stage="fetched", upload_path=str(outcome.path),
+                                       fetch_json=json.dumps(outcome.fetch), **({"media_kind": outcome.media_kind} if outcome.media_kind else {}))  # fmt: skip
+                    job = self.db.get_job(job_id)
+                    outcome = self._attempt(job, self.analyze_job)
+            else:
+                outcome = self._attempt(job, self.analyze_job)
+            if isinstance(outcome, Finished):
+                self._finish(job_id, self._done(outcome))
+            self._flush_unwritten()
+        finally:
+            beating.set()
+            heart.join(timeout=5)
+            self._progress.pop(job_id, None)
+        return "ran"
+
+    def _take(self, job_id: str) -> dict | None:
+        job = self.db.get_job(job_id)
+        if job is None or job["status"] in FINISHED:
+            return None
+        if job["status"] == "running":
+            stale = format_time(datetime.now(timezone.utc) - timedelta(seconds=3 * self.heartbeat_s))
+            if job["updated_at"] >= stale:
+                return None  # another worker runs it and is alive
+            log.warning("job %s: its worker %s stopped beating; taking it over", job_id, job.get("worker"))
+            taken = self.db.update_job(job_id, only_if_status="running", only_if_updated=job["updated_at"], worker=self.identity)
+        else:
+            stage = "fetch" if self._needs_fetch(job) else "decode"
+            taken = self.db.update_job(job_id, only_if_status="queued", status="running", worker=self.identity, stage=stage)
+        if not taken:
+            return None
+        self.db.update_job(job_id, attempts=job["attempts"] + 1)
+        return self.db.get_job(job_id)
+
+    def _beat(self, job_id: str, stop: threading.Event) -> None:
+        while not stop.wait(self.heartbeat_s):
+            self._write_if_possible(job_id)

@@ -35,7 +35,8 @@ def readyz():
     """Ready when the default model is loaded, every job worker is alive and none is stuck on one job, and the
     database can be written; otherwise 503 with what is wrong."""
     registry = services().models
-    if not registry.is_ready():
+    distributed = current_app.config["QUEUE"] == "celery"  # the workers run the model, not this process
+    if not distributed and not registry.is_ready():
         error = registry.default_error()
         if error is not None:
             return error_response(503, "model_unavailable", f"the model could not be loaded: {error.message}")
@@ -50,7 +51,8 @@ def readyz():
     }
     if not health["ok"]:
         return error_response(503, "unhealthy", "; ".join(health["problems"]), {"Retry-After": "5"}, **details)
-    return jsonify({"status": "ready", "model": registry.get().model_info, **details})
+    model = {"queue": "celery"} if distributed else {"model": registry.get().model_info}
+    return jsonify({"status": "ready", **model, **details})
 
 
 @bp.get("/metrics")

@@ -96,6 +96,16 @@ def postgres():
 
 
 @pytest.fixture
+def redis_server():
+    """A Redis server on 127.0.0.1 for one test (tests/redisserver.py)."""
+    from tests.redisserver import RedisServer
+
+    server = RedisServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
 def start_server(tmp_path, detector):
     """Start a real server (tests/liveserver.py) with BASE_CONFIG plus overrides; all are stopped at the end of
     the test."""

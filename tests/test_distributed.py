@@ -1,0 +1,197 @@
+"""DEEPFAKE_QUEUE=celery on real parts: Debian's Redis as the broker and PostgreSQL as the database (both started on
+127.0.0.1 by the fixtures), API processes that only accept and answer, and `python -m server worker` processes
+that run the jobs. Nothing is lost when a worker is killed with -9 or Redis restarts, and each job runs once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import ROOT
+from tests.test_server_process import ServerProcess, server_env
+
+pytestmark = pytest.mark.slow
+
+
+class Worker:
+    def __init__(self, env: dict, log: Path):
+        self.log = log
+        self.handle = open(log, "w")
+        self.process = subprocess.Popen([sys.executable, "-m", "server", "worker"], cwd=ROOT, env=env, stdout=self.handle, stderr=subprocess.STDOUT)
+
+    def wait_started(self, timeout_s: float = 120) -> None:
+        """Until the worker has loaded the model and starts its Celery loop (readiness then counts it)."""
+        deadline = time.monotonic() + timeout_s
+        while "taking jobs" not in self.log.read_text():
+            assert self.process.poll() is None, self.log.read_text()
+            assert time.monotonic() < deadline, "the worker did not start:\n" + self.log.read_text()
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.handle.close()
+
+
+@pytest.fixture
+def cluster(tmp_path, postgres, redis_server):
+    """(environment of the shared settings, start_api, start_worker): every process started is stopped at the end."""
+    settings = {
+        "QUEUE": "celery",
+        "BROKER_URL": redis_server.url,
+        "DATABASE_URL": postgres.new_database(),
+        "ALLOW_PRIVATE_URLS": 1,
+        "HEATMAPS": 0,
+        "BROKER_VISIBILITY_S": 8,  # a killed worker's job is redelivered after this
+        "JOB_HEARTBEAT_S": 1,
+        "THREADS": 1,
+    }
+    env = server_env(tmp_path / "data", **settings)  # one data folder: uploads and artefacts on this host
+    started: list = []
+
+    def start_api(name: str) -> ServerProcess:
+        api = ServerProcess([sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", "0"], env, tmp_path / f"{name}.log")
+        started.append(api)
+        return api
+
+    def start_worker(name: str) -> Worker:
+        worker = Worker(env, tmp_path / f"{name}.log")
+        started.append(worker)
+        return worker
+
+    yield env, start_api, start_worker
+    for process in started:
+        process.stop()
+
+
+def wait_ready(api: ServerProcess, workers: int = 1, timeout_s: float = 120) -> dict:
+    """Until the API is ready and sees `workers` workers answer."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        ready = requests.get(api.url("/readyz"), timeout=10)
+        if ready.status_code == 200 and ready.json()["jobs"]["broker"]["workers"] >= workers:
+            return ready.json()
+        assert time.monotonic() < deadline, ready.text
+        time.sleep(0.3)
+
+
+def test_two_apis_and_two_workers_run_every_job_once(cluster, face_photo, fake_video, real_video, media_server):
+    env, start_api, start_worker = cluster
+    apis = [start_api("api-a"), start_api("api-b")]
+    workers = [start_worker("worker-a"), start_worker("worker-b")]
+    for worker in workers:
+        worker.wait_started()
+    ready = wait_ready(apis[0], workers=2)
+    assert ready["queue"] == "celery" and ready["jobs"]["broker"]["workers"] == 2
+
+    submitted = []
+    for n in range(12):  # alternately to both APIs: uploads (images, videos) and links from a local media server
+        api = apis[n % 2]
+        if n % 3 == 2:
+            response = requests.post(api.url("/api/v1/analyze"), json={"url": media_server.url("/files/video.mp4"), "frames": 2 + n}, timeout=60)
+        else:
+            media = [face_photo, fake_video][n % 2]
+            with open(media, "rb") as handle:
+                response = requests.post(api.url("/api/v1/analyze"), files={"file": handle}, data={"frames": str(2 + n)}, timeout=60)
+        assert response.status_code in (200, 202), response.text
+        submitted.append((api, response.json()))
+    finished = []
+    for n, (_api, body) in enumerate(submitted):
+        other = apis[(n + 1) % 2]  # the other API answers the long-poll: state is in the database
+        if "job_id" in body:
+            job = requests.get(other.url(f"/api/v1/jobs/{body['job_id']}?wait=60"), timeout=90).json()
+            deadline = time.monotonic() + 180
+            while job["status"] not in ("done", "failed") and time.monotonic() < deadline:
+                job = requests.get(other.url(f"/api/v1/jobs/{body['job_id']}?wait=30"), timeout=60).json()
+            assert job["status"] == "done", job
+            finished.append(job["id"])
+        else:
+            finished.append(body["id"])
+    listed = requests.get(apis[0].url("/api/v1/analyses?limit=100"), timeout=30).json()
+    assert listed["total"] == len(set(finished)) == len(finished)  # one analysis per job, none twice
+
+
+def job_row(env: dict, job_id: str) -> dict:
+    from server.db import Database
+
+    return Database(env["DEEPFAKE_DATABASE_URL"]).get_job(job_id)
+
+
+def wait_for(condition, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def finish(api: ServerProcess, job_id: str, timeout_s: float = 180) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        job = requests.get(api.url(f"/api/v1/jobs/{job_id}?wait=20"), timeout=60).json()
+        if job["status"] in ("done", "failed") or time.monotonic() > deadline:
+            return job
+
+
+def test_a_job_of_a_worker_killed_with_9_is_finished_by_the_other(cluster, media_root):
+    from tests.mediaserver import MediaServer
+
+    env, start_api, start_worker = cluster
+    api = start_api("api")
+    workers = {}
+    for name in ("worker-a", "worker-b"):
+        worker = start_worker(name)
+        worker.wait_started()
+        workers[worker.process.pid] = worker
+    wait_ready(api, workers=2)
+    # a source that sends the video 64 kB every quarter second: about 4 s in the fetch, time enough to kill its worker
+    with MediaServer(media_root, slow_chunk=65536, slow_pause_s=0.25) as slow:
+        job_id = requests.post(api.url("/api/v1/analyze"), json={"url": slow.url("/slow/video.mp4")}, timeout=60).json()["job_id"]
+        running = wait_for(lambda: (row := job_row(env, job_id))["status"] == "running" and row["worker"] and row, 60, "the job's start")
+        victim = int(running["worker"].rsplit(":", 1)[1])
+        os.kill(victim, signal.SIGKILL)
+        workers[victim].process.wait(timeout=10)
+        job = finish(api, job_id)
+    assert job["status"] == "done", job
+    row = job_row(env, job_id)
+    assert row["attempts"] == 2 and int(row["worker"].rsplit(":", 1)[1]) != victim
+    assert requests.get(api.url("/api/v1/analyses"), timeout=30).json()["total"] == 1  # one analysis, not two
+
+
+def test_redis_restarting_mid_run_loses_no_job_and_clients_poll_through_an_api_restart(cluster, redis_server, fake_video):
+    env, start_api, start_worker = cluster
+    api = first = start_api("api")
+    wait_until_broker = time.monotonic() + 60
+    while requests.get(api.url("/readyz"), timeout=30).json().get("jobs", {}).get("broker", {}).get("reachable") is not True:
+        assert time.monotonic() < wait_until_broker
+        time.sleep(0.3)
+    jobs = []
+    for n in range(6):  # no worker yet: every job waits in Redis
+        with open(fake_video, "rb") as handle:
+            jobs.append(requests.post(api.url("/api/v1/analyze"), files={"file": handle}, data={"frames": str(8 + n)}, timeout=60).json()["job_id"])
+    assert requests.get(api.url("/readyz"), timeout=30).json()["jobs"]["broker"]["waiting"] == 6
+    redis_server.stop()  # the broker goes away mid-run, and its waiting messages with it (no persistence)
+    ready = requests.get(api.url("/readyz"), timeout=30)
+    assert ready.status_code == 503 and "broker" in ready.json()["error"]["message"]
+    redis_server.start()
+    worker = start_worker("worker")
+    worker.wait_started()
+    api.stop()  # the API restarts too, while clients poll
+    api = start_api("api-again")
+    for job_id in jobs:  # the jobs Redis lost are sent again from the database
+        assert finish(api, job_id)["status"] == "done"
+    assert requests.get(api.url("/api/v1/analyses"), timeout=30).json()["total"] == 6
+    assert "missing from the broker sent again" in Path(first.log).read_text() + Path(api.log).read_text()
