@@ -21,6 +21,8 @@ pytestmark = pytest.mark.slow
 
 
 class Worker:
+    hostname = __import__("socket").gethostname()
+
     def __init__(self, env: dict, log: Path):
         self.log = log
         self.handle = open(log, "w")
@@ -56,6 +58,10 @@ def cluster(tmp_path, postgres, redis_server):
         "BROKER_VISIBILITY_S": 8,  # a killed worker's job is redelivered after this
         "JOB_HEARTBEAT_S": 1,
         "THREADS": 1,
+        "RATE_LIMIT": "100000/minute",  # one test client sends everything
+        "RATE_LIMIT_DEFAULT": "100000/minute",
+        "CLIENT_URL_JOBS": 64,
+        "QUEUE_SIZE": 256,
     }
     env = server_env(tmp_path / "data", **settings)  # one data folder: uploads and artefacts on this host
     started: list = []
@@ -86,7 +92,12 @@ def wait_ready(api: ServerProcess, workers: int = 1, timeout_s: float = 120) -> 
         time.sleep(0.3)
 
 
-def test_two_apis_and_two_workers_run_every_job_once(cluster, face_photo, fake_video, real_video, media_server):
+def test_two_apis_and_two_workers_run_200_jobs_each_once(cluster, face_photo, fake_video, media_server, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+    from PIL import Image
+
     env, start_api, start_worker = cluster
     apis = [start_api("api-a"), start_api("api-b")]
     workers = [start_worker("worker-a"), start_worker("worker-b")]
@@ -95,31 +106,42 @@ def test_two_apis_and_two_workers_run_every_job_once(cluster, face_photo, fake_v
     ready = wait_ready(apis[0], workers=2)
     assert ready["queue"] == "celery" and ready["jobs"]["broker"]["workers"] == 2
 
-    submitted = []
-    for n in range(12):  # alternately to both APIs: uploads (images, videos) and links from a local media server
-        api = apis[n % 2]
-        if n % 3 == 2:
-            response = requests.post(api.url("/api/v1/analyze"), json={"url": media_server.url("/files/video.mp4"), "frames": 2 + n}, timeout=60)
+    photo = np.asarray(Image.open(face_photo).convert("RGB"))
+    requests_ = []  # 150 distinct images (one pixel differs), 25 video uploads and 25 links (distinct frame counts)
+    for n in range(150):
+        variant = photo.copy()
+        variant[n // photo.shape[1], n % photo.shape[1]] ^= 1
+        Image.fromarray(variant).save(tmp_path / f"photo-{n}.png")
+        requests_.append(("file", tmp_path / f"photo-{n}.png", 1))
+    requests_ += [("file", fake_video, n) for n in range(1, 26)]
+    requests_ += [("url", media_server.url("/files/video.mp4"), n) for n in range(26, 51)]  # not cache hits of those
+
+    def submit(n_request):
+        n, (kind, what, frames) = n_request
+        api = apis[n % 2]  # alternately to both APIs
+        if kind == "url":
+            response = requests.post(api.url("/api/v1/analyze"), json={"url": what, "frames": frames}, timeout=120)
         else:
-            media = [face_photo, fake_video][n % 2]
-            with open(media, "rb") as handle:
-                response = requests.post(api.url("/api/v1/analyze"), files={"file": handle}, data={"frames": str(2 + n)}, timeout=60)
+            with open(what, "rb") as handle:
+                response = requests.post(api.url("/api/v1/analyze"), files={"file": handle}, data={"frames": str(frames)}, timeout=120)
         assert response.status_code in (200, 202), response.text
-        submitted.append((api, response.json()))
-    finished = []
-    for n, (_api, body) in enumerate(submitted):
-        other = apis[(n + 1) % 2]  # the other API answers the long-poll: state is in the database
-        if "job_id" in body:
-            job = requests.get(other.url(f"/api/v1/jobs/{body['job_id']}?wait=60"), timeout=90).json()
-            deadline = time.monotonic() + 180
-            while job["status"] not in ("done", "failed") and time.monotonic() < deadline:
-                job = requests.get(other.url(f"/api/v1/jobs/{body['job_id']}?wait=30"), timeout=60).json()
-            assert job["status"] == "done", job
-            finished.append(job["id"])
-        else:
-            finished.append(body["id"])
-    listed = requests.get(apis[0].url("/api/v1/analyses?limit=100"), timeout=30).json()
-    assert listed["total"] == len(set(finished)) == len(finished)  # one analysis per job, none twice
+        body = response.json()
+        if "job_id" not in body:
+            return body["id"]
+        other = apis[(n + 1) % 2]  # the other API answers the long-poll: the state is in the database
+        job = finish(other, body["job_id"])
+        assert job["status"] == "done", job
+        return job["id"]
+
+    with ThreadPoolExecutor(16) as pool:  # 16 clients at once
+        finished = list(pool.map(submit, enumerate(requests_)))
+    assert len(set(finished)) == len(finished) == 200  # 200 analyses, none shared, none twice
+    assert requests.get(apis[0].url("/api/v1/analyses"), timeout=30).json()["total"] == 200
+    from server.db import Database
+
+    jobs = Database(env["DEEPFAKE_DATABASE_URL"]).jobs_with_status("done")
+    assert len(jobs) == 200 and {job["attempts"] for job in jobs} == {1}  # each run once
+    assert {job["worker"] for job in jobs} == {f"{worker.hostname}:{worker.process.pid}" for worker in workers}
 
 
 def job_row(env: dict, job_id: str) -> dict:
