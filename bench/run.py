@@ -50,7 +50,7 @@ TARGETS = {
     "peak_rss_mb": ("<=", 1536.0, "MB"),
     "click_to_label_s": ("<=", 3.0, "s"),
 }
-PARTS = ("core", "original", "vit", "cold", "server", "click", "clip")
+PARTS = ("core", "original", "vit", "cold", "server", "click", "clip", "scale")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -446,6 +446,10 @@ def main(argv: list[str] | None = None) -> int:
             results.update(bench_server(inputs["image"], clients=8, per_client=2 if args.quick else 8, model=args.model))
         if "clip" in run:
             results.update(bench_clip_paths(inputs, args.quick, args.accurate))
+        if "scale" in run:
+            from bench.scale import measure as measure_scale
+
+            results.update(measure_scale(inputs["post_clip"], jobs=8 if args.quick else 48))
         if "click" in run:
             from bench.click_to_label import measure
 
