@@ -55,7 +55,7 @@ class ServerSettings(ServingSettings):
     waiting_requests: int = 24  # requests that may wait (long-poll) at once; more answer at once
     client_waiting: int = 8  # of which one client's
     retry_after_s: int = 10  # what a 503 for a full queue (and a 429 for too many URL jobs) advises
-    job_timeout_s: float = 600.0  # an analysis running longer makes /readyz report its worker as stuck
+    job_timeout_s: float = 600.0  # an analysis running longer is stopped (504 job_timeout)
     job_retention_s: float = 7 * 86400.0  # ended jobs (and uploads nobody retried) are deleted after this
     db_timeout_s: float = 30.0  # how long a database write waits for another writer
     # Scaling out (server/celeryapp.py)

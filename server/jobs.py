@@ -149,14 +149,22 @@ class Pool:
 
 class JobProgress:
     """Handed to the code running a job: it reports stages and the media kind as soon as it is known. Progress is
-    kept in memory for polling and written to the database at each stage change, when the database allows."""
+    kept in memory for polling and written to the database at each stage change, when the database allows.
 
-    def __init__(self, jobs: JobQueue, job_id: str):
+    With `limit_s`, the job's time limit: the analysis reports progress for every frame decoded, every frame
+    searched for faces and every batch of the model, so a report after the limit stops the job there
+    (`504 job_timeout`). A fetch has its own deadline (DEEPFAKE_FETCH_TIMEOUT_S)."""
+
+    def __init__(self, jobs: JobQueue, job_id: str, limit_s: float | None = None):
         self.jobs, self.job_id = jobs, job_id
+        self.limit_s = limit_s
+        self.deadline = time.monotonic() + limit_s if limit_s else None
         self._stage: str | None = None
         self._last_write = 0.0
 
     def __call__(self, stage: str, done: int, total: int) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise ApiError(504, "job_timeout", f"the analysis took longer than its limit of {self.limit_s:g} s and was stopped")
         low, high = STAGES.get(stage, (0.0, 1.0))
         fraction = round(low + (high - low) * (min(done / total, 1.0) if total else 0.0), 4)
         self.jobs._progress[self.job_id] = (stage, fraction)
@@ -449,9 +457,11 @@ class JobQueue:
             self._finish(job_id, self._done(outcome))
 
     def _attempt(self, job: dict, run: Callable[[dict, JobProgress], Finished | Fetched]) -> Finished | Fetched | None:
-        """What `run` made of the job, or None when it failed (the failure is then recorded)."""
+        """What `run` made of the job, or None when it failed (the failure is then recorded). An analysis runs
+        under the job time limit (DEEPFAKE_JOB_TIMEOUT_S)."""
+        limit = self.analysing.stuck_after_s if run == self.analyze_job else None
         try:
-            return run(job, JobProgress(self, job["id"]))
+            return run(job, JobProgress(self, job["id"], limit))
         except (DetectorError, ApiError) as exc:
             self._finish(job["id"], self._failure(exc))
         except Exception as exc:  # a bug, or the database failing: the traceback goes to the log
