@@ -348,5 +348,6 @@ def test_an_analysis_over_the_job_time_limit_is_stopped_and_the_worker_goes_on(s
     job = live.get(f"/api/v1/jobs/{slow['job_id']}?wait=60").json()
     assert job["status"] == "failed" and job["error"]["code"] == "job_timeout" and job["retryable"] is True, job
     assert "0.3 s" in job["error"]["message"]
-    health = live.get("/readyz")
-    assert health.status_code == 200 and health.json()["jobs"]["analysis"]["dead"] == 0  # the worker goes on
+    # the worker goes on (it is free a moment after the outcome is written)
+    health = wait_until(lambda: (r := live.get("/readyz")).status_code == 200 and r.json(), 10, "readiness after the stop")
+    assert health["jobs"]["analysis"]["dead"] == 0 and health["jobs"]["analysis"]["busy"] == 0
