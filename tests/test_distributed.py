@@ -216,4 +216,22 @@ def test_redis_restarting_mid_run_loses_no_job_and_clients_poll_through_an_api_r
     for job_id in jobs:  # the jobs Redis lost are sent again from the database
         assert finish(api, job_id)["status"] == "done"
     assert requests.get(api.url("/api/v1/analyses"), timeout=30).json()["total"] == 6
-    assert "missing from the broker sent again" in Path(first.log).read_text() + Path(api.log).read_text()
+    logs = "".join(Path(process.log).read_text() for process in (first, api, worker))  # whichever process saw it first
+    assert "missing from the broker sent again" in logs
+
+
+def test_a_worker_told_to_stop_finishes_its_job_first(cluster, media_root):
+    from tests.mediaserver import MediaServer
+
+    env, start_api, start_worker = cluster
+    api = start_api("api")
+    worker = start_worker("worker")
+    worker.wait_started()
+    wait_ready(api)
+    with MediaServer(media_root, slow_chunk=65536, slow_pause_s=0.25) as slow:  # about 4 s in the fetch
+        job_id = requests.post(api.url("/api/v1/analyze"), json={"url": slow.url("/slow/video.mp4")}, timeout=60).json()["job_id"]
+        wait_for(lambda: job_row(env, job_id)["status"] == "running", 60, "the job's start")
+        worker.process.send_signal(signal.SIGTERM)  # what a deployment sends to stop a worker: a warm shutdown
+        assert worker.process.wait(timeout=120) == 0
+    row = job_row(env, job_id)
+    assert row["status"] == "done" and row["attempts"] == 1, row
