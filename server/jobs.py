@@ -592,6 +592,7 @@ class BrokerJobQueue(JobQueue):
         super().__init__(db, fetch_job, analyze_job, **options)
         self.broker = broker  # send(job_id), waiting() -> messages in the queue or None, health() -> dict
         self.heartbeat_s = heartbeat_s
+        self._resent: dict[str, float] = {}  # running jobs sent again, when: once per five heartbeats at most
 
     def start(self) -> None:  # no pools here: the workers run the jobs; the supervisor expires and re-sends
         self._supervisor = threading.Thread(target=self._supervise, name="job-supervisor", daemon=True)
@@ -608,18 +609,31 @@ class BrokerJobQueue(JobQueue):
                 self._supervise_once()
 
     def resend_lost(self) -> int:
-        """Send again the jobs queued for more than five heartbeats when the broker holds fewer messages than that:
-        a broker that restarted without its messages loses no job (a job sent twice still runs once)."""
+        """Send again what the broker may have lost (a job sent twice still runs once):
+        - jobs queued for more than five heartbeats, when the broker holds fewer messages than that (it restarted
+          without them);
+        - running jobs whose worker stopped beating five heartbeats ago (it died, and the broker lost its message
+          too, or would hand it on only after the visibility timeout): a worker takes them over."""
         stale = format_time(datetime.now(timezone.utc) - timedelta(seconds=5 * self.heartbeat_s))
-        lost = [job for job in self.db.jobs_with_status("queued") if job["updated_at"] < stale]
         waiting = self.broker.waiting()
-        if not lost or waiting is None or waiting >= len(lost):
+        if waiting is None:
             return 0
+        lost = [job for job in self.db.jobs_with_status("queued") if job["updated_at"] < stale]
+        if len(lost) <= waiting:
+            lost = []
         for job in lost:
             self.db.update_job(job["id"], only_if_status="queued")  # its clock restarts: not re-sent again at once
+        now = time.monotonic()
+        self._resent = {job_id: at for job_id, at in self._resent.items() if now - at < 5 * self.heartbeat_s}
+        orphans = [job for job in self.db.jobs_with_status("running") if job["updated_at"] < stale and job["id"] not in self._resent]
+        for job in [*lost, *orphans]:
             self.broker.send(job["id"])
-        log.warning("%d queued job(s) missing from the broker sent again", len(lost))
-        return len(lost)
+        self._resent.update((job["id"], now) for job in orphans)
+        if lost:
+            log.warning("%d queued job(s) missing from the broker sent again", len(lost))
+        if orphans:
+            log.warning("%d running job(s) whose worker stopped beating sent again", len(orphans))
+        return len(lost) + len(orphans)
 
     def recover(self) -> None:  # queued jobs wait in the broker; running ones belong to live or redelivered workers
         pass

@@ -168,7 +168,7 @@ def finish(api: ServerProcess, job_id: str, timeout_s: float = 180) -> dict:
             return job
 
 
-def test_a_job_of_a_worker_killed_with_9_is_finished_by_the_other(cluster, media_root):
+def test_a_job_of_a_worker_killed_with_9_is_finished_by_the_other(cluster, media_root, redis_server):
     from tests.mediaserver import MediaServer
 
     env, start_api, start_worker = cluster
@@ -186,11 +186,16 @@ def test_a_job_of_a_worker_killed_with_9_is_finished_by_the_other(cluster, media
         victim = int(running["worker"].rsplit(":", 1)[1])
         os.kill(victim, signal.SIGKILL)
         workers[victim].process.wait(timeout=10)
+        redis_server.stop()  # and the broker restarts empty: the unacknowledged message is gone too
+        redis_server.start()
         job = finish(api, job_id)
     assert job["status"] == "done", job
     row = job_row(env, job_id)
     assert row["attempts"] == 2 and int(row["worker"].rsplit(":", 1)[1]) != victim
     assert requests.get(api.url("/api/v1/analyses"), timeout=30).json()["total"] == 1  # one analysis, not two
+    assert "running job(s) whose worker stopped beating sent again" in "".join(
+        Path(process.log).read_text() for process in [api, *workers.values()]
+    )
 
 
 def test_redis_restarting_mid_run_loses_no_job_and_clients_poll_through_an_api_restart(cluster, redis_server, fake_video):
