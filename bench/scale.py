@@ -117,7 +117,7 @@ def measure(video: Path, jobs: int = 48, clients: int = 16) -> dict:
             for n, workers in enumerate((1, 2), start=2):
                 folder = tmp / f"celery-{workers}"
                 folder.mkdir()
-                env = _env(folder / "data", QUEUE="celery", BROKER_URL=redis.url, DATABASE_URL=postgres.new_database(),
+                env = _env(folder / "data", QUEUE="celery", SHARED_DATA_DIR=1, BROKER_URL=redis.url, DATABASE_URL=postgres.new_database(),
                            THREADS=max(1, (os.cpu_count() or 1) // workers))  # fmt: skip
                 started = [_start([sys.executable, "-m", "server", "worker"], env, folder / f"worker-{k}.log") for k in range(workers)]
                 api, base = _api(env, folder)

@@ -70,6 +70,11 @@ def create_app(test_config: dict | None = None) -> Flask:
         raise ConfigError(f"DEEPFAKE_QUEUE={config['QUEUE']!r}: choose local or celery")
     if config["QUEUE"] == "celery" and not config["BROKER_URL"]:
         raise ConfigError("DEEPFAKE_QUEUE=celery needs DEEPFAKE_BROKER_URL, e.g. redis://127.0.0.1:6379/0")
+    if config["QUEUE"] == "celery" and not config["S3_BUCKET"] and not config["SHARED_DATA_DIR"]:
+        raise ConfigError(
+            "DEEPFAKE_QUEUE=celery needs DEEPFAKE_S3_BUCKET: uploads and reports go through it to workers and API "
+            "processes on other hosts. On one host, or with a data folder they all share, set DEEPFAKE_SHARED_DATA_DIR=1"
+        )
 
     if config["TRUST_PROXY"]:
         from werkzeug.middleware.proxy_fix import ProxyFix

@@ -48,6 +48,7 @@ from .urls import redact_fetch, redact_url, url_key
 log = logging.getLogger(__name__)
 
 THUMBNAIL_SIDE = 640
+STORED = "store:"  # an upload_path in the object store (DEEPFAKE_QUEUE=celery with S3), not on this host
 # Artefacts not copied when a cache hit becomes another client's analysis: the kept media stays with the original.
 NOT_COPIED = ("media.bin", "report.json")
 
@@ -75,6 +76,8 @@ class AnalysisService:
     ):
         self.config = config
         self.db, self.store, self.models, self.notifier = db, store, models, notifier
+        # workers on other hosts read uploads from the object store; one host (or a shared data folder) uses files
+        self.uploads_in_store = config["QUEUE"] == "celery" and getattr(store, "kind", "") == "s3"
         self.uploads_dir = uploads_dir
         self.settings = from_config(config)
         self.policy = self.settings.url_policy
@@ -100,6 +103,7 @@ class AnalysisService:
             fetch_stuck_after_s=float(config["FETCH_TIMEOUT_S"]) + 30.0,
             retention_s=config["JOB_RETENTION_S"],
             uploads_dir=uploads_dir,
+            delete_upload=self.remove_upload,
             on_finish=lambda job, status, when: self.metrics.job_finished(job, status, when),
         )
         self.metrics = Metrics(db, self.jobs)
@@ -179,11 +183,12 @@ class AnalysisService:
             # What the upload is gets decided by its content, now: a wrong type, damage or a limit answers at once.
             with open_media(path, self.limits(self.config["MAX_UPLOAD_BYTES"])) as media:
                 kind = media.kind
+            stored = self._hand_over(path)
             job = {
                 "id": uuid.uuid4().hex,
                 "source_type": "upload",
                 "source": name,
-                "upload_path": str(path),
+                "upload_path": stored,
                 "options_json": {**options, "sha256": digest},
                 "cache_key": f"sha:{digest}:{options['model']}:{options['frames']}:{client}",
                 "media_kind": kind,
@@ -192,10 +197,43 @@ class AnalysisService:
             job, shared = self.jobs.submit(job)
         except BaseException:
             remove_upload(path)
+            if "stored" in locals():
+                self.remove_upload(stored)
             raise
         if shared:
-            remove_upload(path)  # the job already running has its own copy
+            self.remove_upload(stored)  # the job already running has its own copy
         return Submission(name, job=job)
+
+    def _hand_over(self, path: Path) -> str:
+        """Where the upload waits for its worker: here, or, when workers run on other hosts (Celery and S3), in the
+        object store (`store:uploads/<folder>/<name>`), the local copy then removed."""
+        if not self.uploads_in_store:
+            return str(path)
+        key = f"uploads/{path.parent.name}/{path.name}"
+        self.store.put(key, path.read_bytes(), "application/octet-stream")
+        remove_upload(path)
+        return STORED + key
+
+    def remove_upload(self, where: str | None) -> None:
+        """Remove a waiting upload (or a fetched file), here or in the object store."""
+        if not where:
+            return
+        if where.startswith(STORED):
+            self.store.delete_prefix(where[len(STORED) :].rsplit("/", 1)[0] + "/")
+        else:
+            remove_upload(Path(where))
+
+    def _local_copy(self, job: dict) -> Path:
+        """The job's media as a file on this host (fetched from the object store when it waits there)."""
+        where = job["upload_path"] or ""
+        if not where.startswith(STORED):
+            return Path(where)
+        data = self.store.get(where[len(STORED) :])
+        path = self.uploads_dir / f"{job['id']}-{uuid.uuid4().hex[:8]}" / where.rsplit("/", 1)[1]
+        if data is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        return path
 
     # ------------------------------------------------------------------------------------------------ work
 
@@ -219,7 +257,7 @@ class AnalysisService:
 
     def analyze_job(self, job: dict, progress: JobProgress) -> Finished:
         """Analysis pool: run the model on an upload or on a fetched URL job's media."""
-        path = Path(job["upload_path"] or "")
+        path = self._local_copy(job)
         if not path.is_file():
             raise ApiError(410, "upload_gone", "the media of this job is no longer available; send it again")
         fetched = json.loads(job["fetch_json"]) if job.get("fetch_json") else None
@@ -228,9 +266,13 @@ class AnalysisService:
             outcome = self._analyze_file(job, path, progress, fetched, max_bytes)
         except DetectorError as exc:
             if exc.http_status < 500:  # final: keep nothing; a retryable failure keeps the file for the retry
-                remove_upload(path)
+                self.remove_upload(job["upload_path"])
+            if str(path) != job["upload_path"]:
+                remove_upload(path)  # this host's copy of a stored upload
             raise
-        remove_upload(path)
+        self.remove_upload(job["upload_path"])
+        if str(path) != job["upload_path"]:
+            remove_upload(path)
         return outcome
 
     def _analyze_file(self, job: dict, path: Path, progress: JobProgress, fetched: dict | None, max_bytes: int) -> Finished:

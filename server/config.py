@@ -63,6 +63,7 @@ class ServerSettings(ServingSettings):
     broker_url: str = ""  # e.g. redis://127.0.0.1:6379/0 (DEEPFAKE_QUEUE=celery)
     broker_visibility_s: float = 0.0  # a lost worker's job goes to another worker after this; 0: job + fetch timeout + 60 s
     job_heartbeat_s: float = 5.0  # a worker refreshes its running job this often; 3 missed beats: the job is taken over
+    shared_data_dir: bool = False  # celery without S3: every API process and worker shares DATA_DIR (one host)
     worker_process: bool = env_field(False, env=None)  # set by python -m server worker
     # Limits (the others: ServingSettings)
     max_json_bytes: int = 64 * 1024  # JSON request bodies (uploads have max_upload_bytes)

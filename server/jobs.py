@@ -197,6 +197,7 @@ class JobQueue:
         retention_s: float = 7 * 86400.0,
         uploads_dir: Path | None = None,
         on_finish: Callable[[dict, str, datetime], None] | None = None,
+        delete_upload: Callable[[str], None] | None = None,
     ):
         self.db = db
         self.fetch_job, self.analyze_job = fetch_job, analyze_job
@@ -206,6 +207,8 @@ class JobQueue:
         self.retention_s = retention_s
         self.uploads_dir = uploads_dir
         self.on_finish = on_finish  # (job, status, when): told of every outcome written (metrics)
+        # an upload's or fetched file's removal (the server's may reach an object store)
+        self.delete_upload = delete_upload or (lambda where: remove_upload(Path(where)))
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
         self.fetching = Pool("fetch", max(1, fetch_workers), self._fetch_step, fetch_stuck_after_s, FairQueue(max(1, client_fetches)))
         self.analysing = Pool("analysis", max(1, workers), self._analysis_step, analysis_stuck_after_s, FairQueue())
@@ -563,7 +566,7 @@ class JobQueue:
         job refers to (left by a job that expired, or by a process that died between saving and storing)."""
         cutoff = datetime.now(timezone.utc) - timedelta(seconds=self.retention_s)
         for path in self.db.expire_jobs(format_time(cutoff)):
-            remove_upload(Path(path))
+            self.delete_upload(path)
         if self.uploads_dir is None or not self.uploads_dir.is_dir():
             return
         in_use = {Path(path).parent for path in self.db.upload_paths_in_use()}
@@ -671,6 +674,9 @@ class BrokerJobQueue(JobQueue):
         job = self._take(job_id)
         if job is None:
             return "skipped"
+        if job["source_type"] == "url" and job["upload_path"] and not Path(job["upload_path"]).is_file():
+            self.db.update_job(job_id, upload_path=None)  # fetched on another worker's host (it died): fetch again
+            job["upload_path"] = None
         beating = threading.Event()
         heart = threading.Thread(target=self._beat, args=(job_id, beating), name=f"heartbeat-{job_id[:8]}", daemon=True)
         heart.start()

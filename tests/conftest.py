@@ -96,6 +96,35 @@ def postgres():
 
 
 @pytest.fixture
+def s3_server():
+    """moto's S3-compatible server on 127.0.0.1, with a bucket."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    host, port = moto.get_host_and_port()
+    settings = {
+        "S3_BUCKET": "deepfake-artefacts",
+        "S3_PREFIX": "checker/",
+        "S3_ENDPOINT_URL": f"http://{host}:{port}",
+        "S3_REGION": "us-east-1",
+        "S3_ACCESS_KEY_ID": "testing",
+        "S3_SECRET_ACCESS_KEY": "testing",
+    }
+    client = boto3.client(
+        "s3",
+        endpoint_url=settings["S3_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    client.create_bucket(Bucket=settings["S3_BUCKET"])
+    yield settings, client
+    moto.stop()
+
+
+@pytest.fixture
 def redis_server():
     """A Redis server on 127.0.0.1 for one test (tests/redisserver.py)."""
     from tests.redisserver import RedisServer

@@ -51,6 +51,7 @@ def cluster(tmp_path, postgres, redis_server):
     """(environment of the shared settings, start_api, start_worker): every process started is stopped at the end."""
     settings = {
         "QUEUE": "celery",
+        "SHARED_DATA_DIR": 1,  # one host here (the S3 test gives each process its own folder)
         "BROKER_URL": redis_server.url,
         "DATABASE_URL": postgres.new_database(),
         "ALLOW_PRIVATE_URLS": 1,
@@ -66,13 +67,14 @@ def cluster(tmp_path, postgres, redis_server):
     env = server_env(tmp_path / "data", **settings)  # one data folder: uploads and artefacts on this host
     started: list = []
 
-    def start_api(name: str) -> ServerProcess:
-        api = ServerProcess([sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", "0"], env, tmp_path / f"{name}.log")
+    def start_api(name: str, **settings) -> ServerProcess:
+        mine = {**env, **{f"DEEPFAKE_{key}": str(value) for key, value in settings.items()}}
+        api = ServerProcess([sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", "0"], mine, tmp_path / f"{name}.log")
         started.append(api)
         return api
 
-    def start_worker(name: str) -> Worker:
-        worker = Worker(env, tmp_path / f"{name}.log")
+    def start_worker(name: str, **settings) -> Worker:
+        worker = Worker({**env, **{f"DEEPFAKE_{key}": str(value) for key, value in settings.items()}}, tmp_path / f"{name}.log")
         started.append(worker)
         return worker
 
@@ -240,3 +242,34 @@ def test_a_worker_told_to_stop_finishes_its_job_first(cluster, media_root):
         assert worker.process.wait(timeout=120) == 0
     row = job_row(env, job_id)
     assert row["status"] == "done" and row["attempts"] == 1, row
+
+
+def test_with_s3_the_api_and_the_worker_share_no_folder(cluster, s3_server, tmp_path, face_photo, fake_video, media_server):
+    settings, client = s3_server
+    env, start_api, start_worker = cluster
+    hosts = {name: tmp_path / f"host-{name}" for name in ("api", "worker")}  # as if on two machines
+    worker = start_worker("worker", SHARED_DATA_DIR=0, DATA_DIR=hosts["worker"], **settings)
+    worker.wait_started()
+    api = start_api("api", SHARED_DATA_DIR=0, DATA_DIR=hosts["api"], **settings)
+    wait_ready(api)
+    ids = []
+    for media in (face_photo, fake_video):
+        with open(media, "rb") as handle:
+            body = requests.post(api.url("/api/v1/analyze"), files={"file": handle}, data={"frames": "4"}, timeout=60).json()
+        ids.append(body["id"] if "id" in body else finish(api, body["job_id"])["id"])
+    link = requests.post(api.url("/api/v1/analyze"), json={"url": media_server.url("/files/video.mp4"), "frames": 6}, timeout=60).json()
+    ids.append(finish(api, link["job_id"])["id"])
+    for analysis_id in ids:  # the report and its pictures, written by the worker, served by the API from the bucket
+        detail = requests.get(api.url(f"/api/v1/analyses/{analysis_id}"), timeout=30).json()
+        assert detail["report"]["verdict"] in ("real", "fake", "uncertain")
+        assert requests.get(detail["artefacts"][0]["url"], timeout=30).status_code == 200
+    keys = [item["Key"] for item in client.list_objects_v2(Bucket=settings["S3_BUCKET"]).get("Contents", [])]
+    assert not [key for key in keys if "/uploads/" in key or key.startswith("uploads/")]  # uploads removed once analysed
+    assert not list((hosts["api"] / "uploads").rglob("*.*")) and not list((hosts["worker"] / "uploads").rglob("*.*"))
+    assert not (hosts["api"] / "artefacts").exists() and not (hosts["worker"] / "artefacts").exists()
+
+
+def test_celery_without_s3_or_a_shared_folder_refuses_to_start(tmp_path, redis_server):
+    env = server_env(tmp_path / "data", QUEUE="celery", BROKER_URL=redis_server.url)
+    result = subprocess.run([sys.executable, "-m", "server", "--port", "0"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "DEEPFAKE_S3_BUCKET" in result.stderr and "Traceback" not in result.stderr
