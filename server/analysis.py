@@ -277,6 +277,9 @@ class AnalysisService:
 
     def _analyze_file(self, job: dict, path: Path, progress: JobProgress, fetched: dict | None, max_bytes: int) -> Finished:
         options = job["options"]
+        made = self.db.analysis_for_job(job["id"])
+        if made:  # this job ran before and stored its analysis, but its end was not written: no second analysis
+            return Finished(made["id"], False)
         digest = (fetched or {}).get("sha256") or options.get("sha256") or sha256_file(path)
         source_url_key = url_key(job["fetch_url"] or job["source"]) if job["source_type"] == "url" else None
         cached = self.db.find_cached("content_sha256", digest, options["model"], options["frames"], self.config["CACHE_TTL_S"])
@@ -305,6 +308,7 @@ class AnalysisService:
         artefacts = self._store_artefacts(analysis_id, analysis, path if self.config["KEEP_MEDIA"] else None)
         record = {
             "id": analysis_id,
+            "job_id": job["id"],
             "created_at": utc_now(),
             "source": job["source"],
             "source_type": job["source_type"],
@@ -351,6 +355,7 @@ class AnalysisService:
         record = {
             **cached,
             "id": uuid.uuid4().hex,
+            "job_id": None,  # a copy for a cache hit: no job made it
             "created_at": utc_now(),
             "source": source,
             "source_type": source_type,

@@ -161,6 +161,10 @@ class Database:
     def get_analysis(self, analysis_id: str) -> dict | None:
         return self._one("SELECT * FROM analyses WHERE id = :id", {"id": analysis_id})
 
+    def analysis_for_job(self, job_id: str) -> dict | None:
+        """The analysis a job made, if it made one (a job run again must not make a second)."""
+        return self._one("SELECT * FROM analyses WHERE job_id = :job ORDER BY created_at LIMIT 1", {"job": job_id})
+
     def delete_analysis(self, analysis_id: str) -> bool:
         with self._write_lock, self.engine.begin() as connection:
             deleted = connection.execute(text("DELETE FROM analyses WHERE id = :id"), {"id": analysis_id}).rowcount

@@ -335,10 +335,10 @@ def test_data_folders_from_before_get_the_new_columns(tmp_path):
     connection.commit()
     connection.close()
     db = Database(path)
-    assert db.revision() == "0001"  # brought to the first revision, then stamped: later migrations apply
+    assert db.revision() == "0002"  # brought to the first revision, stamped, then the later migrations applied
     rows, total = db.list_analyses()
     assert total == 1 and rows[0]["id"] == "a1"
-    assert db.get_analysis("a1")["client"] is None
+    assert db.get_analysis("a1")["client"] is None and db.get_analysis("a1")["job_id"] is None
     assert Path(path).stat().st_size > 0
 
 
@@ -351,3 +351,20 @@ def test_an_analysis_over_the_job_time_limit_is_stopped_and_the_worker_goes_on(s
     # the worker goes on (it is free a moment after the outcome is written)
     health = wait_until(lambda: (r := live.get("/readyz")).status_code == 200 and r.json(), 10, "readiness after the stop")
     assert health["jobs"]["analysis"]["dead"] == 0 and health["jobs"]["analysis"]["busy"] == 0
+
+
+def test_a_job_run_again_after_its_analysis_was_stored_makes_no_second_analysis(start_server, fake_video):
+    # A worker that dies between storing the analysis and writing the job's end: the job runs again (its message is
+    # delivered again) and must answer with the analysis it made, not make another (nor send a second webhook).
+    live = start_server(WORKERS=1, CACHE_TTL_S=0)  # no cache: only the job's own record can stop a second analysis
+    first = live.get(f"/api/v1/jobs/{live.upload(fake_video, frames='4').json()['job_id']}?wait=60").json()
+    assert first["status"] == "done"
+    jobs = services(live).analyses.jobs
+    stored = services(live).db.get_job(first["job_id"])
+    upload = jobs.uploads_dir / "again" / "clip.mp4"
+    upload.parent.mkdir(parents=True)
+    upload.write_bytes(fake_video.read_bytes())
+    services(live).db.update_job(first["job_id"], status="queued", analysis_id=None, upload_path=str(upload))
+    jobs._enqueue(stored)
+    again = wait_until(lambda: (j := live.get(f"/api/v1/jobs/{first['job_id']}").json())["status"] == "done" and j, 60, "the re-run")
+    assert again["id"] == first["id"] and live.get("/api/v1/analyses").json()["total"] == 1
