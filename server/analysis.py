@@ -171,6 +171,7 @@ class AnalysisService:
         # A folder per upload keeps the user's file name, which the core's error messages show.
         path = self.uploads_dir / uuid.uuid4().hex / name
         path.parent.mkdir(parents=True)
+        stored: str | None = None  # where the upload waits for its worker, once handed over
         try:
             upload.save(path)
             digest = sha256_file(path)
@@ -197,8 +198,7 @@ class AnalysisService:
             job, shared = self.jobs.submit(job)
         except BaseException:
             remove_upload(path)
-            if "stored" in locals():
-                self.remove_upload(stored)
+            self.remove_upload(stored)
             raise
         if shared:
             self.remove_upload(stored)  # the job already running has its own copy
