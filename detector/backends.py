@@ -137,13 +137,16 @@ def read_manifest(folder: Path) -> dict | None:
     return manifest if isinstance(manifest, dict) else None
 
 
-def export_is_current(folder: Path) -> bool | None:
+def export_is_current(folder: Path, digest: str | None = None) -> bool | None:
     """Whether the ONNX export in a checkpoint folder was made from the weights now beside it (the manifest's
-    `weights_revision` against the weights' content hash); None when the folder holds no export."""
+    `weights_revision` against the weights' content hash, `digest` when the caller has it); None when the folder
+    holds no export."""
     manifest = read_manifest(folder)
     if manifest is None:
         return None
-    return (folder / WEIGHTS_FILE).is_file() and manifest.get("weights_revision") == weights_digest(folder)
+    if not (folder / WEIGHTS_FILE).is_file():
+        return False
+    return manifest.get("weights_revision") == (digest or weights_digest(folder))
 
 
 def _export_matches(folder: Path, checkpoint: Checkpoint, int8: bool, revision: str | None = None, maps: bool = True) -> bool:
@@ -166,7 +169,7 @@ def _beside(checkpoint: Checkpoint, int8: bool, maps: bool = True) -> bool:
     if folder is None or read_manifest(folder) is None:
         return False
     return _export_matches(folder, checkpoint, int8, checkpoint.revision, maps) or _export_matches(
-        folder, checkpoint, int8, weights_digest(folder), maps
+        folder, checkpoint, int8, checkpoint.digest or weights_digest(folder), maps
     )
 
 

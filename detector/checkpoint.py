@@ -41,6 +41,7 @@ class Checkpoint:
     id: str
     revision: str | None
     path: Path | None  # the folder the files were read from; None for an in-memory untrained model
+    digest: str | None = None  # the weights' content hash (weights_digest), when read from a folder
     _model: MobileNetLSTM | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -128,8 +129,9 @@ def load_folder(directory: str | os.PathLike, model_id: str | None = None, revis
     config = ModelConfig.load(directory / CONFIG_FILE)
     if not (directory / WEIGHTS_FILE).is_file():
         raise ModelFormatError(f"{directory}: {WEIGHTS_FILE} is missing")
-    checkpoint = Checkpoint(config, model_id or str(directory), revision or weights_digest(directory), directory)
-    if not export_is_current(directory):
+    digest = weights_digest(directory)  # hashed once: it names the weights and ties an export to them
+    checkpoint = Checkpoint(config, model_id or str(directory), revision or digest, directory, digest)
+    if not export_is_current(directory, digest):
         checkpoint.model  # noqa: B018 -- build and check the network now: an export will need it
     return checkpoint
 
@@ -150,7 +152,7 @@ def build_untrained(config: ModelConfig | None = None, backbone_weights: str | o
     file = Path(backbone_weights) if backbone_weights else imagenet_backbone_file()
     if config.architecture.backbone == "mobilenet_v3_small" and file.is_file():
         load_backbone_state(model, load_file(str(file)))
-    return Checkpoint(config, "untrained", None, None, model.eval())
+    return Checkpoint(config, "untrained", None, None, _model=model.eval())
 
 
 def split_model_name(name: str) -> tuple[str, str | None]:

@@ -267,12 +267,11 @@ class AnalysisService:
         except DetectorError as exc:
             if exc.http_status < 500:  # final: keep nothing; a retryable failure keeps the file for the retry
                 self.remove_upload(job["upload_path"])
+            raise
+        finally:
             if str(path) != job["upload_path"]:
                 remove_upload(path)  # this host's copy of a stored upload
-            raise
         self.remove_upload(job["upload_path"])
-        if str(path) != job["upload_path"]:
-            remove_upload(path)
         return outcome
 
     def _analyze_file(self, job: dict, path: Path, progress: JobProgress, fetched: dict | None, max_bytes: int) -> Finished:

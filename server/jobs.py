@@ -703,16 +703,13 @@ class BrokerJobQueue(JobQueue):
         job = self.db.get_job(job_id)
         if job is None or job["status"] in FINISHED:
             return None
-        if job["status"] == "running":
-            stale = format_time(datetime.now(timezone.utc) - timedelta(seconds=3 * self.heartbeat_s))
-            if job["updated_at"] >= stale:
-                return None  # another worker runs it and is alive
-            log.warning("job %s: its worker %s stopped beating; taking it over", job_id, job.get("worker"))
-            taken = self.db.update_job(job_id, only_if_status="running", only_if_updated=job["updated_at"], worker=self.identity)
-        else:
-            stage = "fetch" if self._needs_fetch(job) else "decode"
-            taken = self.db.update_job(job_id, only_if_status="queued", status="running", worker=self.identity, stage=stage)
-        if not taken:
+        if job["status"] == "queued":
+            return self._claim(job_id, "fetch" if self._needs_fetch(job) else "decode")
+        stale = format_time(datetime.now(timezone.utc) - timedelta(seconds=3 * self.heartbeat_s))
+        if job["updated_at"] >= stale:
+            return None  # another worker runs it and is alive
+        log.warning("job %s: its worker %s stopped beating; taking it over", job_id, job.get("worker"))
+        if not self.db.update_job(job_id, only_if_status="running", only_if_updated=job["updated_at"], worker=self.identity):
             return None
         self.db.update_job(job_id, attempts=job["attempts"] + 1)
         return self.db.get_job(job_id)
