@@ -57,7 +57,10 @@ def test_no_real_source_is_called_fake_more_often_than_the_limit():
     decision = choose_decision(logits, labels, sources)
     calibrated = calibrated_probabilities(logits, decision)
     called_fake = labelled_fake(calibrated, decision)
-    verdicts = [decide(p, DecisionConfig(threshold=decision["threshold"], uncertain_band=decision["uncertain_band"]))[0] for p in calibrated]
+    verdicts = [
+        decide(p, DecisionConfig(threshold=decision["threshold"], uncertain_band=decision["uncertain_band"]))[0]
+        for p in calibrated
+    ]
     assert list(called_fake) == [v == "fake" for v in verdicts]  # what the product answers
     for source in ("a", "b"):
         assert called_fake[(labels == 0) & (sources == source)].mean() <= MAX_FALSE_POSITIVE_RATE
@@ -115,21 +118,32 @@ def tiny_faces(tmp_path_factory):
 @pytest.mark.slow
 def test_a_cross_source_table_with_the_clip_recipes(tiny_faces, tmp_path):
     out = tmp_path / "crossval"
-    results = run(str(tiny_faces), ["clip-linear", "clip-lstm"], out, quick=True, folds=["gan", "ffpp/deepfakes"])
-    for recipe in ("clip-linear", "clip-lstm"):
+    recipes = ["clip-linear", "clip-lstm", "clip-linear+clip-lstm"]
+    results = run(str(tiny_faces), recipes, out, quick=True, folds=["gan", "ffpp/deepfakes"])
+    for recipe in recipes:
         for fold in ("gan", "ffpp/deepfakes"):
             row = results["rows"][recipe][fold]
             assert 0.0 <= row["roc_auc"] <= 1.0 and row["n"] == row["n_real"] + row["n_fake"] > 0
-            assert 0.0 <= row["fpr"] <= 1.0 and 0.0 < row["threshold"] < 1.0
+            assert 0.0 <= row["fpr"] <= 1.0 and ("+" in recipe or 0.0 < row["threshold"] < 1.0)
             scores = list(csv.DictReader(open(out / "scores" / recipe / f"{fold.replace('/', '-')}.csv")))
             assert len(scores) == row["n"]
+        # The pair says "fake" only where both views do: it never labels more reals fake than either view.
+        pair, views = results["rows"]["clip-linear+clip-lstm"][fold], [results["rows"][r][fold] for r in recipes[:2]]
+        assert pair["fpr"] <= min(view["fpr"] for view in views) and pair["tpr"] <= min(view["tpr"] for view in views)
+        a, b, both = (probabilities(out, recipe, fold) for recipe in recipes)
+        assert both == pytest.approx({item: (a[item] + b[item]) / 2 for item in a})  # the mean of the two views
     assert results["rows"]["clip-lstm"]["ffpp/deepfakes"]["videos"]["n"] == 8  # 4 held-out videos per split
     table = (out / "table.md").read_text()
     assert "| gan (24) |" in table and "clip-lstm − clip-linear" in table and "clip head" in table
     stored = json.loads((out / "results.json").read_text())
     assert stored["folds"] == ["gan", "ffpp/deepfakes"]
-    again = run(str(tiny_faces), ["clip-linear", "clip-lstm"], out, quick=True, folds=["gan", "ffpp/deepfakes"])
+    again = run(str(tiny_faces), recipes, out, quick=True, folds=["gan", "ffpp/deepfakes"])
     assert again["rows"] == stored["rows"]  # kept from the first run, not trained again
+
+
+def probabilities(out, recipe: str, fold: str) -> dict[str, float]:
+    with open(out / "scores" / recipe / f"{fold.replace('/', '-')}.csv", newline="") as handle:
+        return {row["item"]: float(row["probability"]) for row in csv.DictReader(handle)}
 
 
 def test_clip_preprocessing_is_openais(face_photo):

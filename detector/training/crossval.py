@@ -12,7 +12,10 @@ bootstrap interval of the difference (files resampled within each fold, the same
 Recipes (`RECIPES`): `clip-linear` (frozen CLIP + logistic regression, the baseline), `clip-lstm` (frozen CLIP +
 the LSTM heads: the accurate checkpoint's recipe), `mobilenet` (the MobileNetV3-LSTM recipe of `train`),
 `student` (the same, distilled from the CLIP teacher), `mobilenet-sbi` (real faces and pseudo-fakes only),
-`mobilenet-pf80` (80% of the fakes drawn as pseudo-fakes instead of 50%).
+`mobilenet-pf80` (80% of the fakes drawn as pseudo-fakes instead of 50%). Two recipes joined by `+` (`mobilenet+clip-lstm`)
+are the pair a combined checkpoint serves (`default+accurate`, detector/ensemble.py), scored from the two recipes'
+fold scores: the mean of their calibrated probabilities, "fake" only where both views say fake, "uncertain" where they
+disagree.
 `--quick` gives the MobileNetV3 recipes a short schedule (3 epochs of 1,536 items), the same for each of them.
 """
 
@@ -162,6 +165,7 @@ def evaluate_fold(fitted: Fitted, data: FoldData) -> tuple[dict, list[dict]]:
         "tpr": float(called_fake[fakes].mean()) if fakes.any() else None,  # fakes labelled fake
         "uncertain_real": float(uncertain[reals].mean()) if reals.any() else None,
         "threshold": decision["threshold"],
+        "decision": decision,
     }
     videos = np.array([len(item.crops) > 1 for item in data.test])
     if videos.sum() >= 4 and len(set(labels[videos])) == 2:
@@ -206,6 +210,11 @@ def run(
             done = results.setdefault("rows", {}).setdefault(recipe, {})
             if fold.name in done:
                 continue  # kept from an earlier run into the same folder
+            if "+" in recipe:
+                row, scores = pair_fold(out, results, recipe, fold.name)
+                done[fold.name] = row
+                _write_scores(out / "scores" / recipe / f"{fold.name.replace('/', '-')}.csv", scores)
+                continue
             started = time.time()
             fit, _ = RECIPES[recipe]
             fitted = fit(fold_set, out / "models" / recipe / fold.name.replace("/", "-"), quick, seed, log)
@@ -219,6 +228,49 @@ def run(
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     (out / "table.md").write_text(format_table(results, recipes) + "\n")
     return results
+
+
+def pair_fold(out: Path, results: dict, recipe: str, fold: str) -> tuple[dict, list[dict]]:
+    """The row and scores of a pair `a+b` on a fold, from the fold scores and decisions of `a` and `b`: the mean of the
+    two calibrated probabilities; "fake" where both views label it fake; "uncertain" where they disagree."""
+    from ..errors import DetectorError
+
+    names = recipe.split("+")
+    rows = [results["rows"].get(name, {}).get(fold) for name in names]
+    if any(row is None or "decision" not in row for row in rows):
+        raise DetectorError(f"{recipe}: score {' and '.join(names)} on {fold} first (list them before the pair)")
+    tables = []
+    for name in names:
+        with open(out / "scores" / name / f"{fold.replace('/', '-')}.csv", newline="") as handle:
+            tables.append({r["item"]: r for r in csv.DictReader(handle)})
+    items = sorted(tables[0])
+    if sorted(tables[1]) != items:
+        raise DetectorError(f"{recipe}: {names[0]} and {names[1]} scored different files on {fold}")
+    labels = np.array([int(tables[0][i]["label"]) for i in items])
+    views = np.array([[float(table[i]["probability"]) for i in items] for table in tables])
+    probs = views.mean(axis=0)
+    fake = [labelled_fake(view, row["decision"]) for view, row in zip(views, rows)]
+    real = [view <= min(row["decision"]["threshold"], row["decision"]["uncertain_band"][0]) for view, row in zip(views, rows)]
+    called_fake = fake[0] & fake[1]
+    uncertain = ~called_fake & ~(real[0] & real[1])
+    logits = np.log(np.clip(probs, 1e-12, 1)) - np.log(np.clip(1 - probs, 1e-12, 1))
+    reals, fakes = labels == 0, labels == 1
+    row = {
+        "n": len(labels),
+        "n_real": int(reals.sum()),
+        "n_fake": int(fakes.sum()),
+        "roc_auc": roc_auc(labels, logits),
+        "interval": roc_auc_interval(labels, logits),
+        "fpr": float(called_fake[reals].mean()) if reals.any() else None,
+        "tpr": float(called_fake[fakes].mean()) if fakes.any() else None,
+        "uncertain_real": float(uncertain[reals].mean()) if reals.any() else None,
+        "minutes": 0.0,
+    }
+    scores = [
+        {"item": i, "label": int(y), "logit": float(z), "probability": float(p)}
+        for i, y, z, p in zip(items, labels, logits, probs)
+    ]
+    return row, scores
 
 
 def compare_recipes(out: Path, recipes: list[str], folds: list[str]) -> dict:
@@ -330,9 +382,12 @@ def register(commands, add_model_options) -> None:
     p = commands.add_parser("crossval", help="train and score each recipe with one source or method left out")
     p.add_argument("--data", required=True, help="dataset folder with manifest.csv (sources, methods, splits)")
     p.add_argument("--recipes", default="clip-linear,clip-lstm,mobilenet,student",
-                   help=f"comma-separated, the first is the baseline of the comparisons; from {', '.join(RECIPES)}")  # fmt: skip
+                   help=f"comma-separated, the first is the baseline of the comparisons; from {', '.join(RECIPES)}; "
+                        "A+B: the pair of two recipes listed before it")  # fmt: skip
     p.add_argument("--folds", default=None, help="comma-separated fold names (default: all), e.g. gan,ffpp/faceswap")
-    p.add_argument("--quick", action="store_true", help="short schedules for the MobileNetV3 recipes (the whole table in under an hour here)")
+    p.add_argument(
+        "--quick", action="store_true", help="short schedules for the MobileNetV3 recipes (the whole table in under an hour here)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rescore", action="store_true", help="score the kept fold models again instead of keeping stored rows")
     p.add_argument("--out", default="runs/crossval", help="results.json, table.md, per-item scores and the fold models")
@@ -343,11 +398,10 @@ def run_crossval(args: argparse.Namespace) -> int:
     from ..errors import DetectorError
 
     recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
-    unknown = [r for r in recipes if r not in RECIPES]
+    unknown = [part for r in recipes for part in r.split("+") if part not in RECIPES]
     if unknown:
         raise DetectorError(f"unknown recipe {unknown[0]!r}; choose from {', '.join(RECIPES)}")
     folds = [f.strip() for f in args.folds.split(",")] if args.folds else None
     results = run(args.data, recipes, Path(args.out), args.quick, folds, args.seed, rescore=args.rescore)
     print(format_table(results, recipes))
     return 0
-

@@ -1,8 +1,11 @@
 """CLIP embeddings of the training crops, computed once and cached: the teacher is far too slow to run online
 (about 0.17 s a crop on these 2 cores), so training, distillation and the cross-source tables read them from disk.
 
-Cached under `<cache>/embeddings/<crop cache key>-<encoder digest>/<md5 of the file>.npy`: one (T, 512) float16
-array per file (T crops: frames of a video, 1 for an image), next to the crop cache they were computed from.
+Cached under `<cache>/embeddings/<crop cache key>-<encoder digest>-v<CACHE_VERSION>/<md5 of the file>.npy`: one
+(T, 512) float16 array per file (T crops: frames of a video, 1 for an image), next to the crop cache they were
+computed from. CACHE_VERSION changes whenever the way embeddings are computed does, so that none computed by older
+code is read back (the CLIP figures of the first cross-source run did not reproduce from embeddings computed afresh,
+and its cache, keyed without a version, could not be checked).
 """
 
 from __future__ import annotations
@@ -17,13 +20,15 @@ from ..clip import ClipEncoder
 from .crops import CropCache, FaceCrops, file_md5
 from .datasets import Sample
 
+CACHE_VERSION = 2
+
 
 class EmbeddingCache:
     def __init__(self, crops: CropCache, encoder: ClipEncoder):
         self.encoder = encoder
         with open(encoder.path, "rb") as handle:
             digest = hashlib.sha256(handle.read()).hexdigest()[:12]
-        self.dir = crops.dir.parent.parent / "embeddings" / f"{crops.key}-{digest}"
+        self.dir = crops.dir.parent.parent / "embeddings" / f"{crops.key}-{digest}-v{CACHE_VERSION}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.hits = self.misses = 0
 
