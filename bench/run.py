@@ -143,7 +143,7 @@ def bench_clip(detector, clip: Path, quick: bool) -> dict:
 
 def bench_clip_paths(inputs: dict[str, Path], quick: bool, accurate: str | None) -> dict:
     """What the CLIP paths cost: the frozen CLIP ViT-B/16 encoder per face crop (what any CLIP-backed checkpoint adds
-    to the fast path), and with `--accurate MODEL` (a clip-lstm checkpoint, see `train-clip`) that checkpoint alone
+    to the fast path), and `--accurate MODEL` (the embedded `accurate` by default; a clip-lstm checkpoint) alone
     and combined with the measured model. Skipped, and said so, where the CLIP encoder is not in the cache."""
     import numpy as np
 
@@ -411,7 +411,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip", default="", help=f"comma-separated parts to skip: {','.join(PARTS)}")
     parser.add_argument("--only", default="", help="comma-separated parts to run, e.g. click (default: all)")
     parser.add_argument("--model", default=os.environ.get("DEEPFAKE_MODEL", "default"), help="checkpoint to measure")
-    parser.add_argument("--accurate", default=None, help="a clip-lstm checkpoint whose cost the clip part measures")
+    parser.add_argument(
+        "--accurate", default="accurate", help="the clip-lstm checkpoint whose cost the clip part measures (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     only = {s.strip() for s in args.only.split(",") if s.strip()}

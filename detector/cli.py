@@ -24,7 +24,8 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default=from_env(ServingSettings).model,
-        help="'default', a checkpoint folder, or a Hub id org/name[@revision] (default: %(default)s)",
+        help="'default' (fast), 'accurate' (CLIP-backed; needs `clip-fetch`), a checkpoint folder, a Hub id "
+        "org/name[@revision], or two joined by '+' (default+accurate: both views) (default: %(default)s)",
     )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
 
@@ -150,23 +151,21 @@ def run_analyze(args: argparse.Namespace) -> int:
         return _print_results(args, results, failed)
 
     from .analyzer import AnalysisOptions, Detector
-    from .checkpoint import load_checkpoint
     from .env import set_threads
 
     set_threads(args.threads)
-    try:
-        checkpoint = load_checkpoint(args.model)
-    except DetectorError as exc:
-        print(f"error: model {args.model}: {exc.message}", file=sys.stderr)
-        return EXIT_FAILED
     options = AnalysisOptions(
         frames=args.frames,
         face_detector=args.faces,
         max_faces=args.max_faces,
         whole_image_fallback=args.whole_image_fallback,
     )
+    try:  # a name, a folder, a Hub id, or two joined by "+" (the fast and the accurate view combined)
+        detector = Detector.load(args.model, options=options, yunet_path=args.yunet_model)
+    except DetectorError as exc:
+        print(f"error: model {args.model}: {exc.message}", file=sys.stderr)
+        return EXIT_FAILED
     try:
-        detector = Detector(checkpoint, options, yunet_path=args.yunet_model)
         detector.face_detector()  # fail early on a missing detector model file
     except DetectorError as exc:
         print(f"error: {exc.message}", file=sys.stderr)

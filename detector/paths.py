@@ -11,10 +11,11 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CHECKPOINT_DIR = REPO_ROOT / "model_hub" / "default"
-# Checkpoints that ship in the repository, by name. No CLIP-backed "accurate" checkpoint ships: on the cross-source
-# protocol the CLIP view did not beat the MobileNetV3-LSTM on our data (docs/cross-source.md); one trained with
-# `python -m detector train-clip` loads from its folder or Hub id, alone or combined (`default+FOLDER`).
-EMBEDDED_CHECKPOINTS = {"default": DEFAULT_CHECKPOINT_DIR}
+ACCURATE_CHECKPOINT_DIR = REPO_ROOT / "model_hub" / "accurate"
+# Checkpoints that ship in the repository, by name: the fast MobileNetV3-LSTM, and the heads of the CLIP-backed
+# "accurate" view (`python -m detector train-clip`), which also needs the CLIP image tower (`clip-fetch`, not shipped:
+# third-party weights). `default+accurate` combines the two (detector/ensemble.py; docs/cross-source.md says why).
+EMBEDDED_CHECKPOINTS = {"default": DEFAULT_CHECKPOINT_DIR, "accurate": ACCURATE_CHECKPOINT_DIR}
 
 
 def shared_dir() -> Path:

@@ -104,12 +104,38 @@ class CoreSettings:
         return from_env(cls, environ)
 
 
+FAST_MODEL = "default"  # the MobileNetV3-LSTM alone: embedded, offline, the cheapest
+PAIRED_MODEL = "default+accurate"  # the fast and the CLIP-backed view together (detector/ensemble.py)
+
+
+def served_model() -> str:
+    """What the CLI, the server and the demo analyse with unless told otherwise: the two views together where the
+    CLIP image tower is installed (scripts/setup fetches it), the fast view alone where it is not. The pair is better
+    on sources it never saw and labels fewer real faces fake (docs/cross-source.md); it costs about 55 ms more per
+    face on 2 cores."""
+    from .clip import ClipEncoder
+
+    return PAIRED_MODEL if ClipEncoder.locate() is not None else FAST_MODEL
+
+
+def offered_models() -> tuple[str, ...]:
+    """The model names requests may ask for unless configured: all three views where the CLIP tower is installed,
+    the fast one alone where it is not (the others could not load)."""
+    from .clip import ClipEncoder
+
+    return (FAST_MODEL, "accurate", PAIRED_MODEL) if ClipEncoder.locate() is not None else (FAST_MODEL,)
+
+
 @dataclass(frozen=True)
 class ServingSettings:
     """The settings every serving shell (server, demo) shares, with the same variables and defaults."""
 
-    model: str = "default"  # the model analyses use unless a request names another allowed one
-    models: tuple[str, ...] = ()  # other model names requests may ask for (checkpoint folders or Hub ids)
+    # the model analyses use unless a request names another allowed one: both views where the CLIP tower is
+    # installed, the fast one alone where it is not (see `served_model`)
+    model: str = env_field(default_factory=lambda: served_model())
+    # other model names requests may ask for (names, checkpoint folders, Hub ids); by default the fast view, and the
+    # CLIP-backed ones where the CLIP tower is installed
+    models: tuple[str, ...] = env_field(default_factory=lambda: offered_models())
     face_detector: str | None = env_field(None, env="FACES")  # auto | yunet | dlib (None: the checkpoint's choice)
     threads: int = 0  # OpenCV and ONNX Runtime threads (0: every core, shared among the shell's workers)
     max_frames: int = 64  # key frames one request may ask for

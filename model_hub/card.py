@@ -51,7 +51,6 @@ TAGS = [
     "face-forgery-detection",
     "image-classification",
     "video-classification",
-    "mobilenetv3",
     "lstm",
     "pytorch",
     "safetensors",
@@ -159,13 +158,14 @@ def build_card(
     training = config.training or {}
     split = split or (report or {}).get("split") or (training.get("options") or {}).get("val_split") or "val"
     sources = sorted((report or {}).get("per_source", {}))
-    name = repo_id.split("/")[-1] if repo_id else "mobilenetv3-lstm-deepfake-detector"
+    clip = config.architecture.frozen_encoder  # the accurate view: CLIP's image tower + the LSTM heads
+    name = repo_id.split("/")[-1] if repo_id else ("clip-lstm" if clip else "mobilenetv3-lstm") + "-deepfake-detector"
     datasets = sorted({SOURCES[s][0] for s in sources if s in SOURCES}) or None
     data = ModelCardData(
         license=license,
         library_name="pytorch",
         pipeline_tag=TASK,
-        tags=TAGS + ([] if config.trained else ["untrained"]),
+        tags=TAGS + (["clip"] if clip else ["mobilenetv3"]) + ([] if config.trained else ["untrained"]),
         datasets=datasets,
         metrics=["accuracy", "roc_auc", "f1", "precision", "recall"] if report else None,
         model_name=name if report else None,

@@ -86,7 +86,10 @@ def _check_weights(folder: Path, result: CheckResult) -> None:
         return
     size = result.config.preprocessing.input_size
     with torch.no_grad():
-        frame_logits, clip_logits = model(torch.zeros(1, 2, 3, size, size))
+        if model.features is None:  # a clip-lstm checkpoint: heads only, on CLIP embeddings
+            frame_logits, clip_logits = model.sequence_logits(torch.zeros(1, 2, result.config.architecture.feature_dim))
+        else:
+            frame_logits, clip_logits = model(torch.zeros(1, 2, 3, size, size))
     if frame_logits.shape != (1, 2) or clip_logits.shape != (1,):
         result.problems.append(f"the model gives outputs of shape {tuple(frame_logits.shape)}, {tuple(clip_logits.shape)}")
 

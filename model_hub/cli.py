@@ -145,15 +145,14 @@ def run_card(args: argparse.Namespace) -> int:
 def run_ls(args: argparse.Namespace) -> int:
     from detector.checkpoint import CONFIG_FILE, weights_digest
     from detector.hub import cached_checkpoints
-    from detector.paths import DEFAULT_CHECKPOINT_DIR
+    from detector.paths import EMBEDDED_CHECKPOINTS
 
     rows = []
-    if (DEFAULT_CHECKPOINT_DIR / CONFIG_FILE).is_file():
-        size = sum(p.stat().st_size for p in DEFAULT_CHECKPOINT_DIR.iterdir() if p.is_file())
-        revision = weights_digest(DEFAULT_CHECKPOINT_DIR) if (DEFAULT_CHECKPOINT_DIR / "model.safetensors").is_file() else "-"
-        rows.append(
-            {"id": "default", "revision": revision, "refs": ["embedded"], "size_bytes": size, "path": str(DEFAULT_CHECKPOINT_DIR)}
-        )
+    for name, folder in EMBEDDED_CHECKPOINTS.items():
+        if (folder / CONFIG_FILE).is_file():
+            size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+            revision = weights_digest(folder) if (folder / "model.safetensors").is_file() else "-"
+            rows.append({"id": name, "revision": revision, "refs": ["embedded"], "size_bytes": size, "path": str(folder)})
     for cached in cached_checkpoints():
         rows.append(
             {

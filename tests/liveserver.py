@@ -12,6 +12,7 @@ from werkzeug.serving import make_server
 from server import shutdown
 
 BASE_CONFIG = {
+    "MODEL": "default",  # the fast view (preloaded by the fixtures): these tests are about the server, not the model
     "LOG_LEVEL": "WARNING",
     "ALLOW_PRIVATE_URLS": True,  # media comes from 127.0.0.1
     "WORKERS": 2,

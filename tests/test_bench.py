@@ -29,6 +29,8 @@ def test_bench_quick_reports_every_figure():
     assert all(figures[k] > 0 for k in ("onnx_crops_per_s_b32", "image_p50_ms", "clip_total_s", "peak_rss_mb"))
     assert len(figures["click_to_label_runs_s"]) == 3
     assert figures["clip_encoder_ms_per_crop"] > 0  # setup fetches the CLIP encoder
+    for view in ("accurate", "combined"):  # the embedded accurate view alone and beside the default
+        assert figures[f"{view}_image_p50_ms"] > 0 and figures[f"{view}_clip_total_s"] > 0
     for mode in ("local_1", "local_2", "celery_1", "celery_2"):  # one process, and API + Celery workers on Redis
         scale = figures[f"scale_{mode}"]
         assert scale["jobs_per_s"] > 0 and 0 < scale["p50_s"] <= scale["p95_s"], (mode, scale)

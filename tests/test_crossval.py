@@ -237,3 +237,23 @@ def test_the_fast_and_accurate_views_combined(tiny_accurate, face_photo, yunet_m
     assert verdict(top, top) == "fake" and verdict(bottom, bottom) == "real"
     assert verdict(top, bottom) == verdict(bottom, top) == "uncertain"  # the views disagree
     assert verdict(top, top, unfamiliar=True) == "uncertain"  # a face unlike the training faces
+
+
+@pytest.mark.slow
+def test_the_embedded_accurate_view_loads_by_name(face_photo, fake_video, yunet_model):
+    """`accurate` ships in the repository (the heads; the CLIP tower comes from the cache, as scripts/setup puts it):
+    alone and as `default+accurate` it tells the shared real photo from the FaceForensics++ fake."""
+    from detector import Detector
+    from detector.paths import ACCURATE_CHECKPOINT_DIR
+
+    assert {p.name for p in ACCURATE_CHECKPOINT_DIR.iterdir()} >= {
+        "config.json",
+        "model.safetensors",
+        "sequence.onnx",
+        "README.md",
+    }
+    for name in ("accurate", "default+accurate"):
+        detector = Detector.load(name, yunet_path=str(yunet_model))
+        assert detector.backend.name == "onnxruntime"
+        real, fake = detector.analyze(face_photo), detector.analyze(fake_video, frames=8)
+        assert real.verdict == "real" and fake.verdict == "fake", (name, real.fake_probability, fake.fake_probability)

@@ -172,6 +172,7 @@ def test_pull_command_prints_path_and_commit_and_ls_lists_the_cache(hub_env, che
     assert model_hub_main(["ls", "--json"]) == 0
     listed = {row["id"]: row for row in json.loads(capsys.readouterr().out)}
     assert listed[REPO]["revision"] == commit and listed[REPO]["refs"] == ["main"]
+    assert listed["default"]["refs"] == listed["accurate"]["refs"] == ["embedded"]  # both ship in the repository
     assert listed[REPO]["size_bytes"] == sum(p.stat().st_size for p in checkpoint_a.iterdir())
     assert model_hub_main(["ls"]) == 0
     table = capsys.readouterr().out

@@ -38,3 +38,20 @@ def test_hub_ids_when_allowed_and_the_least_recently_used_goes(detector):
     assert pool.check_name("org/c") == "org/c"
     with pytest.raises(ModelNotOfferedError):
         ModelPool("default").check_name("org/c")
+
+
+def test_the_served_model_is_the_pair_only_where_the_clip_tower_is_installed(monkeypatch, tmp_path):
+    from detector.clip import ClipEncoder
+    from detector.settings import ServingSettings, from_env
+
+    installed = ClipEncoder.locate()
+    assert installed is not None  # scripts/setup fetches it
+    monkeypatch.setenv("DEEPFAKE_CLIP_ONNX", str(installed))
+    settings = from_env(ServingSettings)
+    assert settings.model == "default+accurate" and settings.models == ("default", "accurate", "default+accurate")
+    monkeypatch.delenv("DEEPFAKE_CLIP_ONNX")
+    monkeypatch.setenv("DEEPFAKE_CACHE_DIR", str(tmp_path))  # an install that never ran clip-fetch
+    settings = from_env(ServingSettings)
+    assert settings.model == "default" and settings.models == ("default",)
+    monkeypatch.setenv("DEEPFAKE_MODEL", "accurate")  # what an operator sets still wins
+    assert from_env(ServingSettings).model == "accurate"

@@ -25,7 +25,13 @@ VENV_BIN = Path(sys.executable).parent
 def server_env(data_dir: Path, **settings) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPFAKE_") or k == "DEEPFAKE_SHARED_DIR"}
     env.update(
-        {"HF_HUB_OFFLINE": "1", "DEEPFAKE_DATA_DIR": str(data_dir), "DEEPFAKE_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
+        {
+            "HF_HUB_OFFLINE": "1",
+            "DEEPFAKE_DATA_DIR": str(data_dir),
+            "DEEPFAKE_LOG_LEVEL": "WARNING",
+            "PYTHONUNBUFFERED": "1",
+            "DEEPFAKE_MODEL": "default",  # the fast view: these processes test serving (the extension's test runs the pair)
+        }
     )
     env.update({f"DEEPFAKE_{key}": str(value) for key, value in settings.items()})
     return env
@@ -151,7 +157,9 @@ def test_requests_over_the_http_servers_own_limits_get_json_errors(processes, tm
 @pytest.mark.slow
 def test_ipv6_addresses_can_be_bound(processes, tmp_path):
     env = server_env(tmp_path / "data", HOST="::1", PORT=0)
-    gunicorn = processes([str(VENV_BIN / "gunicorn"), "server:create_app()", "-c", "server/gunicorn.conf.py"], env, tmp_path / "g.log")
+    gunicorn = processes(
+        [str(VENV_BIN / "gunicorn"), "server:create_app()", "-c", "server/gunicorn.conf.py"], env, tmp_path / "g.log"
+    )
     assert gunicorn.base.startswith("http://[::1]:")
     assert requests.get(gunicorn.url("/healthz"), timeout=30).json() == {"status": "ok"}
     development = processes([sys.executable, "-m", "server"], env, tmp_path / "server.log")
