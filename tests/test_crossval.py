@@ -116,7 +116,8 @@ def tiny_faces(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_a_cross_source_table_with_the_clip_recipes(tiny_faces, tmp_path):
+def test_a_cross_source_table_with_the_clip_recipes(tiny_faces, tmp_path, monkeypatch):
+    monkeypatch.setattr("detector.training.crossval.HEAD_SCHEDULE", {"epochs": 3, "samples_per_epoch": 512})
     out = tmp_path / "crossval"
     recipes = ["clip-linear", "clip-lstm", "clip-linear+clip-lstm"]
     results = run(str(tiny_faces), recipes, out, quick=True, folds=["gan", "ffpp/deepfakes"])
