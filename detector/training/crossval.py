@@ -147,6 +147,21 @@ def fold_data(fold: Fold, samples: list[Sample], crops, embedded) -> FoldData:
     return FoldData(train_samples, val_samples, items(train_samples, True), items(val_samples, False), items(test, True))
 
 
+def fold_row(labels: np.ndarray, logits: np.ndarray, called_fake: np.ndarray, uncertain: np.ndarray) -> dict:
+    """A fold's figures from its left-out files: ROC-AUC with its interval, and the verdicts users would see."""
+    reals, fakes = labels == 0, labels == 1
+    return {
+        "n": len(labels),
+        "n_real": int(reals.sum()),
+        "n_fake": int(fakes.sum()),
+        "roc_auc": roc_auc(labels, logits),
+        "interval": roc_auc_interval(labels, logits),
+        "fpr": float(called_fake[reals].mean()) if reals.any() else None,  # reals labelled fake
+        "tpr": float(called_fake[fakes].mean()) if fakes.any() else None,  # fakes labelled fake
+        "uncertain_real": float(uncertain[reals].mean()) if reals.any() else None,
+    }
+
+
 def evaluate_fold(fitted: Fitted, data: FoldData) -> tuple[dict, list[dict]]:
     """The fold's row for one recipe, and its per-item scores."""
     raw_val, raw_test = fitted.score(data.val), fitted.score(data.test)
@@ -155,21 +170,9 @@ def evaluate_fold(fitted: Fitted, data: FoldData) -> tuple[dict, list[dict]]:
     decision = choose_decision(val_logits, val_labels, [item.source for item in data.val])
     probs = calibrated_probabilities(test_logits, decision)
     labels = np.array([item.label for item in data.test])
-    reals, fakes = labels == 0, labels == 1
-    called_fake = labelled_fake(probs, decision)
     uncertain = (probs > decision["uncertain_band"][0]) & (probs < decision["uncertain_band"][1])
-    row = {
-        "n": len(labels),
-        "n_real": int(reals.sum()),
-        "n_fake": int(fakes.sum()),
-        "roc_auc": roc_auc(labels, test_logits),
-        "interval": roc_auc_interval(labels, test_logits),
-        "fpr": float(called_fake[reals].mean()) if reals.any() else None,  # reals labelled fake
-        "tpr": float(called_fake[fakes].mean()) if fakes.any() else None,  # fakes labelled fake
-        "uncertain_real": float(uncertain[reals].mean()) if reals.any() else None,
-        "threshold": decision["threshold"],
-        "decision": decision,
-    }
+    row = fold_row(labels, test_logits, labelled_fake(probs, decision), uncertain)
+    row.update(threshold=decision["threshold"], decision=decision)
     videos = np.array([len(item.crops) > 1 for item in data.test])
     if videos.sum() >= 4 and len(set(labels[videos])) == 2:
         row["videos"] = {
@@ -257,18 +260,7 @@ def pair_fold(out: Path, results: dict, recipe: str, fold: str) -> tuple[dict, l
     called_fake = fake[0] & fake[1]
     uncertain = ~called_fake & ~(real[0] & real[1])
     logits = np.log(np.clip(probs, 1e-12, 1)) - np.log(np.clip(1 - probs, 1e-12, 1))
-    reals, fakes = labels == 0, labels == 1
-    row = {
-        "n": len(labels),
-        "n_real": int(reals.sum()),
-        "n_fake": int(fakes.sum()),
-        "roc_auc": roc_auc(labels, logits),
-        "interval": roc_auc_interval(labels, logits),
-        "fpr": float(called_fake[reals].mean()) if reals.any() else None,
-        "tpr": float(called_fake[fakes].mean()) if fakes.any() else None,
-        "uncertain_real": float(uncertain[reals].mean()) if reals.any() else None,
-        "minutes": 0.0,
-    }
+    row = {**fold_row(labels, logits, called_fake, uncertain), "minutes": 0.0}
     scores = [
         {"item": i, "label": int(y), "logit": float(z), "probability": float(p)}
         for i, y, z, p in zip(items, labels, logits, probs)
