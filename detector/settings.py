@@ -105,7 +105,8 @@ class CoreSettings:
 
 
 FAST_MODEL = "default"  # the MobileNetV3-LSTM alone: embedded, offline, the cheapest
-PAIRED_MODEL = "default+accurate"  # the fast and the CLIP-backed view together (detector/ensemble.py)
+ACCURATE_MODEL = "accurate"  # the CLIP-backed view (its heads are embedded; the CLIP tower is fetched into the cache)
+PAIRED_MODEL = f"{FAST_MODEL}+{ACCURATE_MODEL}"  # both views together (detector/ensemble.py)
 
 
 def served_model() -> str:
@@ -123,7 +124,7 @@ def offered_models() -> tuple[str, ...]:
     the fast one alone where it is not (the others could not load)."""
     from .clip import ClipEncoder
 
-    return (FAST_MODEL, "accurate", PAIRED_MODEL) if ClipEncoder.locate() is not None else (FAST_MODEL,)
+    return (FAST_MODEL, ACCURATE_MODEL, PAIRED_MODEL) if ClipEncoder.locate() is not None else (FAST_MODEL,)
 
 
 @dataclass(frozen=True)
