@@ -19,6 +19,7 @@ from detector.training.metrics import (
     calibrated_probabilities,
     choose_decision,
     labelled_fake,
+    labelled_real,
     paired_mean_auc_difference,
     threshold_for_false_positives,
 )
@@ -57,11 +58,9 @@ def test_no_real_source_is_called_fake_more_often_than_the_limit():
     decision = choose_decision(logits, labels, sources)
     calibrated = calibrated_probabilities(logits, decision)
     called_fake = labelled_fake(calibrated, decision)
-    verdicts = [
-        decide(p, DecisionConfig(threshold=decision["threshold"], uncertain_band=decision["uncertain_band"]))[0]
-        for p in calibrated
-    ]
+    verdicts = [decide(p, DecisionConfig(threshold=decision["threshold"], uncertain_band=decision["uncertain_band"]))[0] for p in calibrated]
     assert list(called_fake) == [v == "fake" for v in verdicts]  # what the product answers
+    assert list(labelled_real(calibrated, decision)) == [v == "real" for v in verdicts]
     for source in ("a", "b"):
         assert called_fake[(labels == 0) & (sources == source)].mean() <= MAX_FALSE_POSITIVE_RATE
     low, high = decision["uncertain_band"]

@@ -157,9 +157,7 @@ def test_requests_over_the_http_servers_own_limits_get_json_errors(processes, tm
 @pytest.mark.slow
 def test_ipv6_addresses_can_be_bound(processes, tmp_path):
     env = server_env(tmp_path / "data", HOST="::1", PORT=0)
-    gunicorn = processes(
-        [str(VENV_BIN / "gunicorn"), "server:create_app()", "-c", "server/gunicorn.conf.py"], env, tmp_path / "g.log"
-    )
+    gunicorn = processes([str(VENV_BIN / "gunicorn"), "server:create_app()", "-c", "server/gunicorn.conf.py"], env, tmp_path / "g.log")
     assert gunicorn.base.startswith("http://[::1]:")
     assert requests.get(gunicorn.url("/healthz"), timeout=30).json() == {"status": "ok"}
     development = processes([sys.executable, "-m", "server"], env, tmp_path / "server.log")

@@ -39,6 +39,7 @@ from .metrics import (
     calibrated_probabilities,
     choose_decision,
     labelled_fake,
+    labelled_real,
     paired_mean_auc_difference,
     roc_auc,
     roc_auc_interval,
@@ -219,7 +220,7 @@ def run(
             if "+" in recipe:
                 row, scores = pair_fold(out, results, recipe, fold.name)
                 done[fold.name] = row
-                _write_scores(out / "scores" / recipe / f"{fold.name.replace('/', '-')}.csv", scores)
+                _write_scores(_scores_file(out, recipe, fold.name), scores)
                 continue
             started = time.time()
             fit, _ = RECIPES[recipe]
@@ -227,7 +228,7 @@ def run(
             row, scores = evaluate_fold(fitted, fold_set)
             row["minutes"] = round((time.time() - started) / 60, 2)
             done[fold.name] = row
-            _write_scores(out / "scores" / recipe / f"{fold.name.replace('/', '-')}.csv", scores)
+            _write_scores(_scores_file(out, recipe, fold.name), scores)
             log(f"{recipe} without {fold.name}: ROC-AUC {_f(row['roc_auc'])} FPR {_f(row['fpr'])} ({row['minutes']} min)")
             (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     results["comparisons"] = compare_recipes(out, recipes, [f.name for f in chosen])
@@ -245,10 +246,7 @@ def pair_fold(out: Path, results: dict, recipe: str, fold: str) -> tuple[dict, l
     rows = [results["rows"].get(name, {}).get(fold) for name in names]
     if any(row is None or "decision" not in row for row in rows):
         raise DetectorError(f"{recipe}: score {' and '.join(names)} on {fold} first (list them before the pair)")
-    tables = []
-    for name in names:
-        with open(out / "scores" / name / f"{fold.replace('/', '-')}.csv", newline="") as handle:
-            tables.append({r["item"]: r for r in csv.DictReader(handle)})
+    tables = [_score_rows(_scores_file(out, name, fold)) for name in names]
     items = sorted(tables[0])
     if sorted(tables[1]) != items:
         raise DetectorError(f"{recipe}: {names[0]} and {names[1]} scored different files on {fold}")
@@ -256,7 +254,7 @@ def pair_fold(out: Path, results: dict, recipe: str, fold: str) -> tuple[dict, l
     views = np.array([[float(table[i]["probability"]) for i in items] for table in tables])
     probs = views.mean(axis=0)
     fake = [labelled_fake(view, row["decision"]) for view, row in zip(views, rows)]
-    real = [view <= min(row["decision"]["threshold"], row["decision"]["uncertain_band"][0]) for view, row in zip(views, rows)]
+    real = [labelled_real(view, row["decision"]) for view, row in zip(views, rows)]
     called_fake = fake[0] & fake[1]
     uncertain = ~called_fake & ~(real[0] & real[1])
     logits = np.log(np.clip(probs, 1e-12, 1)) - np.log(np.clip(1 - probs, 1e-12, 1))
@@ -275,8 +273,8 @@ def compare_recipes(out: Path, recipes: list[str], folds: list[str]) -> dict:
     for recipe in recipes[1:]:
         groups = []
         for fold in folds:
-            a = _read_scores(out / "scores" / baseline / f"{fold.replace('/', '-')}.csv")
-            b = _read_scores(out / "scores" / recipe / f"{fold.replace('/', '-')}.csv")
+            a = _read_scores(_scores_file(out, baseline, fold))
+            b = _read_scores(_scores_file(out, recipe, fold))
             if a and b and [r[0] for r in a] == [r[0] for r in b]:
                 groups.append(([r[1] for r in a], [r[2] for r in a], [r[2] for r in b]))
         found = paired_mean_auc_difference(groups) if groups else None
@@ -354,12 +352,22 @@ def _write_scores(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
+def _scores_file(out: Path, recipe: str, fold: str) -> Path:
+    return out / "scores" / recipe / f"{fold.replace('/', '-')}.csv"
+
+
+def _score_rows(path: Path) -> dict[str, dict]:
+    """{item: its row} of a scores file written by `_write_scores`."""
+    with open(path, newline="") as handle:
+        return {row["item"]: row for row in csv.DictReader(handle)}
+
+
 def _read_scores(path: Path) -> list[tuple[str, int, float]]:
     try:
-        with open(path, newline="") as handle:
-            return sorted((r["item"], int(r["label"]), float(r["logit"])) for r in csv.DictReader(handle))
+        rows = _score_rows(path)
     except OSError:
         return []
+    return sorted((item, int(r["label"]), float(r["logit"])) for item, r in rows.items())
 
 
 def _f(value) -> str:
@@ -380,9 +388,7 @@ def register(commands, add_model_options) -> None:
                    help=f"comma-separated, the first is the baseline of the comparisons; from {', '.join(RECIPES)}; "
                         "A+B: the pair of two recipes listed before it")  # fmt: skip
     p.add_argument("--folds", default=None, help="comma-separated fold names (default: all), e.g. gan,ffpp/faceswap")
-    p.add_argument(
-        "--quick", action="store_true", help="short schedules for the MobileNetV3 recipes (the whole table in under an hour here)"
-    )
+    p.add_argument("--quick", action="store_true", help="short schedules for the MobileNetV3 recipes (the whole table in under an hour here)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rescore", action="store_true", help="score the kept fold models again instead of keeping stored rows")
     p.add_argument("--out", default="runs/crossval", help="results.json, table.md, per-item scores and the fold models")

@@ -300,6 +300,12 @@ def labelled_fake(probs: np.ndarray, decision: dict) -> np.ndarray:
     return np.asarray(probs) >= max(decision["threshold"], decision["uncertain_band"][1])
 
 
+def labelled_real(probs: np.ndarray, decision: dict) -> np.ndarray:
+    """Which calibrated probabilities `decision.decide` labels real: below the threshold and not inside the band."""
+    probs = np.asarray(probs)
+    return (probs < decision["threshold"]) & (probs <= decision["uncertain_band"][0])
+
+
 def calibrated_probabilities(logits: Sequence[float], decision: dict) -> np.ndarray:
     """sigmoid(logit / temperature + bias) for an array of logits."""
     z = np.asarray(logits, dtype=float) / decision["temperature"] + decision["bias"]
