@@ -249,7 +249,7 @@ class Detector:
             logit = clip_logit(float(clip[0]), frame_logits, decision.clip_weight)
             unfamiliar = False
             if reference is not None and decision.unfamiliar_above is not None:
-                distance = float(unfamiliarity(track_features, reference).mean())
+                distance = float(unfamiliarity(track_features[:, : reference.shape[1]], reference).mean())
                 unfamiliar = distance > decision.unfamiliar_above
             results.append(TrackScores(track, probs, calibrated(logit, decision.temperature, decision.bias), unfamiliar))
         return results

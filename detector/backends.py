@@ -44,15 +44,20 @@ log = logging.getLogger(__name__)
 
 
 class ClipFeatures:
-    """The frame encoder of a clip-lstm checkpoint: CLIP's image tower on ONNX Runtime, unit-length embeddings."""
+    """The frame encoder of a clip-lstm checkpoint: CLIP's image tower on ONNX Runtime, unit-length embeddings, and
+    the class tokens of the blocks the checkpoint reads (`clip_layers`), from the same forward pass."""
 
     def __init__(self, checkpoint: Checkpoint, threads: int | None = None):
-        from .clip import ClipEncoder
+        from .clip import ClipEncoder, deep_columns
 
-        self.encoder = ClipEncoder.load(beside=checkpoint.path, threads=threads)
+        layers = checkpoint.config.architecture.clip_layers
+        self.encoder = ClipEncoder.load(beside=checkpoint.path, threads=threads, deep=bool(layers))
+        self.columns = deep_columns(layers) if layers else None
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        return self.encoder.embed_pixels(images)
+        if self.columns is None:
+            return self.encoder.embed_pixels(images)
+        return self.encoder.deep_pixels(images)[:, self.columns]
 
 
 class TorchBackend:

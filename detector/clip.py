@@ -20,6 +20,7 @@ L2-normalised (a linear classifier on the unit sphere, as in the paper).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,12 @@ INPUT_SIZE = 224
 MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
 STD = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
 EMBEDDING_DIM = 512
+# Several depths of the tower (RINE, Koutlis & Papadopoulos, ECCV 2024): the class token of every block's residual
+# stream, taken out of the same forward pass as extra outputs of a derived ONNX file (`deep_variant`).
+BLOCKS = 12
+WIDTH = 768
+CLS_OUTPUT = "cls_tokens"  # (N, BLOCKS, WIDTH)
+DEEP_SUFFIX = ".deep.onnx"
 
 
 def clip_cache_dir() -> Path:
@@ -64,10 +71,13 @@ def preprocess(crops: np.ndarray) -> np.ndarray:
 class ClipEncoder:
     """CLIP's image tower on ONNX Runtime: `embed(crops) -> (N, 512)` unit vectors."""
 
-    def __init__(self, path: str | os.PathLike, threads: int | None = None, batch_size: int = 16):
+    def __init__(self, path: str | os.PathLike, threads: int | None = None, batch_size: int = 16, deep: bool = False):
         import onnxruntime as ort
 
         self.path = Path(path)
+        self.tower = self.path  # the file whose weights these are (the deep variant is derived from it)
+        if deep:
+            self.path = deep_variant(self.path)
         if not self.path.is_file():
             raise ModelError(f"the CLIP encoder {self.path} is missing: run `python -m detector clip-fetch`")
         options = ort.SessionOptions()
@@ -78,6 +88,7 @@ class ClipEncoder:
         self.input = self.session.get_inputs()[0].name
         outputs = [o.name for o in self.session.get_outputs()]
         self.output = "image_embeds" if "image_embeds" in outputs else outputs[0]
+        self.deep = CLS_OUTPUT in outputs
         self.batch_size = batch_size
 
     @classmethod
@@ -93,14 +104,14 @@ class ClipEncoder:
         return next((path for path in candidates if path.is_file()), None)
 
     @classmethod
-    def load(cls, beside: str | os.PathLike | None = None, threads: int | None = None) -> ClipEncoder:
+    def load(cls, beside: str | os.PathLike | None = None, threads: int | None = None, deep: bool = False) -> ClipEncoder:
         path = cls.locate(beside)
         if path is None:
             raise ModelError(
                 f"no CLIP encoder found (looked at $DEEPFAKE_CLIP_ONNX and {clip_cache_dir() / FILE_NAME}): "
                 "run `python -m detector clip-fetch`"
             )
-        return cls(path, threads)
+        return cls(path, threads, deep=deep)
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) uint8 RGB crops -> (N, 512) unit embeddings, in batches."""
@@ -113,6 +124,62 @@ class ClipEncoder:
     def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """(N, 3, 224, 224) preprocessed pixels -> (N, 512) unit embeddings."""
         return normalize(self.session.run([self.output], {self.input: np.ascontiguousarray(pixels, np.float32)})[0])
+
+    def embed_deep(self, crops: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8 RGB crops -> (N, 512 + 12 * 768): the unit embedding, then every block's class token."""
+        out = [
+            self.deep_pixels(preprocess(crops[start : start + self.batch_size])) for start in range(0, len(crops), self.batch_size)
+        ]
+        return np.concatenate(out) if out else np.zeros((0, EMBEDDING_DIM + BLOCKS * WIDTH), np.float32)
+
+    def deep_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """(N, 3, 224, 224) preprocessed pixels -> (N, 512 + 12 * 768) (see `embed_deep`); needs `deep=True`."""
+        if not self.deep:
+            raise ModelError(f"{self.path} has no {CLS_OUTPUT} output: load the encoder with deep=True")
+        embeds, tokens = self.session.run([self.output, CLS_OUTPUT], {self.input: np.ascontiguousarray(pixels, np.float32)})
+        return np.concatenate([normalize(embeds), tokens.reshape(len(tokens), -1).astype(np.float32)], axis=1)
+
+
+def deep_columns(layers: list[int]) -> np.ndarray:
+    """Columns of a `deep_pixels` row that hold the unit embedding and the class tokens of `layers`, in that order."""
+    columns = [np.arange(EMBEDDING_DIM)]
+    columns += [EMBEDDING_DIM + WIDTH * block + np.arange(WIDTH) for block in layers]
+    return np.concatenate(columns)
+
+
+def deep_variant(tower: Path) -> Path:
+    """The tower with each block's class token as one more output (`cls_tokens`, (N, 12, 768)), derived once from
+    `tower` into the cache (keyed by the tower's SHA-256; needs the `onnx` package). Its other outputs are unchanged."""
+    target = clip_cache_dir() / f"{tower.stem}-{sha256_file(tower)[:12]}{DEEP_SUFFIX}"
+    if target.is_file():
+        return target
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(tower))
+    graph = model.graph
+    residuals = {}
+    for node in graph.node:  # the residual stream after block i is the output of its second Add
+        found = re.fullmatch(r"/vision_model/encoder/layers\.(\d+)/Add_1", node.name)
+        if found:
+            residuals[int(found.group(1))] = node.output[0]
+    if sorted(residuals) != list(range(BLOCKS)):
+        raise ModelError(f"{tower} does not have the {BLOCKS} encoder blocks of CLIP ViT-B/16 where expected")
+    graph.initializer.append(helper.make_tensor("cls_index", TensorProto.INT64, [], [0]))
+    graph.initializer.append(helper.make_tensor("cls_axis", TensorProto.INT64, [1], [1]))
+    tokens = []
+    for block in range(BLOCKS):
+        gathered, expanded = f"cls_{block}", f"cls_{block}_expanded"
+        graph.node.append(helper.make_node("Gather", [residuals[block], "cls_index"], [gathered], axis=1))
+        graph.node.append(helper.make_node("Unsqueeze", [gathered, "cls_axis"], [expanded]))
+        tokens.append(expanded)
+    graph.node.append(helper.make_node("Concat", tokens, [CLS_OUTPUT], axis=1))
+    graph.output.append(helper.make_tensor_value_info(CLS_OUTPUT, TensorProto.FLOAT, ["batch", BLOCKS, WIDTH]))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(target.name + ".part")
+    onnx.save(model, str(staging))
+    staging.replace(target)
+    return target
 
 
 def normalize(embeddings: np.ndarray) -> np.ndarray:

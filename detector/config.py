@@ -17,12 +17,14 @@ from .errors import ModelFormatError
 
 FORMAT_VERSION = 1
 FACE_DETECTORS = ("auto", "yunet", "dlib", "none")  # `none`: the input is already a face crop
+PAIR_RULES = ("agree", "veto", "stack")  # how a pair of views decides (PairConfig.rule, detector/ensemble.py)
 ARCHITECTURE_NAME = "mobilenetv3-lstm"
 CLIP_ARCHITECTURE_NAME = "clip-lstm"
 CLIP_BACKBONE = "clip_vit_b16"
 # Backbone -> feature size. The MobileNetV3 backbones are part of the weights; CLIP's image tower is not (frozen,
 # run from its own ONNX file, see detector/clip.py): a clip-lstm checkpoint holds the sequence head only.
 BACKBONES = {"mobilenet_v3_small": 576, "mobilenet_v3_large": 960, CLIP_BACKBONE: 512}
+CLIP_BLOCKS, CLIP_WIDTH = 12, 768  # a clip-lstm may also read the class token of these blocks (`clip_layers`)
 ARCHITECTURES = {ARCHITECTURE_NAME: ("mobilenet_v3_small", "mobilenet_v3_large"), CLIP_ARCHITECTURE_NAME: (CLIP_BACKBONE,)}
 
 
@@ -36,10 +38,25 @@ class ArchitectureConfig:
     dropout: float = 0.3
     # clip-lstm: how many CLIP embeddings of training faces the weights keep, to tell a face unlike all of them
     reference_size: int = 0
+    # clip-lstm: the blocks (0-11) whose class token the heads read beside the final embedding (several depths of the
+    # tower, RINE); empty: the final embedding only. With them, a learned projection to `projection_dim` comes first.
+    clip_layers: list[int] = field(default_factory=list)
+    projection_dim: int = 0
 
     @property
     def feature_dim(self) -> int:
+        """Width of one frame's features as the encoder gives them (the heads' input)."""
+        return BACKBONES[self.backbone] + CLIP_WIDTH * len(self.clip_layers)
+
+    @property
+    def embedding_dim(self) -> int:
+        """Width of the leading part of the features that familiarity compares (CLIP's unit embedding)."""
         return BACKBONES[self.backbone]
+
+    @property
+    def head_dim(self) -> int:
+        """Width the frame head and the LSTM read: the projection's, when there is one."""
+        return self.projection_dim or self.feature_dim
 
     @property
     def frozen_encoder(self) -> bool:
@@ -50,9 +67,15 @@ class ArchitectureConfig:
         if self.name not in ARCHITECTURES:
             raise ModelFormatError(f"architecture {self.name!r} is not one of {sorted(ARCHITECTURES)}")
         if self.backbone not in ARCHITECTURES[self.name]:
-            raise ModelFormatError(f"unknown backbone {self.backbone!r} for {self.name}; expected one of {ARCHITECTURES[self.name]}")
+            raise ModelFormatError(
+                f"unknown backbone {self.backbone!r} for {self.name}; expected one of {ARCHITECTURES[self.name]}"
+            )
         if self.lstm_hidden < 1 or self.lstm_layers < 1:
             raise ModelFormatError("lstm_hidden and lstm_layers must be positive")
+        if self.clip_layers and (self.backbone != CLIP_BACKBONE or not all(0 <= b < CLIP_BLOCKS for b in self.clip_layers)):
+            raise ModelFormatError(f"clip_layers need the {CLIP_BACKBONE} backbone and blocks within 0-{CLIP_BLOCKS - 1}")
+        if self.projection_dim < 0 or (self.projection_dim and not self.clip_layers):
+            raise ModelFormatError("projection_dim must be >= 0, and is only used with clip_layers")
 
 
 @dataclass
@@ -110,10 +133,40 @@ class DecisionConfig:
 
 
 @dataclass
+class PairConfig:
+    """How this checkpoint decides when it is the accurate view of a pair with a fast view (detector/ensemble.py).
+
+    `agree`: the verdict both views give, else uncertain. `veto`: fake where both say fake, real where one says real
+    and the other does not say fake. `stack`: one probability from both views' calibrated logits,
+    sigmoid((w_fast * logit(p_fast) + w_accurate * logit(p_accurate) + w_0) / temperature + bias), judged by its own
+    threshold and band; fitted on validation with the fast view whose weights digest is `fast_revision` (with any
+    other fast view the pair falls back to `agree`)."""
+
+    rule: str = "agree"
+    fast_revision: str = ""
+    weights: list[float] = field(default_factory=list)  # stack: [fast, accurate, intercept]
+    temperature: float = 1.0
+    bias: float = 0.0
+    threshold: float = 0.5
+    uncertain_band: list[float] = field(default_factory=lambda: [0.5, 0.5])
+
+    def validate(self) -> None:
+        if self.rule not in PAIR_RULES:
+            raise ModelFormatError(f"pair rule must be one of {PAIR_RULES}")
+        if self.rule == "stack":
+            if len(self.weights) != 3 or not self.fast_revision:
+                raise ModelFormatError("a stacked pair needs three weights and the fast view's revision")
+            DecisionConfig(
+                temperature=self.temperature, threshold=self.threshold, uncertain_band=list(self.uncertain_band)
+            ).validate()
+
+
+@dataclass
 class ModelConfig:
     architecture: ArchitectureConfig = field(default_factory=ArchitectureConfig)
     preprocessing: PreprocessingConfig = field(default_factory=PreprocessingConfig)
     decision: DecisionConfig = field(default_factory=DecisionConfig)
+    pair: PairConfig = field(default_factory=PairConfig)
     labels: list[str] = field(default_factory=lambda: ["real", "fake"])
     format_version: int = FORMAT_VERSION
     # Whether the weights were trained for this task; an untrained model must say so in every Report.
@@ -131,6 +184,7 @@ class ModelConfig:
         self.architecture.validate()
         self.preprocessing.validate()
         self.decision.validate()
+        self.pair.validate()
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -140,7 +194,12 @@ class ModelConfig:
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         if not isinstance(data, dict):
             raise ModelFormatError("config.json must hold a JSON object")
-        sections = {"architecture": ArchitectureConfig, "preprocessing": PreprocessingConfig, "decision": DecisionConfig}
+        sections = {
+            "architecture": ArchitectureConfig,
+            "preprocessing": PreprocessingConfig,
+            "decision": DecisionConfig,
+            "pair": PairConfig,
+        }
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
             if key in sections:

@@ -3,18 +3,30 @@
     det = Detector.load("default+runs/accurate")   # or --model default+FOLDER, DEEPFAKE_MODEL=default+FOLDER
 
 Faces are found, tracked and cropped once; both models score every track. A track's fake probability is the mean
-of the two calibrated probabilities. The verdict is the one both views give; where they disagree, or where the
-accurate view finds a face unlike the faces it learned from, it is `uncertain`. A "fake" therefore needs both
-views to say so: on real faces the pair labels fewer of them fake than either view alone.
+of the two calibrated probabilities. A "fake" needs both views to say so: on real faces the pair labels fewer of them
+fake than either view alone. How it answers is the accurate view's `pair` section (config.json, `PairConfig`):
+- `agree` (the rule until December 2026): the verdict both views give, else `uncertain`;
+- `veto`: "fake" where both say fake; "real" where one view says real and the other does not say fake; `uncertain`
+  where one says fake and the other does not, or where neither decides;
+- `stack`: one probability learned from both views' calibrated logits on validation (training/rule.py), judged by
+  its own threshold and band; the timeline's frame scores are stacked the same way, so every number a user reads
+  comes from the rule that gives the verdict. Fitted with one fast view: with another, the pair falls back to `agree`.
+Where the accurate view finds a face unlike the faces it learned from (a checkpoint with `unfamiliar_above`), the
+answer is `uncertain`.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 from dataclasses import dataclass, replace
 
 from .analyzer import Detector, TrackScores
+from .config import PairConfig
 from .decision import decide
 from .errors import ModelFormatError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -29,9 +41,23 @@ class CombinedDetector(Detector):
         if (mine.input_size, mine.crop_margin) != (theirs.input_size, theirs.crop_margin):
             raise ModelFormatError("the two models crop faces differently (input size or margin): they cannot share crops")
         # The fast view's detector settings, crops and Grad-CAM; the accurate view rides on the same crops. The rule
-        # reported (threshold, band) is the accurate view's: the fast view agrees with it or the answer is uncertain.
+        # reported (threshold, band) is the stacked one, or the accurate view's (the fast view can only withhold).
         self.__dict__.update(fast.__dict__)
-        self.config = replace(fast.config, decision=accurate.config.decision)
+        self.pair = accurate.config.pair
+        if self.pair.rule == "stack" and self.pair.fast_revision != fast.checkpoint.revision:
+            log.warning(
+                "the stacked rule was fitted with another fast view (%s): the views must agree instead", self.pair.fast_revision
+            )
+            self.pair = PairConfig(rule="agree")
+        decision = accurate.config.decision
+        if self.pair.rule == "stack":
+            decision = replace(
+                decision,
+                threshold=self.pair.threshold,
+                uncertain_band=list(self.pair.uncertain_band),
+                unfamiliar_above=None,
+            )
+        self.config = replace(fast.config, decision=decision)
         self.fast, self.accurate = fast, accurate
 
     @property
@@ -51,18 +77,48 @@ class CombinedDetector(Detector):
         fast = self.fast._score_tracks(tracks, crops, progress)
         accurate = self.accurate._score_tracks(tracks, crops, None)
         paired = []
+        combine = self._stacked if self.pair.rule == "stack" else lambda p, q: (p + q) / 2
         for a, b in zip(fast, accurate):
-            frames = {p: (a.frame_probabilities[p] + b.frame_probabilities[p]) / 2 for p in a.frame_probabilities}
-            paired.append(PairedScores(a.track, frames, (a.probability + b.probability) / 2, b.unfamiliar, a.probability, b.probability))
+            frames = {p: combine(a.frame_probabilities[p], b.frame_probabilities[p]) for p in a.frame_probabilities}
+            probability = combine(a.probability, b.probability)
+            paired.append(PairedScores(a.track, frames, probability, b.unfamiliar, a.probability, b.probability))
         return paired
+
+    def _stacked(self, fast: float, accurate: float) -> float:
+        """The stacked pair's calibrated probability from the two views' calibrated probabilities."""
+        w_fast, w_accurate, intercept = self.pair.weights
+        z = w_fast * _logit(fast) + w_accurate * _logit(accurate) + intercept
+        return _sigmoid(z / self.pair.temperature + self.pair.bias)
 
     def _decide(self, scores: list[TrackScores]) -> tuple[str, float | None, float | None]:
         if not scores:
             return "no_face", None, None
         worst = max(scores, key=lambda s: s.probability)
+        if self.pair.rule == "stack":
+            verdict, confidence = decide(worst.probability, self.config.decision)
+            return verdict, worst.probability, confidence
         fast, _ = decide(worst.fast, self.fast.config.decision)
         accurate, _ = decide(worst.accurate, self.accurate.config.decision)
         p = worst.probability
-        if worst.unfamiliar or fast != accurate or fast == "uncertain":
+        verdict = pair_verdict(fast, accurate, self.pair.rule)
+        if worst.unfamiliar or verdict == "uncertain":
             return "uncertain", p, max(p, 1.0 - p)
-        return fast, p, p if fast == "fake" else 1.0 - p
+        return verdict, p, p if verdict == "fake" else 1.0 - p
+
+
+def pair_verdict(fast: str, accurate: str, rule: str) -> str:
+    """The pair's answer from the two views' answers (fake / real / uncertain) under `rule` (see the module's doc)."""
+    if fast == accurate:
+        return fast
+    if rule == "veto" and "fake" not in (fast, accurate):
+        return "real"  # one view says real, the other cannot tell
+    return "uncertain"
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-7), 1 - 1e-7)
+    return math.log(p) - math.log1p(-p)
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))

@@ -3,6 +3,9 @@
     crops (B, T, 3, S, S) ─► MobileNetV3 features + pooling ─► (B, T, D) ─► frame head ─► frame logits (B, T)
                                                                   └─► LayerNorm ► LSTM ► mean ► clip head ─► clip logit (B,)
 
+With several depths of CLIP's tower (`clip_layers`), each block's class token is layer-normalised, and the whole
+frame vector goes through a learned projection (`projection_dim`) before both heads.
+
 An image is a sequence of one. `encode` and `sequence_logits` are separate so all crops of a clip go through the
 backbone in one batch and so each half exports to ONNX on its own. With the frozen CLIP backbone (architecture
 `clip-lstm`) the features come from CLIP's image tower (detector/clip.py) and this module is the heads only.
@@ -27,7 +30,8 @@ class MobileNetLSTM(nn.Module):
         else:
             self.features = getattr(torchvision.models, config.backbone)(weights=None).features
         self.pool = nn.AdaptiveAvgPool2d(1)
-        dim = config.feature_dim
+        self.projection = _DepthProjection(config) if config.projection_dim else None
+        dim = config.head_dim
         self.frame_head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(dim, 1))
         self.sequence_norm = nn.LayerNorm(dim)
         self.lstm = nn.LSTM(
@@ -41,7 +45,7 @@ class MobileNetLSTM(nn.Module):
         directions = 2 if config.bidirectional else 1
         self.clip_head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(config.lstm_hidden * directions, 1))
         if config.reference_size:  # embeddings of training faces (see detector/familiarity.py); not used by forward
-            self.register_buffer("reference", torch.zeros(config.reference_size, config.feature_dim))
+            self.register_buffer("reference", torch.zeros(config.reference_size, config.embedding_dim))
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, S, S) normalised crops -> (N, D) features."""
@@ -51,6 +55,8 @@ class MobileNetLSTM(nn.Module):
 
     def sequence_logits(self, features: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T, D) features (zero-padded past `lengths`) -> frame logits (B, T) and clip logits (B,)."""
+        if self.projection is not None:
+            features = self.projection(features)
         frame_logits = self.frame_head(features).squeeze(-1)
         sequence = self.sequence_norm(features)
         batch, steps = features.shape[:2]
@@ -73,6 +79,24 @@ class MobileNetLSTM(nn.Module):
         batch, steps = clips.shape[:2]
         features = self.encode(clips.flatten(0, 1)).view(batch, steps, -1)
         return self.sequence_logits(features, lengths)
+
+
+class _DepthProjection(nn.Module):
+    """CLIP's unit embedding and the chosen blocks' class tokens, each block layer-normalised (their scales grow with
+    depth), projected to `projection_dim`."""
+
+    def __init__(self, config: ArchitectureConfig):
+        super().__init__()
+        self.embedding_dim, self.blocks = config.embedding_dim, len(config.clip_layers)
+        width = (config.feature_dim - self.embedding_dim) // max(self.blocks, 1)
+        self.token_norm = nn.LayerNorm(width)
+        self.project = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(config.feature_dim, config.projection_dim), nn.GELU())
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        embedding, tokens = features[..., : self.embedding_dim], features[..., self.embedding_dim :]
+        tokens = self.token_norm(tokens.unflatten(-1, (self.blocks, -1))).flatten(-2)
+        # the unit embedding scaled to unit variance per component, like the normalised tokens beside it
+        return self.project(torch.cat([embedding * self.embedding_dim**0.5, tokens], dim=-1))
 
 
 def load_backbone_state(model: MobileNetLSTM, state_dict: dict[str, torch.Tensor]) -> None:

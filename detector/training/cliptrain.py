@@ -17,21 +17,49 @@ ONNX export of the heads.
 
 from __future__ import annotations
 
+import argparse
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..clip import MEAN, STD
-from ..config import CLIP_ARCHITECTURE_NAME, CLIP_BACKBONE, ArchitectureConfig, ModelConfig, PreprocessingConfig
+from ..clip import EMBEDDING_DIM, MEAN, STD, deep_columns
+from ..config import (
+    CLIP_ARCHITECTURE_NAME,
+    CLIP_BACKBONE,
+    PAIR_RULES,
+    ArchitectureConfig,
+    ModelConfig,
+    PairConfig,
+    PreprocessingConfig,
+)
 from ..model import MobileNetLSTM
 from .train import EpochSampler, Item, blend, cosine_with_warmup, random_window, validation_summary
 
 Scorer = Callable[[list[Item]], np.ndarray]
+
+
+def with_layers(items: list[Item], layers) -> list[Item]:
+    """Items whose embeddings keep the unit embedding and the class tokens of `layers` only (from the deep cache's
+    full rows); with no layers, the unit embedding alone."""
+    columns = deep_columns(list(layers))
+    return [replace(item, embeddings=item.embeddings[:, columns]) for item in items]
+
+
+def standardized(train: list[Item], val: list[Item]):
+    """Train and val items with every feature standardised by the training frames' mean and spread, and the function
+    that does the same to other items."""
+    frames = np.concatenate([item.embeddings for item in train])
+    mean, std = frames.mean(axis=0), frames.std(axis=0) + 1e-6
+
+    def scale(items: list[Item]) -> list[Item]:
+        return [replace(item, embeddings=((item.embeddings - mean) / std).astype(np.float32)) for item in items]
+
+    return scale(train), scale(val), scale
 
 
 def frames_of(items: list[Item]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -92,11 +120,20 @@ class HeadOptions:
     ema_decay: float = 0.99
     patience: int = 8
     seed: int = 0
+    # several depths of the tower: the blocks whose class token the heads read, and the projection they share
+    clip_layers: tuple[int, ...] = ()
+    projection_dim: int = 256
 
 
-def clip_config(lstm_hidden: int = 128) -> ModelConfig:
+def clip_config(lstm_hidden: int = 128, clip_layers=(), projection_dim: int = 256) -> ModelConfig:
     """The config of a clip-lstm checkpoint: CLIP's preprocessing on the usual face crops."""
-    architecture = ArchitectureConfig(name=CLIP_ARCHITECTURE_NAME, backbone=CLIP_BACKBONE, lstm_hidden=lstm_hidden)
+    architecture = ArchitectureConfig(
+        name=CLIP_ARCHITECTURE_NAME,
+        backbone=CLIP_BACKBONE,
+        lstm_hidden=lstm_hidden,
+        clip_layers=list(clip_layers),
+        projection_dim=projection_dim if clip_layers else 0,
+    )
     preprocessing = PreprocessingConfig(input_size=224, mean=[float(v) for v in MEAN], std=[float(v) for v in STD])
     return ModelConfig(architecture=architecture, preprocessing=preprocessing)
 
@@ -108,7 +145,7 @@ def fit_sequence_head(
     options = options or HeadOptions()
     torch.manual_seed(options.seed)
     rng = np.random.default_rng(options.seed)
-    config = clip_config()
+    config = clip_config(clip_layers=options.clip_layers, projection_dim=options.projection_dim)
     model = MobileNetLSTM(config.architecture)
     optimizer = torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
     steps = -(-options.samples_per_epoch // options.batch_size)
@@ -132,7 +169,9 @@ def fit_sequence_head(
             decay = min(options.ema_decay, (1 + updates) / (10 + updates))
             with torch.no_grad():
                 for kept, current in zip(average.state_dict().values(), model.state_dict().values()):
-                    kept.mul_(decay).add_(current.detach(), alpha=1 - decay) if kept.dtype.is_floating_point else kept.copy_(current)
+                    kept.mul_(decay).add_(current.detach(), alpha=1 - decay) if kept.dtype.is_floating_point else kept.copy_(
+                        current
+                    )
         summary = validation_summary(val_items, blend(score_with(average, val_items), config.decision.clip_weight))
         if summary["selection"] > best:
             best, best_epoch, best_state = summary["selection"], epoch + 1, copy.deepcopy(average.state_dict())
@@ -151,7 +190,8 @@ def _batch(items: list[Item], picks, options: HeadOptions, rng: np.random.Genera
         start, take = random_window(len(item.embeddings), options.max_sequence, rng)
         frames = item.embeddings[start : start + take] + rng.normal(0, options.noise, (take, item.embeddings.shape[1]))
         frames *= rng.random(frames.shape) >= options.feature_dropout
-        frames /= np.maximum(np.linalg.norm(frames, axis=1, keepdims=True), 1e-6)
+        unit = frames[:, :EMBEDDING_DIM]  # the unit embedding stays on the sphere; the class tokens are normalised by the model
+        unit /= np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-6)
         sequences.append(torch.from_numpy(frames.astype(np.float32)))
         labels.append(item.label)
     lengths = torch.tensor([len(s) for s in sequences])
@@ -174,7 +214,9 @@ def score_with(model: MobileNetLSTM, items: list[Item], batch_size: int = 256) -
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
         lengths = torch.tensor([len(item.embeddings) for item in chunk])
-        features = nn.utils.rnn.pad_sequence([torch.from_numpy(item.embeddings.astype(np.float32)) for item in chunk], batch_first=True)
+        features = nn.utils.rnn.pad_sequence(
+            [torch.from_numpy(item.embeddings.astype(np.float32)) for item in chunk], batch_first=True
+        )
         frame_logits, clip_logits = model.sequence_logits(features, lengths)
         mask = torch.arange(features.shape[1])[None, :] < lengths[:, None]
         out[start : start + len(chunk), 0] = clip_logits.numpy()
@@ -187,8 +229,21 @@ def score_with(model: MobileNetLSTM, items: list[Item], batch_size: int = 256) -
 REFERENCE_SIZE = 2048
 
 
-def train_clip(data: str, out: str, options: HeadOptions | None = None, log=None) -> Path:
-    """Train, calibrate and save a clip-lstm checkpoint from the dataset's train and val splits."""
+def train_clip(
+    data: str,
+    out: str,
+    options: HeadOptions | None = None,
+    log=None,
+    rule_from: str | None = None,
+    rule_recipe: str = "clip-deep-lstm",
+    familiarity_gate: bool = True,
+    pair_rule: str = "agree",
+    pair_with: str = "default",
+) -> Path:
+    """Train, calibrate and save a clip-lstm checkpoint from the dataset's train and val splits. With `rule_from` (a
+    crossval --out folder holding `rule_recipe`), the verdict's decision is the out-of-source rule fitted on every
+    fold's held-out scores, not the one fitted on val. Without `familiarity_gate`, faces unlike the training faces
+    are not forced to "uncertain" (the sample of training embeddings is kept all the same)."""
     import sys
     import time
 
@@ -205,24 +260,36 @@ def train_clip(data: str, out: str, options: HeadOptions | None = None, log=None
     samples = read_dataset(data)
     train_samples = [s for s in samples if s.split == "train"]
     val_samples = [s for s in samples if s.split == "val"]
-    crops, embedded = load_crops(train_samples + val_samples, True, log=log)
+    crops, embedded = load_crops(train_samples + val_samples, True, log=log, deep=True)
     n = len(train_samples)
-    train_items = build_items(train_samples, crops[:n], True, embedded[:n])
-    val_items = build_items(val_samples, crops[n:], False, embedded[n:])
+    train_items = with_layers(build_items(train_samples, crops[:n], True, embedded[:n]), options.clip_layers)
+    val_items = with_layers(build_items(val_samples, crops[n:], False, embedded[n:]), options.clip_layers)
     model, config, score = fit_sequence_head(train_items, val_items, options, log)
     calibrate(config, val_items, score(val_items), "balanced")
+    if rule_from:  # the verdict's rule from what the recipe told users on sources it never saw (training/rule.py)
+        from .crossval import out_of_source_decision
 
-    reference = choose_reference(np.concatenate([item.embeddings for item in train_items]), REFERENCE_SIZE, options.seed)
+        chosen = out_of_source_decision(Path(rule_from), rule_recipe)
+        decision = config.decision
+        decision.temperature, decision.bias = chosen["temperature"], chosen["bias"]
+        decision.threshold, decision.uncertain_band = chosen["threshold"], chosen["uncertain_band"]
+
+    reference = choose_reference(
+        np.concatenate([item.embeddings[:, :EMBEDDING_DIM] for item in train_items]), REFERENCE_SIZE, options.seed
+    )
     config.architecture.reference_size = len(reference)
     kept = MobileNetLSTM(config.architecture)
     kept.load_state_dict({**model.state_dict(), "reference": torch.from_numpy(reference)}, strict=True)
-    config.decision.unfamiliar_above = round(choose_limit(np.concatenate([i.embeddings for i in val_items]), reference), 5)
+    val_embeddings = np.concatenate([item.embeddings[:, :EMBEDDING_DIM] for item in val_items])
+    config.decision.unfamiliar_above = round(choose_limit(val_embeddings, reference), 5) if familiarity_gate else None
+    config.pair = pair_config(pair_rule, pair_with, val_items, score(val_items), config, log)
     config.trained = True
     config.training = {
         "data": str(data),
         "command": "python -m detector train-clip " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["train-clip"] else "",
         "encoder": "CLIP ViT-B/16 image tower (openai/clip-vit-base-patch16), frozen, int8 ONNX",
         "options": {k: v for k, v in vars(options).items()},
+        "decision": f"out-of-source rule of {rule_recipe} in {rule_from}" if rule_from else "fitted on val",
         "train_samples": len(train_samples),
         "val_samples": len(val_samples),
         "minutes": round((time.time() - started) / 60, 1),
@@ -231,6 +298,37 @@ def train_clip(data: str, out: str, options: HeadOptions | None = None, log=None
     export_onnx(load_checkpoint(out), out)
     log(f"saved {out}")
     return Path(out)
+
+
+def pair_config(rule: str, fast_name: str, val_items: list[Item], raw: np.ndarray, config: ModelConfig, log) -> PairConfig:
+    """How the checkpoint decides beside the fast view `fast_name`; with `stack`, the stacking fitted on the val items:
+    the fast view scores them (PyTorch), both views' calibrated logits are stacked (training/rule.py)."""
+    from ..checkpoint import load_checkpoint
+    from .metrics import calibrated_probabilities
+    from .rule import fit_pair_stack, logit
+    from .train import score_items
+
+    if rule != "stack":
+        return PairConfig(rule=rule)
+    fast = load_checkpoint(fast_name)
+    fast_decision = fast.config.decision
+    fast_raw = score_items(fast.model, val_items, fast.config.preprocessing)
+    views = [
+        calibrated_probabilities(blend(fast_raw, fast_decision.clip_weight), vars(fast_decision)),
+        calibrated_probabilities(blend(raw, config.decision.clip_weight), vars(config.decision)),
+    ]
+    labels = np.array([item.label for item in val_items])
+    stack = fit_pair_stack(logit(np.stack(views, axis=1)), labels, np.array([item.source for item in val_items]))
+    log(f"stacked with {fast_name}@{fast.revision}: weights {stack['weights']} band {stack['uncertain_band']}")
+    return PairConfig(
+        rule="stack",
+        fast_revision=fast.revision,
+        weights=stack["weights"],
+        temperature=stack["temperature"],
+        bias=stack["bias"],
+        threshold=stack["threshold"],
+        uncertain_band=stack["uncertain_band"],
+    )
 
 
 def register(commands, add_model_options) -> None:
@@ -242,10 +340,41 @@ def register(commands, add_model_options) -> None:
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
     for name in ("lr", "weight_decay", "noise", "feature_dropout", "balance_power"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
+    p.add_argument("--clip-layers", type=_blocks, default=defaults.clip_layers,
+                   help="comma-separated CLIP blocks (0-11) whose class token the heads read beside the embedding")  # fmt: skip
+    p.add_argument("--projection-dim", type=int, default=defaults.projection_dim)
+    p.add_argument("--rule-from", default=None, metavar="CROSSVAL_DIR",
+                   help="fit the verdict's rule on the out-of-source scores of a crossval --out folder (training/rule.py)")  # fmt: skip
+    p.add_argument("--rule-recipe", default="clip-deep-lstm", help="the recipe of that folder whose scores fit the rule")
+    p.add_argument("--no-familiarity-gate", dest="familiarity_gate", action="store_false",
+                   help="do not answer uncertain for faces unlike the training faces")  # fmt: skip
+    p.add_argument("--pair-rule", choices=PAIR_RULES, default="agree",
+                   help="how a pair with the fast view decides (detector/ensemble.py); stack: fitted on val")  # fmt: skip
+    p.add_argument("--pair-with", default="default", help="the fast view a stacked pair is fitted with")
     p.set_defaults(run=run_train_clip)
+
+
+def _blocks(text: str) -> tuple[int, ...]:
+    from ..config import CLIP_BLOCKS
+
+    try:
+        blocks = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        blocks = (-1,)
+    if not all(0 <= b < CLIP_BLOCKS for b in blocks):
+        raise argparse.ArgumentTypeError(f"blocks are numbers from 0 to {CLIP_BLOCKS - 1}, comma-separated")
+    return blocks
 
 
 def run_train_clip(args) -> int:
     names = set(HeadOptions.__dataclass_fields__)
-    train_clip(args.data, args.out, HeadOptions(**{k: v for k, v in vars(args).items() if k in names}))
+    options = HeadOptions(**{k: v for k, v in vars(args).items() if k in names})
+    train_clip(
+        args.data,
+        args.out,
+        options,
+        rule_from=args.rule_from,
+        rule_recipe=args.rule_recipe,
+        familiarity_gate=args.familiarity_gate,
+    )
     return 0

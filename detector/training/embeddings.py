@@ -24,11 +24,15 @@ CACHE_VERSION = 2
 
 
 class EmbeddingCache:
+    """With a deep encoder (`ClipEncoder(deep=True)`), each row is the unit embedding followed by the class token of
+    every block ((T, 512 + 12 * 768) float16, about 19 KB a crop), in a folder of its own."""
+
     def __init__(self, crops: CropCache, encoder: ClipEncoder):
         self.encoder = encoder
-        with open(encoder.path, "rb") as handle:
+        with open(encoder.tower, "rb") as handle:
             digest = hashlib.sha256(handle.read()).hexdigest()[:12]
-        self.dir = crops.dir.parent.parent / "embeddings" / f"{crops.key}-{digest}-v{CACHE_VERSION}"
+        kind = "-deep" if encoder.deep else ""
+        self.dir = crops.dir.parent.parent / "embeddings" / f"{crops.key}-{digest}{kind}-v{CACHE_VERSION}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.hits = self.misses = 0
 
@@ -44,7 +48,8 @@ class EmbeddingCache:
         for position, index in enumerate(todo):
             batch.append(index)
             if sum(len(crops[i].crops) for i in batch) >= 16 or position == len(todo) - 1:
-                embedded = self.encoder.embed(np.concatenate([crops[i].crops for i in batch]))
+                pixels = np.concatenate([crops[i].crops for i in batch])
+                embedded = self.encoder.embed_deep(pixels) if self.encoder.deep else self.encoder.embed(pixels)
                 start = 0
                 for i in batch:
                     count = len(crops[i].crops)
@@ -58,9 +63,10 @@ class EmbeddingCache:
         return [np.load(self.dir / f"{d}.npy").astype(np.float32) if c is not None else None for d, c in zip(digests, crops)]
 
 
-def load_crops(samples: list[Sample], embeddings: bool, cache_dir: str | None = None, log=print):
-    """Face crops (as inference makes them, 224 px) of every sample, and with `embeddings` their CLIP embeddings,
-    from the caches (computing what is missing): (crops, embeddings or None), in the samples' order."""
+def load_crops(samples: list[Sample], embeddings: bool, cache_dir: str | None = None, log=print, deep: bool = False):
+    """Face crops (as inference makes them, 224 px) of every sample, and with `embeddings` their CLIP embeddings
+    (with `deep`, every block's class token too: see `EmbeddingCache`), from the caches (computing what is missing):
+    (crops, embeddings or None), in the samples' order."""
     from ..config import PreprocessingConfig
 
     cache = CropCache(PreprocessingConfig(input_size=224), cache_dir)
@@ -68,7 +74,64 @@ def load_crops(samples: list[Sample], embeddings: bool, cache_dir: str | None = 
     log(f"face crops: {cache.hits} from cache, {cache.misses} computed")
     if not embeddings:
         return crops, None
-    store = EmbeddingCache(cache, ClipEncoder.load())
+    store = EmbeddingCache(cache, ClipEncoder.load(deep=deep))
     embedded = store.load(samples, crops)
     log(f"CLIP embeddings: {store.hits} from cache, {store.misses} computed")
     return crops, embedded
+
+
+PSEUDO_VERSION = 1
+
+
+def pseudo_fake_embeddings(
+    samples: list[Sample], crops: list[FaceCrops | None], per_source: int = 600, seed: int = 0, log=print
+) -> list[np.ndarray | None]:
+    """Deep CLIP embeddings of self-blended pseudo-fakes (training/augment.py: a face blended into itself, or another
+    real face of the same source blended into it), made from up to `per_source` real files of each source (None for
+    the rest), cached like the embeddings. Each file's blend is drawn from a seed of its own, so a file always gets
+    the same pseudo-fake whatever else is computed."""
+    from .augment import cross_blend, self_blend
+
+    encoder = ClipEncoder.load(deep=True)
+    with open(encoder.tower, "rb") as handle:
+        digest = hashlib.sha256(handle.read()).hexdigest()[:12]
+    cache = CropCache(crops_config())
+    folder = cache.dir.parent.parent / "embeddings" / f"{cache.key}-{digest}-pseudo-deep-v{PSEUDO_VERSION}"
+    folder.mkdir(parents=True, exist_ok=True)
+    chosen: list[int] = []
+    for source in sorted({s.source for s in samples}):
+        reals = [i for i, s in enumerate(samples) if s.source == source and s.label == 0 and crops[i] is not None]
+        rng = np.random.default_rng([seed, sum(source.encode())])
+        chosen += sorted(rng.choice(reals, min(per_source, len(reals)), replace=False).tolist()) if reals else []
+    out: list[np.ndarray | None] = [None] * len(samples)
+    todo = []
+    for i in chosen:
+        target = folder / f"{file_md5(samples[i].path)}.npy"
+        if target.is_file():
+            out[i] = np.load(target).astype(np.float32)
+        else:
+            todo.append((i, target))
+    by_source: dict[str, list[int]] = {}
+    for i in chosen:
+        by_source.setdefault(samples[i].source, []).append(i)
+    for i, target in tqdm(todo, desc="pseudo-fakes", unit="file", disable=None):
+        rng = np.random.default_rng(int(file_md5(samples[i].path)[:8], 16) + seed)
+        face = crops[i]
+        if rng.random() < 0.5 and len(by_source[samples[i].source]) > 1:
+            donor = crops[int(rng.choice([j for j in by_source[samples[i].source] if j != i]))]
+            marks = None if donor.landmarks is None else donor.landmarks[0]
+            blended = cross_blend(face.crops, face.landmarks, donor.crops[0], marks, rng)
+        else:
+            blended = self_blend(face.crops, face.landmarks, rng)
+        embedded = encoder.embed_deep(blended).astype(np.float16)
+        np.save(str(target) + ".tmp.npy", embedded)
+        Path(str(target) + ".tmp.npy").replace(target)
+        out[i] = embedded.astype(np.float32)
+    log(f"pseudo-fakes: {len(chosen) - len(todo)} from cache, {len(todo)} computed")
+    return out
+
+
+def crops_config():
+    from ..config import PreprocessingConfig
+
+    return PreprocessingConfig(input_size=224)

@@ -174,14 +174,23 @@ def format_table(metrics: dict) -> str:
         f"f1 {metrics['f1']:.4f}  roc_auc {_fmt(metrics['roc_auc'])}  eer {_fmt(metrics['eer'])}  ece {metrics['ece']:.4f}",
         f"threshold {metrics['threshold']:.4f}  no_face_rate {metrics['no_face_rate']:.4f}  confusion {metrics['confusion']}",
     ]
-    if "fpr" in metrics:
-        lines.append(f"reals labelled fake {_fmt(metrics['fpr'])}  reals left uncertain {_fmt(metrics['uncertain_real'])}")
+    if "decided_right" in metrics:
+        lines.append(f"what users are told: {_told(metrics)}")
     for key in ("per_source", "per_method"):
         lines.append(f"{key}:")
         for name, stats in metrics[key].items():
-            fpr = f"  fpr {_fmt(stats['fpr'])}" if stats.get("fpr") is not None else ""
-            lines.append(f"  {name:<24} n {stats['n']:>5}  accuracy {stats['accuracy']:.4f}  roc_auc {_fmt(stats['roc_auc'])}{fpr}")
+            told = f"  {_told(stats)}" if "decided_right" in stats else ""
+            lines.append(f"  {name:<24} n {stats['n']:>5}  accuracy {stats['accuracy']:.4f}  roc_auc {_fmt(stats['roc_auc'])}{told}")
     return "\n".join(lines)
+
+
+def _told(stats: dict) -> str:
+    """Fakes labelled fake / real / uncertain, reals labelled real / fake / uncertain, and decided right."""
+    parts = []
+    for name, order in (("fakes", ("fake", "real", "uncertain")), ("reals", ("real", "fake", "uncertain"))):
+        if stats.get(name):
+            parts.append(f"{name} → {' / '.join(order)} {' / '.join(f'{stats[name][k]:.1%}' for k in order)}")
+    return "  ".join(parts) + f"  decided right {_fmt(stats['decided_right'])}"
 
 
 def _fmt(value: float | None) -> str:

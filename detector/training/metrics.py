@@ -89,6 +89,69 @@ def paired_mean_auc_difference(
     return float(np.mean(differences)), float(low), float(high)
 
 
+# ------------------------------------------------------------------------------------ what users are told
+
+TOLD = ("fake", "real", "uncertain")  # the answers a face gets (no_face aside)
+
+
+def told_shares(labels: Sequence[int], told: Sequence[str]) -> dict:
+    """What users are told, per class: the share of fakes labelled fake / real / uncertain, of reals labelled
+    real / fake / uncertain, and `decided_right`: the mean over the classes present of the share labelled rightly
+    (an "uncertain" counts as not right: answering it everywhere helps nobody)."""
+    labels, told = np.asarray(labels, dtype=int), np.asarray(told)
+    out: dict = {}
+    for name, value in (("fakes", 1), ("reals", 0)):
+        chosen = told[labels == value]
+        out[name] = {answer: float((chosen == answer).mean()) for answer in TOLD} if len(chosen) else None
+    out["decided_right"] = decided_right(labels, told)
+    return out
+
+
+def decided_right(labels: np.ndarray, told: np.ndarray) -> float | None:
+    """(fakes labelled fake + reals labelled real) / 2, or the one of them a set with one class has."""
+    shares = [
+        float((told[labels == value] == answer).mean()) for value, answer in ((1, "fake"), (0, "real")) if (labels == value).any()
+    ]
+    return float(np.mean(shares)) if shares else None
+
+
+def paired_mean_decided_difference(
+    groups: list[tuple[Sequence[int], Sequence[str], Sequence[str]]], level: float = 0.95, rounds: int = 2000, seed: int = 0
+) -> tuple[float, float, float] | None:
+    """The mean over groups (folds) of decided_right(B) - decided_right(A), with a paired bootstrap interval: each
+    round resamples every group's files (fakes and reals apart) and scores A and B on the same resample."""
+    rng = np.random.default_rng(seed)
+    differences, per_round = [], np.zeros(rounds)
+    for labels, a, b in groups:
+        labels = np.asarray(labels, dtype=int)
+        right_a = np.asarray(a) == np.where(labels == 1, "fake", "real")
+        right_b = np.asarray(b) == np.where(labels == 1, "fake", "real")
+        classes = [np.flatnonzero(labels == value) for value in (1, 0) if (labels == value).any()]
+        if not classes:
+            continue
+        differences.append(np.mean([right_b[c].mean() - right_a[c].mean() for c in classes]))
+        delta = np.zeros(rounds)
+        for members in classes:
+            picks = members[rng.integers(0, len(members), (rounds, len(members)))]
+            delta += (right_b[picks].mean(axis=1) - right_a[picks].mean(axis=1)) / len(classes)
+        per_round += delta
+    if not differences:
+        return None
+    per_round /= len(differences)
+    low, high = np.quantile(per_round, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(np.mean(differences)), float(low), float(high)
+
+
+def told(probs: np.ndarray, decision: dict, unfamiliar: np.ndarray | None = None) -> np.ndarray:
+    """What `decision` tells users for each calibrated probability: fake, real or uncertain (and uncertain where a
+    face is unfamiliar, when `unfamiliar` is given)."""
+    probs = np.asarray(probs)
+    answers = np.where(labelled_fake(probs, decision), "fake", np.where(labelled_real(probs, decision), "real", "uncertain"))
+    if unfamiliar is not None:
+        answers = np.where(np.asarray(unfamiliar, dtype=bool), "uncertain", answers)
+    return answers.astype(object)
+
+
 def equal_error_rate(labels: Sequence[int], probs: Sequence[float]) -> float | None:
     if roc_auc(labels, probs) is None:
         return None
@@ -141,6 +204,11 @@ def false_positive_rate(labels: Sequence[int], verdicts: Sequence[str]) -> float
     return sum(v == "fake" for v in reals) / len(reals) if reals else None
 
 
+def _answers(verdicts: Sequence[str]) -> np.ndarray:
+    """Verdicts as the answers counted in `told_shares` (a file scored without a face counts as uncertain)."""
+    return np.array([v if v in TOLD else "uncertain" for v in verdicts], dtype=object)
+
+
 def report_metrics(
     labels: Sequence[int],
     probs: Sequence[float],
@@ -163,6 +231,7 @@ def report_metrics(
     if verdicts is not None:
         result["fpr"] = false_positive_rate(labels, verdicts)
         result["uncertain_real"] = false_positive_rate(labels, ["fake" if v == "uncertain" else "" for v in verdicts])
+        result.update(told_shares(labels, _answers(verdicts)))
     for key, names in (("per_source", sources), ("per_method", methods)):
         groups = group_indices(names)
         result[key] = {}
@@ -177,6 +246,7 @@ def report_metrics(
                 chosen = [verdicts[i] for i in idx]
                 entry["fpr"] = false_positive_rate(members, chosen)
                 entry["uncertain_real"] = false_positive_rate(members, ["fake" if v == "uncertain" else "" for v in chosen])
+                entry.update(told_shares(members, _answers(chosen)))
             result[key][name] = entry
     return result
 

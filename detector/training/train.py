@@ -99,15 +99,23 @@ def _natural_key(text: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
+def _clip_name(path: Path) -> str:
+    return re.sub(r"(_f)?\d+$", "", path.stem)
+
+
 def build_items(
     samples: list[Sample], crops: list[FaceCrops | None], group: bool, embeddings: list[np.ndarray | None] | None = None
 ) -> list[Item]:
-    """Group frames of one video (same `group`) into a sequence; everything else is a sequence of its own."""
-    units: dict[str, list[tuple[Sample, FaceCrops, np.ndarray | None]]] = defaultdict(list)
+    """Group frames of one video (same `group`, label and clip name) into a sequence; everything else is a sequence of
+    its own. A manifest group may hold several clips and photos of one repository kept on one side of the split (the
+    `modern` source's): its files form one sequence per label and clip name (the file name less a trailing frame
+    number, `image_181_3` -> `image_181`, `elon_f2` -> `elon`)."""
+    units: dict[tuple, list[tuple[Sample, FaceCrops, np.ndarray | None]]] = defaultdict(list)
     for n, (sample, crop) in enumerate(zip(samples, crops)):
         if crop is None:
             continue
-        units[sample.group_key if group else str(sample.path)].append((sample, crop, embeddings[n] if embeddings else None))
+        key = (sample.group_key, sample.label, _clip_name(sample.path)) if group else (str(sample.path),)
+        units[key].append((sample, crop, embeddings[n] if embeddings else None))
     items = []
     for members in units.values():
         members.sort(key=lambda m: _natural_key(m[0].path.name))
