@@ -201,8 +201,9 @@ def test_html_report_with_timeline_key_frames_and_heatmaps(start_server, media_s
     html = page.text
     verdict = body["report"]["verdict"]
     assert f'class="badge {verdict}"' in html and html.count("Timeline") == 1 and "fake probability" in html
-    assert "A screening aid, not proof" in html and "dots are each analysed frame" in html  # caveat, reading guide
-    assert "confidence in “uncertain”" not in html
+    assert "A screening aid, not proof" in html and "Dots are each frame&#39;s own score" in html  # caveat, guide
+    assert "confidence" not in html and "verdict rule: uncertain between" in html  # percentages, not decimals
+    assert "0." not in html.split("verdict rule:")[1].split("<")[0]
     assert "UNTRAINED" in html or body["report"]["model"]["trained"]
     for name in ["timeline.png", "frame_00.jpg", "frame_03.jpg"]:
         assert f"/analyses/{body['id']}/files/{name}" in html
