@@ -331,7 +331,8 @@ def test_private_addresses_are_refused_by_default(start_server, media_server, me
     with MediaServer(media_root) as forbidden:
         trusted = [("127.0.0.1", media_server.port)]  # stands for a public site; nothing else on 127.0.0.1 is
         live = start_server(ALLOW_PRIVATE_URLS=False, TRUSTED_ENDPOINTS=trusted)
-        assert_error(live.analyze_url(forbidden.url("/files/photo.jpg")), 400, "unsafe_url")
+        refused = assert_error(live.analyze_url(forbidden.url("/files/photo.jpg")), 400, "unsafe_url")
+        assert "DEEPFAKE_ALLOW_PRIVATE_URLS=1" in refused["error"]["message"]  # how a private deployment allows it
         assert_error(live.analyze_url("http://localhost:1/video.mp4"), 400, "unsafe_url")
         assert_error(live.analyze_url("http://169.254.169.254/latest/meta-data/"), 400, "unsafe_url")
         assert_error(live.analyze_url("http://[::ffff:127.0.0.1]:1/x.mp4"), 400, "unsafe_url")
