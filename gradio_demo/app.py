@@ -219,8 +219,16 @@ def _answer(failures: FailureNotes, request: gr.Request, work, *args):
         failures.fail(request, "Something went wrong", "the analysis failed unexpectedly; the details are in the app's log")
 
 
-def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def main(argv: list[str] | None = None) -> None:
+    """Serve the demo until Ctrl-C or SIGTERM; one line when it is ready (`--verbose`: the details, as logs)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="gradio_demo/app.py", description="Serve the Gradio demo on 127.0.0.1.")
+    parser.add_argument("--verbose", action="store_true", help="log what loads and every request (default: one line)")
+    verbose = parser.parse_args(argv).verbose
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from detector.env import set_threads
 
@@ -228,8 +236,11 @@ def main() -> None:
     set_threads(settings.threads or None)
     analyzer = DemoAnalyzer(settings)
     atexit.register(analyzer.close)
-    # A Space (or a supervisor) stops the app with SIGTERM: exit normally so that the result folder is removed.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # A Space (or a supervisor, or scripts/run) stops the app with SIGTERM, a person with Ctrl-C: either ends the wait
+    # below, and the app closes in order (the result folder removed), with no traceback.
+    stop = threading.Event()
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, lambda *_: stop.set())
     try:  # load the default model now rather than on the first visitor's click
         analyzer.detectors.get(settings.model)
     except DetectorError as exc:
@@ -239,7 +250,15 @@ def main() -> None:
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
         max_file_size=settings.max_upload_bytes,
+        prevent_thread_lock=True,
+        quiet=not verbose,
     )
+    print(f"deepfake demo serving on {demo.local_url} (model {settings.model})", flush=True)
+    try:
+        stop.wait()
+    finally:
+        demo.close(verbose=verbose)
+        analyzer.close()
 
 
 if __name__ == "__main__":

@@ -358,6 +358,10 @@ def test_the_assembled_space_starts_with_python_app_py_and_refuses_private_links
         process.terminate()
         process.wait(timeout=30)
         log.close()
+    # A quiet start (one line when ready, no request logs) and a clean stop on SIGTERM: no traceback.
+    output = (tmp_path / "app.log").read_text()
+    assert process.returncode == 0 and "Traceback" not in output, output
+    assert f"deepfake demo serving on http://127.0.0.1:{port}/ (model " in output and "HTTP Request" not in output, output
 
 
 def test_the_demo_progress_maps_every_stage_the_core_reports():
