@@ -135,6 +135,7 @@ def test_video_url_answers_202_then_the_job_has_the_report(live, media_server):
     assert 0.0 <= seen["progress"]["fraction"] <= 1.0 and seen["progress"]["stage"]
     done = live.poll(accepted["job_id"])
     assert done["status"] == "done" and done["progress"]["fraction"] == 1.0 and done["cached"] is False
+    assert done["created_at"] == seen["created_at"] == accepted["created_at"]  # the job's, in every answer about it
     report = done["report"]
     check_report_contract(report)
     assert report["source"] == url and report["media"]["kind"] == "video" and report["media"]["frames_analyzed"] == 8
