@@ -86,8 +86,8 @@ def _heartbeat(args: argparse.Namespace, stream=None):
     from .progress import Heartbeat, _is_terminal
 
     stream = stream if stream is not None else sys.stderr
-    if args.command == "analyze" or getattr(args, "quiet", False):
-        return nullcontext()
+    if getattr(args, "command", None) not in EXTRA_COMMANDS or getattr(args, "quiet", False):
+        return nullcontext()  # analyze has its own bars; other programs sharing run_command (deepfake-hub) theirs
     if args.command in OWN_BAR_ON_A_TERMINAL and _is_terminal(stream):
         return nullcontext()
     return Heartbeat(args.command, stream=stream)
