@@ -294,7 +294,7 @@ class Detector:
         if any(s.unfamiliar for s in scores):
             warnings = [*warnings, UNFAMILIAR_WARNING]
         tracks = [
-            TrackResult(s.track.id, len(s.track.faces), _r(s.probability), _mean_box(s.track, info.width, info.height))
+            TrackResult(s.track.id, len(s.track.faces), _r(s.probability), _mean_box(s.track, info.width, info.height), s.unfamiliar)
             for s in scores
         ]
         media = info.to_dict()
@@ -317,6 +317,7 @@ class Detector:
             model=self.model_info,
             timings_ms={},
             warnings=warnings,
+            unfamiliar=any(s.unfamiliar for s in scores),
         )
 
 

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 
 from .config import FACE_DETECTORS
-from .errors import DetectorError, UnsupportedMediaError
+from .errors import DetectorError, MissingMediaError, UnsupportedMediaError
 from .report import Report
 from .settings import ServingSettings, SettingsError, from_env
 
@@ -70,7 +70,27 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         modules = {EXTRA_COMMANDS[command]: None}
     for module in modules:  # a module registers all of its commands at once
         __import__(f"detector.{module}", fromlist=["register"]).register(commands, _add_model_options)
+    for sub in commands.choices.values():  # every command, wherever it is registered
+        sub.add_argument("--quiet", action="store_true", help="no progress bar or progress lines on stderr")
     return parser
+
+
+# Commands whose own tqdm bar shows on a terminal (detector/training/*); elsewhere (a log, CI) and for the commands
+# without a bar, the CLI prints a progress line about every 10 s (detector/progress.py) so long work is never silent.
+OWN_BAR_ON_A_TERMINAL = {"train", "evaluate", "compare", "crossval", "train-clip"}
+
+
+def _heartbeat(args: argparse.Namespace, stream=None):
+    from contextlib import nullcontext
+
+    from .progress import Heartbeat, _is_terminal
+
+    stream = stream if stream is not None else sys.stderr
+    if getattr(args, "command", None) not in EXTRA_COMMANDS or getattr(args, "quiet", False):
+        return nullcontext()  # analyze has its own bars; other programs sharing run_command (deepfake-hub) theirs
+    if args.command in OWN_BAR_ON_A_TERMINAL and _is_terminal(stream):
+        return nullcontext()
+    return Heartbeat(args.command, stream=stream)
 
 
 # Sub-commands implemented in their own modules (registered lazily so `analyze` starts fast).
@@ -88,14 +108,17 @@ EXTRA_COMMANDS: dict[str, str] = {
 class _ProgressBar:
     """A tqdm bar per stage on stderr (silent when stderr is not a terminal)."""
 
-    def __init__(self, label: str):
+    def __init__(self, label: str, quiet: bool = False):
         self.label = label
+        self.quiet = quiet
         self.bar = None
         self.stage = None
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         from tqdm import tqdm
 
+        if self.quiet:
+            return
         if stage != self.stage:
             self.close()
             self.stage = stage
@@ -111,16 +134,18 @@ class _ProgressBar:
 
 
 def summary_line(report: Report) -> str:
+    """One line per file, in the words every shell uses (detector/render.py): the verdict, its fake probability as a
+    percentage (and why it is not called, when it is not), what was analysed, and how many faces."""
+    from .render import faces_words, verdict_name, verdict_words
+
+    data = report.to_dict()
     media = report.media
-    if report.verdict == "no_face":
-        head = "NO FACE found"
-    else:
-        head = f"{report.verdict.upper()} (fake probability {report.fake_probability:.2f}, confidence {report.confidence:.2f})"
+    head = f"{verdict_name(data).upper()} — {verdict_words(data)}"
     kind = f"{media['kind']} {media['width']}x{media['height']}"
     if media["kind"] == "video":
         kind += f", {media['duration_s']:.1f} s"
     lines = [
-        f"{report.source}: {head} · {kind} · {media['frames_analyzed']} frame(s) · {len(report.tracks)} face track(s) · "
+        f"{report.source}: {head} · {kind} · {media['frames_analyzed']} frame(s) · {faces_words(data)} · "
         f"{report.timings_ms['total']:.0f} ms · model {report.model['id']}"
     ]
     lines += [f"  ! {w}" for w in report.warnings]
@@ -145,8 +170,10 @@ def run_analyze(args: argparse.Namespace) -> int:
         if is_url(path) or os.path.isfile(path):
             paths.append(path)
         else:
-            problem = "is a folder, not a media file" if os.path.isdir(path) else "no such file"
-            refuse(path, UnsupportedMediaError(problem))
+            if os.path.isdir(path):
+                refuse(path, UnsupportedMediaError("is a folder, not a media file"))
+            else:
+                refuse(path, MissingMediaError("no such file"))
     if not paths:
         return _print_results(args, results, failed)
 
@@ -179,7 +206,7 @@ def run_analyze(args: argparse.Namespace) -> int:
         fetcher = MediaFetcher(UrlPolicy(allow_private=args.allow_private_urls))
     try:
         for path in paths:
-            bar = _ProgressBar(os.path.basename(path))
+            bar = _ProgressBar(os.path.basename(path), quiet=args.quiet)
             try:
                 report = detector.analyze(path, progress=bar, fetcher=fetcher)
             except DetectorError as exc:
@@ -226,7 +253,8 @@ def run_command(parser: argparse.ArgumentParser, argv: list[str] | None = None) 
     args = parser.parse_args(argv)
     run: Callable[[argparse.Namespace], int] = args.run
     try:
-        return run(args)
+        with _heartbeat(args):
+            return run(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

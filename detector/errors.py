@@ -33,6 +33,13 @@ class UnsupportedMediaError(MediaError):
     http_status = 415
 
 
+class MissingMediaError(UnsupportedMediaError):
+    """The path given names no file (a typo, a file moved): not a question of what kind of media it is."""
+
+    code = "file_not_found"
+    http_status = 404
+
+
 class EmptyMediaError(MediaError):
     code = "empty_media"
     http_status = 422

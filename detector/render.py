@@ -17,14 +17,81 @@ from .report import FrameResult, Report
 
 # What every page that shows a Report tells its reader (the demo and the server's HTML report).
 CAVEAT = (
-    "A screening aid, not proof: read the confidence, and expect mistakes on manipulation methods, faces and image "
-    "qualities the model was not trained on. \"Uncertain\" means the score is too close to the threshold to call."
+    "A screening aid, not proof: the fake probability is calibrated on the sources the model learned from; expect "
+    "mistakes on manipulation methods, faces and image qualities it was not trained on. \"Uncertain\" means the score "
+    "is too close to call, or the face is unlike the faces the model learned from."
 )
 READING_GUIDE = (
-    "How to read it: dots are each analysed frame's fake probability, the line their moving average; dashed, the "
-    "decision threshold; grey, the uncertain band. Key frames: boxes mark the analysed faces, coloured by their "
-    "score; the colours over a face show where the model looked (Grad-CAM)."
+    "How to read it: the verdict uses the fake probability of the most suspicious face over all its frames (the "
+    "solid horizontal line) and the verdict rule (grey: uncertain band; dashed: threshold). Dots are each frame's own "
+    "score (frame score), the red line their moving average: they show when a face looks suspicious, and may differ "
+    "from the verdict's score. Key frames: boxes mark the analysed faces with their frame score; the colours over a "
+    "face show where the model looked (Grad-CAM)."
 )
+
+# ------------------------------------------------------------------------------------------------------ words
+# Every verdict and number a person reads, worded once: the CLI, the demo, the server's HTML report and the
+# downloaded report call these (the extension's lib/labels.js says the same in its own words). Probabilities are
+# whole percentages everywhere; "fake probability" is always the Report's (the most suspicious face track, judged
+# over all its frames), a key frame's own score is always called "frame score".
+
+VERDICT_NAMES = {"real": "real", "fake": "fake", "uncertain": "uncertain", "no_face": "no face"}
+
+
+def percent(value: float | None) -> str:
+    """A probability as people read it here: a whole percentage ("" when there is none)."""
+    return "" if value is None else f"{value:.0%}"
+
+
+def unfamiliar(report: dict) -> bool:
+    """Whether the Report says a face is unlike the faces the model learned from (schema 1.1; older: never)."""
+    return bool(report.get("unfamiliar"))
+
+
+def untrained(report: dict) -> bool:
+    return report.get("model", {}).get("trained") is False
+
+
+def verdict_name(report: dict) -> str:
+    """The verdict's name, with what weakens it: "uncertain (unfamiliar face)", "real (untrained model)"."""
+    name = VERDICT_NAMES.get(report["verdict"], report["verdict"])
+    if untrained(report):
+        return f"{name} (untrained model)"
+    if unfamiliar(report) and report["verdict"] != "no_face":
+        return f"{name} (unfamiliar face)"
+    return name
+
+
+def verdict_words(report: dict) -> str:
+    """One sentence after the verdict's name: the fake probability, and why it is not called where it is not. No
+    "confidence": in an uncertain answer it reads as nonsense, and beside a fake probability it says nothing more."""
+    probability = report["fake_probability"]
+    if probability is None:
+        return "no face was found, so nothing was judged"
+    words = f"fake probability {percent(probability)}"
+    if untrained(report):
+        return f"{words}, from a model never trained for this task: it means nothing"
+    if unfamiliar(report):
+        return f"{words}, but the face is unlike the faces the model learned from: not called real or fake"
+    if report["verdict"] == "uncertain":
+        return f"{words}: too close to call"
+    return f"{words}, a screening score, not proof: media unlike the model's training data can fool it"
+
+
+def rule_words(threshold: float, band: list[float]) -> str:
+    """The verdict rule, in percentages."""
+    low, high = band
+    return f"uncertain between {percent(low)} and {percent(high)}, otherwise fake from {percent(threshold)} up"
+
+
+def faces_words(report: dict) -> str:
+    """How many faces were judged, and which one decides."""
+    count = len(report["tracks"])
+    if count == 0:
+        return "no face"
+    if count == 1:
+        return "1 face"
+    return f"{count} faces (the most suspicious decides)"
 
 # pyplot keeps global state: one figure is made, drawn or closed at a time, whichever thread of a shell asks.
 _PYPLOT = threading.RLock()
@@ -46,7 +113,7 @@ def draw_faces(image: np.ndarray, frame: FrameResult, report: Report) -> np.ndar
         x, y, w, h = (int(round(v)) for v in face.box)
         color = color_for(face.fake_probability, report.threshold, report.uncertain_band)
         cv2.rectangle(out, (x, y), (x + w, y + h), color, thickness)
-        label = f"fake {face.fake_probability:.0%}"
+        label = f"frame {percent(face.fake_probability)}"
         scale = max(0.5, max(out.shape[:2]) / 1400)
         (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
         top = max(0, y - th - 8)
@@ -80,23 +147,30 @@ def _timeline_figure(report: Report):
 
     frames = [f for f in report.frames if f.fake_probability is not None]
     video = report.media["kind"] == "video"
-    fig, ax = plt.subplots(figsize=(8, 3.2))
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    # The band and threshold drawn are the Report's rule, the one its verdict applies to its fake probability (the
+    # solid line); the dots are the frames' own scores, another head of the model, so they are named apart.
     low, high = report.uncertain_band
-    ax.axhspan(low, high, color="grey", alpha=0.15, label="uncertain band")
-    ax.axhline(report.threshold, color="black", lw=1, ls="--", label="threshold")
+    ax.axhspan(low, high, color="grey", alpha=0.15, label=f"uncertain band ({percent(low)}–{percent(high)})")
+    ax.axhline(report.threshold, color="black", lw=1, ls="--", label=f"threshold ({percent(report.threshold)})")
+    if report.fake_probability is not None:
+        ax.axhline(
+            report.fake_probability, color="black", lw=2, label=f"fake probability, the verdict's ({percent(report.fake_probability)})"
+        )
     ax.set(ylim=(-0.02, 1.02), ylabel="fake probability")
+    ax.yaxis.set_major_formatter(lambda value, _: percent(value))
     if frames and video:
         times = [f.timestamp_s for f in frames]
-        ax.plot(times, [f.fake_probability for f in frames], "o", ms=4, color="tab:red", alpha=0.6, label="per frame")
-        ax.plot(times, [f.smoothed_probability for f in frames], "-", lw=2, color="tab:red", label="smoothed")
+        ax.plot(times, [f.fake_probability for f in frames], "o", ms=4, color="tab:red", alpha=0.6, label="frame score")
+        ax.plot(times, [f.smoothed_probability for f in frames], "-", lw=2, color="tab:red", label="frame score, smoothed")
         ax.set(xlim=(0, max(report.media["duration_s"] or 0.0, times[-1], 0.1)), xlabel="time (s)")
     elif frames:  # an image: one frame, one score per face
-        ax.plot([0.0] * len(frames), [f.fake_probability for f in frames], "o", ms=7, color="tab:red", label="image")
+        ax.plot([0.0] * len(frames), [f.fake_probability for f in frames], "o", ms=7, color="tab:red", label="frame score")
         ax.set(xlim=(-1, 1), xticks=[], xlabel="an image has a single frame")
     else:
         ax.set(xticks=[], xlabel="")
         ax.text(0.5, 0.5, "no face found: nothing to plot", transform=ax.transAxes, ha="center", va="center", color="0.35")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2 if video else -0.14), fontsize=8, ncol=4, frameon=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2 if video else -0.14), fontsize=8, ncol=3, frameon=False)
     fig.tight_layout()
     plt.close(fig)
     return fig

@@ -10,7 +10,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = "1.0"
+# 1.1: `unfamiliar` on the Report and on each track (a face unlike the faces the model learned from, see
+# detector/familiarity.py); a 1.0 Report reads as if no face were unfamiliar.
+SCHEMA_VERSION = "1.1"
 VERDICTS = ("real", "fake", "uncertain", "no_face")
 # The stages `progress(stage, done, total)` reports, in order: fetching a URL, decoding key frames, finding faces,
 # running the model. Shells map them onto their own progress bars (and may add their own, e.g. "render").
@@ -41,6 +43,7 @@ class TrackResult:
     frames: int
     fake_probability: float  # calibrated, whole track (LSTM + per-frame heads)
     mean_box: list[float]
+    unfamiliar: bool = False  # the face is unlike the faces the model learned from: its score is less reliable
 
 
 @dataclass
@@ -57,6 +60,7 @@ class Report:
     model: dict[str, Any]
     timings_ms: dict[str, float]
     warnings: list[str] = field(default_factory=list)
+    unfamiliar: bool = False  # a face track is unfamiliar: the verdict is then never "real" or "fake"
     schema_version: str = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

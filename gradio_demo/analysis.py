@@ -24,7 +24,7 @@ from detector.errors import MediaTooLargeError
 from detector.fetching.fetch import MediaFetcher
 from detector.paths import human_size
 from detector.pool import ModelPool
-from detector.render import timeline_figure
+from detector.render import faces_words, percent, rule_words, timeline_figure, verdict_name, verdict_words
 
 from .downloads import file_stem, write_result_files
 from .settings import DemoSettings
@@ -81,7 +81,9 @@ class LinksResult:
     errors: list[DetectorError] = field(default_factory=list)
 
 
-LINK_COLUMNS = ["link", "verdict", "fake probability", "confidence", "frames", "error"]
+# What the links' table shows: words and percentages for people (each link's Report, numbers included, is in the
+# `reports` output and the downloads).
+LINK_COLUMNS = ["link", "verdict", "fake probability", "frames", "error"]
 
 
 def verdict_label(report: dict) -> dict:
@@ -94,7 +96,7 @@ def verdict_label(report: dict) -> dict:
     if probability is None:
         return {"label": "no face"}
     return {
-        "label": report["verdict"],
+        "label": verdict_name(report),
         "confidences": [
             {"label": "fake", "confidence": probability},
             {"label": "real", "confidence": round(1.0 - probability, 6)},
@@ -103,12 +105,9 @@ def verdict_label(report: dict) -> dict:
 
 
 def summary_markdown(report: dict) -> str:
+    """The verdict in words (detector.render's, as every shell says it), what was analysed, and the rule."""
     media, timings = report["media"], report["timings_ms"]
-    verdict = report["verdict"].replace("_", " ")
-    if report["fake_probability"] is None:
-        head = f"**{verdict}**: no face was found, so nothing was judged"
-    else:
-        head = f"**{verdict}**: fake probability {report['fake_probability']:.1%}, confidence {report['confidence']:.1%}"
+    head = f"**{verdict_name(report)}**: {verdict_words(report)}"
     shape = f"{media['width']}×{media['height']}"
     what = (
         f"{media['frames_analyzed']} key frames of a {shape} video ({media['duration_s']:.1f} s)"
@@ -116,7 +115,9 @@ def summary_markdown(report: dict) -> str:
         else f"a {shape} image"
     )
     seconds = timings.get("total", 0.0) / 1000
-    lines = [head, f"{what} · model `{report['model']['id']}` · {seconds:.2f} s"]
+    lines = [head, f"{what} · {faces_words(report)} · model `{report['model']['id']}` · {seconds:.2f} s"]
+    if report["fake_probability"] is not None:
+        lines.append(f"Verdict rule: {rule_words(report['threshold'], report['uncertain_band'])}.")
     lines += [f"⚠️ {warning}" for warning in report["warnings"]]
     return "\n\n".join(lines)
 
@@ -201,19 +202,19 @@ class DemoAnalyzer:
                     )
             except DetectorError as exc:
                 result.errors.append(exc)
-                result.rows.append([url, None, None, None, None, exc.message])
+                result.rows.append([url, "", "", None, exc.message])
                 result.reports.append({"source": url, "error": exc.to_dict()})
                 continue
             except Exception:  # a bug must not lose the other links' results, nor show a traceback
                 log.exception("analysing %s failed", url)
                 error = DetectorError("the analysis failed unexpectedly (the details are in the app's log)")
                 result.errors.append(error)
-                result.rows.append([url, None, None, None, None, error.message])
+                result.rows.append([url, "", "", None, error.message])
                 result.reports.append({"source": url, "error": error.to_dict()})
                 continue
             report = done.report
             result.rows.append(
-                [url, report["verdict"], report["fake_probability"], report["confidence"], report["media"]["frames_analyzed"], ""]
+                [url, verdict_name(report), percent(report["fake_probability"]), report["media"]["frames_analyzed"], ""]
             )
             result.reports.append(report)
             result.downloads += done.downloads

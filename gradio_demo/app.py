@@ -13,7 +13,10 @@ import logging
 import os
 import signal
 import sys
+import threading
+from collections import OrderedDict
 from pathlib import Path
+from typing import NoReturn
 
 # Run as a script in a Space (`app_file: gradio_demo/app.py`), where nothing is installed: the folder above this one
 # holds the `detector` and `gradio_demo` packages. Installed (`pip install .`), this changes nothing.
@@ -35,7 +38,8 @@ INTRO = f"""# Deepfake checker
 Upload an image or a video, or paste links to posts or media, and see whether the faces in it look **real** or
 **manipulated**: a verdict with a calibrated probability, the fake probability of every analysed frame over time,
 and the key frames with the faces found and where the model looked (Grad-CAM).
-A MobileNetV3-LSTM reads up to two face tracks per video. {CAVEAT}"""
+Two views score each face track (up to two per video): a fast MobileNetV3-LSTM and an accurate one on CLIP features;
+`default+accurate` calls a face fake only when both say so. {CAVEAT}"""
 
 PRIVACY = """Uploads and fetched media are analysed on this machine and not kept; the results stay for at most an
 hour. Links are fetched with the same rules as the checker's server: public http(s) addresses only, size and
@@ -48,20 +52,28 @@ def build_demo(settings: DemoSettings | None = None, analyzer: DemoAnalyzer | No
     settings = settings or DemoSettings.from_env()
     analyzer = analyzer or DemoAnalyzer(settings)
 
-    def analyze_file(file: str | None, model: str, frames: int, progress=gr.Progress()):
-        result = _answer(analyzer.analyze_file, file, model, frames, progress)
+    failures = FailureNotes()
+
+    def analyze_file(file: str | None, model: str, frames: int, request: gr.Request, progress=gr.Progress()):
+        result = _answer(failures, request, analyzer.analyze_file, file, model, frames, progress)
         return result.report, result.verdict, result.summary, result.timeline, result.gallery, result.downloads
 
-    def analyze_links(links: str, model: str, frames: int, progress=gr.Progress()):
-        result = _answer(analyzer.analyze_links, links, model, frames, progress)
+    def analyze_links(links: str, model: str, frames: int, request: gr.Request, progress=gr.Progress()):
+        result = _answer(failures, request, analyzer.analyze_links, links, model, frames, progress)
         if result.detail is None and len(result.rows) == 1:
-            raise gr.Error(result.errors[0].message, title="This link cannot be analysed", print_exception=False)
+            failures.fail(request, "This link cannot be analysed", result.errors[0].message)
         table = {"headers": LINK_COLUMNS, "data": result.rows}
         detail = result.detail
         if detail is None:
-            gr.Warning("None of the links could be analysed: the table says why.")
-            return table, result.reports, None, "None of the links could be analysed.", None, [], result.downloads
+            gr.Warning("None of the links could be analysed: the Links table says why.")
+            summary = "**None of the links could be analysed**: the Links table above says why."
+            return table, result.reports, None, summary, None, [], result.downloads
         return table, result.reports, detail.verdict, detail.summary, detail.timeline, detail.gallery, result.downloads
+
+    def show_failure(request: gr.Request):
+        """After a failed analysis: every output emptied, the summary saying why (a toast fades; this stays)."""
+        title, message = failures.pop(request)
+        return None, None, f"### ⚠️ {title}\n\n{message}", None, [], None, gr.Dataframe(value=None, visible=False)
 
     offered = analyzer.detectors.names
     with gr.Blocks(title="Deepfake checker", delete_cache=(3600, 3600)) as demo:
@@ -94,7 +106,7 @@ def build_demo(settings: DemoSettings | None = None, analyzer: DemoAnalyzer | No
                         value=settings.model,
                         allow_custom_value=settings.allow_hub_models,
                         label="Model",
-                        info="the embedded default checkpoint"
+                        info="default+accurate: both embedded views; default: the fast view alone; accurate: the CLIP view"
                         + (", or type a Hub id org/name[@revision]" if settings.allow_hub_models else ""),
                     )
                     frames_input = gr.Slider(
@@ -102,62 +114,121 @@ def build_demo(settings: DemoSettings | None = None, analyzer: DemoAnalyzer | No
                     )
                 gr.Markdown(PRIVACY)
             with gr.Column(scale=3):
-                verdict_output = gr.Label(label="Verdict")
-                summary_output = gr.Markdown(label="Summary")
+                # The links' table comes first on the right, where the answer appears: an error in it is read at
+                # once, not found below the key frames. Few columns with set widths: a failed link's empty cells
+                # no longer squeeze the headers to a letter per line, and its message wraps instead of being cut.
+                table_output = gr.Dataframe(
+                    headers=LINK_COLUMNS,
+                    datatype=["str", "str", "str", "number", "str"],
+                    column_widths=["28%", "12%", "11%", "8%", "41%"],
+                    label="Links",
+                    interactive=False,
+                    wrap=True,
+                    max_height=640,
+                    elem_id="links-table",
+                    visible=False,  # shown by analyze_links, hidden again by a file's analysis
+                )
+                verdict_output = gr.Label(label="Verdict", elem_id="verdict")
+                summary_output = gr.Markdown(label="Summary", elem_id="summary")
                 timeline_output = gr.Plot(label="Timeline", elem_id="timeline")
                 gr.Markdown(READING_GUIDE)
         gallery_output = gr.Gallery(
             label="Key frames", columns=4, fit_columns=False, height="auto", object_fit="contain", elem_id="key-frames"
         )  # fit_columns=False: one key frame (an image) keeps a column's width instead of the whole row
-        table_output = gr.Dataframe(
-            headers=LINK_COLUMNS,
-            datatype=["str", "str", "number", "number", "number", "str"],
-            label="Links",
-            interactive=False,
-            wrap=True,
-            visible=False,  # shown by analyze_links, hidden again by a file's analysis
-        )
         downloads_output = gr.File(label="Downloads", file_count="multiple")
         with gr.Accordion("Report JSON", open=False):
             report_output = gr.JSON(label="Report")
 
         inputs = [model_input, frames_input]
         details = [verdict_output, summary_output, timeline_output, gallery_output, downloads_output]
+        every_output = [report_output, *details, table_output]
+        # Every analysis starts by emptying every output (nothing of the previous answer may stay beside a new
+        # error), and a failure fills them with the error; the named API endpoints are the analyses themselves.
         file_button.click(
+            clear_outputs, None, every_output, api_visibility="private", queue=False
+        ).then(
             analyze_file,
             [file_input, *inputs],
             [report_output, *details],
             api_name="analyze_file",
             concurrency_id="analysis",
             concurrency_limit=1,
-        ).then(lambda: gr.Dataframe(visible=False), None, table_output, api_visibility="private", queue=False)
-        links_button.click(
+        ).failure(show_failure, None, every_output, api_visibility="private", queue=False)
+        links = links_button.click(
+            clear_outputs, None, every_output, api_visibility="private", queue=False
+        ).then(
             analyze_links,
             [links_input, *inputs],
             [table_output, report_output, *details],
             api_name="analyze_links",
             concurrency_id="analysis",
             concurrency_limit=1,
-        ).success(lambda: gr.Dataframe(visible=True), None, table_output, api_visibility="private", queue=False)
+        )
+        links.success(
+            lambda: gr.Dataframe(visible=True), None, table_output, api_visibility="private", queue=False, js=SHOW_TABLE
+        )
+        links.failure(show_failure, None, every_output, api_visibility="private", queue=False)
     return demo
 
 
-def _answer(work, *args):
+def clear_outputs():
+    """Every output empty and the links' table hidden: the start of each analysis."""
+    return None, None, "", None, [], None, gr.Dataframe(value=None, visible=False)
+
+
+# Brings the links' table into view once shown (on a narrow screen the columns stack and it may lie below the fold).
+SHOW_TABLE = """() => { setTimeout(() => document.getElementById("links-table")?.scrollIntoView({block: "nearest"}), 300); }"""
+
+
+class FailureNotes:
+    """Why the last analysis of each browser session failed. A raised gr.Error updates no output, so the step that
+    runs after a failure (`show_failure`) reads the message here. Bounded: an API client that never runs that
+    step leaves its note until newer ones push it out."""
+
+    def __init__(self, limit: int = 256):
+        self._notes: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._limit = limit
+
+    def fail(self, request: gr.Request | None, title: str, message: str) -> NoReturn:
+        """Note why, then raise the gr.Error that tells the visitor (a toast) and API clients (an AppError)."""
+        with self._lock:
+            self._notes[_session(request)] = (title, message)
+            while len(self._notes) > self._limit:
+                self._notes.popitem(last=False)
+        raise gr.Error(message, title=title, print_exception=False)
+
+    def pop(self, request: gr.Request | None) -> tuple[str, str]:
+        with self._lock:
+            return self._notes.pop(_session(request), ("Cannot analyse this", "the analysis failed"))
+
+
+def _session(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or ""
+
+
+def _answer(failures: FailureNotes, request: gr.Request, work, *args):
     """Run one analysis; every failure reaches the visitor as a message, never as a traceback."""
     *values, progress = args
     try:
         return work(*values, progress=lambda fraction, text: progress(fraction, desc=text))
     except DetectorError as exc:
-        raise gr.Error(exc.message, title="Cannot analyse this", print_exception=False) from None
+        failures.fail(request, "Cannot analyse this", exc.message)
     except Exception:
         log.exception("the analysis failed")
-        raise gr.Error(
-            "the analysis failed unexpectedly; the details are in the app's log", title="Something went wrong"
-        ) from None
+        failures.fail(request, "Something went wrong", "the analysis failed unexpectedly; the details are in the app's log")
 
 
-def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def main(argv: list[str] | None = None) -> None:
+    """Serve the demo until Ctrl-C or SIGTERM; one line when it is ready (`--verbose`: the details, as logs)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="gradio_demo/app.py", description="Serve the Gradio demo on 127.0.0.1.")
+    parser.add_argument("--verbose", action="store_true", help="log what loads and every request (default: one line)")
+    verbose = parser.parse_args(argv).verbose
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from detector.env import set_threads
 
@@ -165,8 +236,11 @@ def main() -> None:
     set_threads(settings.threads or None)
     analyzer = DemoAnalyzer(settings)
     atexit.register(analyzer.close)
-    # A Space (or a supervisor) stops the app with SIGTERM: exit normally so that the result folder is removed.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # A Space (or a supervisor, or scripts/run) stops the app with SIGTERM, a person with Ctrl-C: either ends the wait
+    # below, and the app closes in order (the result folder removed), with no traceback.
+    stop = threading.Event()
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, lambda *_: stop.set())
     try:  # load the default model now rather than on the first visitor's click
         analyzer.detectors.get(settings.model)
     except DetectorError as exc:
@@ -176,7 +250,15 @@ def main() -> None:
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
         max_file_size=settings.max_upload_bytes,
+        prevent_thread_lock=True,
+        quiet=not verbose,
     )
+    print(f"deepfake demo serving on {demo.local_url} (model {settings.model})", flush=True)
+    try:
+        stop.wait()
+    finally:
+        demo.close(verbose=verbose)
+        analyzer.close()
 
 
 if __name__ == "__main__":

@@ -21,7 +21,18 @@ import cv2
 import numpy as np
 
 from detector import Analysis, Report
-from detector.render import CAVEAT, READING_GUIDE, draw_faces, encode_jpeg, figure_png, overlay_heatmap
+from detector.render import (
+    CAVEAT,
+    READING_GUIDE,
+    draw_faces,
+    encode_jpeg,
+    figure_png,
+    overlay_heatmap,
+    percent,
+    rule_words,
+    verdict_name,
+    verdict_words,
+)
 from detector.report import FrameResult
 
 GALLERY_SIDE = 960  # longer side of the pictures shown in the page; the zip keeps full size
@@ -74,7 +85,7 @@ def heatmap_png(heatmap: np.ndarray) -> bytes:
 def frame_caption(frame: FrameResult, report: Report) -> str:
     where = f"{frame.timestamp_s:.2f} s" if report.media["kind"] == "video" else "image"
     probability = frame.fake_probability
-    score = "no face" if probability is None else f"fake {probability:.0%}"
+    score = "no face" if probability is None else f"frame score {percent(probability)}"
     return f"frame {frame.index} · {where} · {score}"
 
 
@@ -101,19 +112,15 @@ def file_stem(source: str) -> str:
 def report_html(report: Report, files: list[str]) -> str:
     """A page that shows the Report with the pictures beside it in the zip (relative links, no scripts)."""
     esc = html.escape
-    probability = report.fake_probability
-    summary = (
-        f"fake probability {probability:.1%}, confidence {report.confidence:.1%}"
-        if probability is not None
-        else "no face was found"
-    )
+    data = report.to_dict()
+    summary = esc(verdict_words(data))
     warnings = "".join(f"<p class=warn>{esc(w)}</p>" for w in report.warnings)
     rows, figures = [], []
     for position, frame in enumerate(report.frames):
         p, s = frame.fake_probability, frame.smoothed_probability
         rows.append(
-            f"<tr><td>{frame.index}</td><td>{frame.timestamp_s:.2f}</td><td>{'' if p is None else f'{p:.3f}'}</td>"
-            f"<td>{'' if s is None else f'{s:.3f}'}</td><td>{len(frame.faces)}</td></tr>"
+            f"<tr><td>{frame.index}</td><td>{frame.timestamp_s:.2f}</td><td>{percent(p)}</td>"
+            f"<td>{percent(s)}</td><td>{len(frame.faces)}</td></tr>"
         )
         picture = f"overlays/{position:02d}.jpg" if f"overlays/{position:02d}.jpg" in files else f"frames/{position:02d}.jpg"
         figures.append(
@@ -129,13 +136,13 @@ figure{{display:inline-block;width:31%;margin:0 1% 1em 0;vertical-align:top}} fi
 table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}</style></head>
 <body><h1>Deepfake check</h1>
 <p>Source: <code>{esc(report.source)}</code></p>
-<p class=verdict>{esc(report.verdict.replace("_", " "))}</p><p>{summary}</p>{warnings}
+<p class=verdict>{esc(verdict_name(data))}</p><p>{summary}</p>{warnings}
 <p><small>{esc(CAVEAT)}</small></p>
 <p>{esc(media["kind"])} {media["width"]}×{media["height"]}, {media["frames_analyzed"]} frame(s) analysed;
 model <code>{esc(str(report.model["id"]))}</code> ({esc(str(report.model["revision"]))});
-threshold {report.threshold}, uncertain band {report.uncertain_band}.</p>
+verdict rule: {esc(rule_words(report.threshold, report.uncertain_band))}.</p>
 <h2>Timeline</h2><img src="timeline.png" alt="fake probability over time"><p><small>{esc(READING_GUIDE)}</small></p>
-<table><tr><th>frame</th><th>time (s)</th><th>fake probability</th><th>smoothed</th><th>faces</th></tr>{"".join(rows)}</table>
+<table><tr><th>frame</th><th>time (s)</th><th>frame score</th><th>smoothed</th><th>faces</th></tr>{"".join(rows)}</table>
 <h2>Key frames</h2>
 {"".join(figures)}
 <p>The full Report: <a href="report.json">report.json</a>; raw heatmaps in <code>heatmaps/</code>.</p>

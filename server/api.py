@@ -116,7 +116,8 @@ def job_body(job: dict) -> dict:
         record = services().db.get_analysis(job["analysis_id"]) if job["analysis_id"] else None
         if record is not None:
             body.update(done_body(record, services().analyses.report(record["id"]), bool(job["cached"]), job["source"]))
-            body["status"] = "done"
+            # A job's answers name the job's creation, as its 202 did; the analysis's own time is on its report page.
+            body.update(status="done", created_at=job["created_at"])
     elif job["status"] == "failed":
         body["error"] = {"code": job["error_code"], "message": job["error_message"]}
         body["retryable"] = bool(job["retryable"])

@@ -11,7 +11,7 @@ import re
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, url_for
 
-from detector.render import CAVEAT, READING_GUIDE
+from detector.render import CAVEAT, READING_GUIDE, faces_words, percent, rule_words, verdict_name, verdict_words
 
 from .errors import ApiError, error_response
 
@@ -93,6 +93,12 @@ def report_page(analysis_id: str):
         json_url=url_for("api.get_analysis", analysis_id=analysis_id),
         caveat=CAVEAT,
         reading_guide=READING_GUIDE,
+        # the words every shell uses for a Report (detector/render.py)
+        verdict_name=verdict_name(report),
+        verdict_words=verdict_words(report),
+        faces_words=faces_words(report),
+        rule_words=rule_words(report["threshold"], report["uncertain_band"]),
+        percent=percent,
     )
 
 

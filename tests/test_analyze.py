@@ -169,6 +169,12 @@ def test_cli_tells_a_missing_file_before_loading_any_model(tmp_path):
     ]
 
 
+def test_cli_json_names_a_missing_file_as_missing(tmp_path):
+    result = run_cli("analyze", str(tmp_path / "gone.mp4"), "--json")
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["error"] == {"code": "file_not_found", "message": "no such file"}
+
+
 def test_cli_unknown_model(face_photo):
     result = run_cli("analyze", str(face_photo), "--model", "/no/such/folder")
     assert result.returncode == 1 and "Traceback" not in result.stderr and "no model called" in result.stderr
@@ -228,7 +234,26 @@ def test_cli_analyzes_a_link_and_refuses_a_private_one_by_default(media_server):
     refused = run_cli("analyze", url)
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert refused.stderr.strip().startswith(f"error: {url}: ") and "private addresses are not allowed" in refused.stderr
+    assert "--allow-private-urls" in refused.stderr and "DEEPFAKE_ALLOW_PRIVATE_URLS=1" in refused.stderr  # the switch
     allowed = run_cli("analyze", url, "--allow-private-urls", "--frames", "4", "--json")
     assert allowed.returncode == 0, allowed.stderr
     report = json.loads(allowed.stdout)
     assert report["source"] == url and report["timings_ms"]["fetch"] > 0 and report["verdict"] in ("real", "fake", "uncertain")
+
+
+def test_the_report_marks_an_unfamiliar_face_and_every_shell_says_so(yunet_model, face_photo):
+    from dataclasses import replace
+
+    from detector import Detector
+    from detector.cli import summary_line
+
+    accurate = Detector.load("accurate", yunet_path=str(yunet_model))  # the view that carries a familiarity check
+    familiar = accurate.analyze(face_photo)
+    assert familiar.unfamiliar is False and not any(t.unfamiliar for t in familiar.tracks)
+    # A limit below every distance: the real photo's face now counts as unlike the training faces.
+    accurate.config = replace(accurate.config, decision=replace(accurate.config.decision, unfamiliar_above=-1.0))
+    report = accurate.analyze(face_photo)
+    assert report.unfamiliar is True and all(t.unfamiliar for t in report.tracks) and report.verdict == "uncertain"
+    assert report.to_dict()["schema_version"] == "1.1"
+    line = summary_line(report)
+    assert "UNCERTAIN (UNFAMILIAR FACE) — fake probability " in line and "unlike the faces the model learned from" in line

@@ -135,6 +135,7 @@ def test_video_url_answers_202_then_the_job_has_the_report(live, media_server):
     assert 0.0 <= seen["progress"]["fraction"] <= 1.0 and seen["progress"]["stage"]
     done = live.poll(accepted["job_id"])
     assert done["status"] == "done" and done["progress"]["fraction"] == 1.0 and done["cached"] is False
+    assert done["created_at"] == seen["created_at"] == accepted["created_at"]  # the job's, in every answer about it
     report = done["report"]
     check_report_contract(report)
     assert report["source"] == url and report["media"]["kind"] == "video" and report["media"]["frames_analyzed"] == 8
@@ -201,8 +202,9 @@ def test_html_report_with_timeline_key_frames_and_heatmaps(start_server, media_s
     html = page.text
     verdict = body["report"]["verdict"]
     assert f'class="badge {verdict}"' in html and html.count("Timeline") == 1 and "fake probability" in html
-    assert "A screening aid, not proof" in html and "dots are each analysed frame" in html  # caveat, reading guide
-    assert "confidence in “uncertain”" not in html
+    assert "A screening aid, not proof" in html and "Dots are each frame&#39;s own score" in html  # caveat, guide
+    assert "confidence" not in html and "verdict rule: uncertain between" in html  # percentages, not decimals
+    assert "0." not in html.split("verdict rule:")[1].split("<")[0]
     assert "UNTRAINED" in html or body["report"]["model"]["trained"]
     for name in ["timeline.png", "frame_00.jpg", "frame_03.jpg"]:
         assert f"/analyses/{body['id']}/files/{name}" in html
@@ -330,7 +332,8 @@ def test_private_addresses_are_refused_by_default(start_server, media_server, me
     with MediaServer(media_root) as forbidden:
         trusted = [("127.0.0.1", media_server.port)]  # stands for a public site; nothing else on 127.0.0.1 is
         live = start_server(ALLOW_PRIVATE_URLS=False, TRUSTED_ENDPOINTS=trusted)
-        assert_error(live.analyze_url(forbidden.url("/files/photo.jpg")), 400, "unsafe_url")
+        refused = assert_error(live.analyze_url(forbidden.url("/files/photo.jpg")), 400, "unsafe_url")
+        assert "DEEPFAKE_ALLOW_PRIVATE_URLS=1" in refused["error"]["message"]  # how a private deployment allows it
         assert_error(live.analyze_url("http://localhost:1/video.mp4"), 400, "unsafe_url")
         assert_error(live.analyze_url("http://169.254.169.254/latest/meta-data/"), 400, "unsafe_url")
         assert_error(live.analyze_url("http://[::ffff:127.0.0.1]:1/x.mp4"), 400, "unsafe_url")

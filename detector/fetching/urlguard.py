@@ -167,8 +167,16 @@ class UrlPolicy:
         cls = classify_address(ip)
         if cls is AddressClass.PUBLIC or (self.allow_private and cls in PRIVATE_CLASSES):
             return None
-        hint = " (private addresses are not allowed here)" if cls in PRIVATE_CLASSES else ""
+        hint = f" ({PRIVATE_REFUSAL})" if cls in PRIVATE_CLASSES else ""
         return f"{ip} is a {cls.value} address{hint}"
+
+
+# Names the switches that let a private deployment fetch such addresses: the message reaches the CLI, the API, the
+# demo and the extension's badge unchanged.
+PRIVATE_REFUSAL = (
+    "private addresses are not allowed here; a private deployment allows them with DEEPFAKE_ALLOW_PRIVATE_URLS=1, "
+    "or --allow-private-urls on the command line"
+)
 
 
 @dataclass(frozen=True)
@@ -224,7 +232,9 @@ def resolve_allowed(host: str, port: int, policy: UrlPolicy, resolver: Resolver 
     except socket.gaierror as exc:
         if exc.errno in LOOKUP_FAILURES_THAT_PASS:
             raise HostLookupError(f"the host {host} could not be looked up just now ({exc.strerror}); try again") from None
-        raise HostNotFoundError(f"the host {host} does not exist ({exc.strerror}): check the link") from None
+        raise HostNotFoundError(
+            f"looking up the host {host} failed ({exc.strerror}): check the link, or the connection if the link is right"
+        ) from None
     addresses = tuple(dict.fromkeys(info[4][0] for info in infos))
     if not addresses:
         raise HostNotFoundError(f"the host {host} has no address")

@@ -42,12 +42,20 @@ export function labelForResult(result, request = {}) {
   const verdict = VERDICT_NAMES[report.verdict] ? report.verdict : "uncertain";
   const probability = typeof report.fake_probability === "number" ? report.fake_probability : null;
   const confidence = typeof report.confidence === "number" ? report.confidence : null;
-  const text = verdict === "no_face" || confidence == null ? VERDICT_NAMES[verdict] : `${VERDICT_NAMES[verdict]} · ${percent(confidence)}`;
+  // What the badge says is the fake probability, the same number in every verdict (the server's report and the
+  // demo say it the same way, detector/render.py); never a "confidence", which in "uncertain" reads as nonsense.
+  const unfamiliar = report.unfamiliar === true && verdict !== "no_face";
+  const untrained = report.model?.trained === false;
+  const name = untrained ? "Untrained model" : unfamiliar ? "Unfamiliar face" : VERDICT_NAMES[verdict];
+  const text = verdict === "no_face" || probability == null ? name : `${name} · ${percent(probability)} fake`;
 
   const details = [];
   if (verdict === "no_face") details.push("No face was found to analyse.");
   if (probability != null) details.push(`Probability of a fake: ${percent(probability)}`);
-  if (confidence != null && verdict !== "no_face") details.push(`Confidence: ${percent(confidence)}`);
+  if (untrained) details.push("This model was never trained for this task: its scores mean nothing.");
+  else if (unfamiliar) details.push("The face is unlike the faces the model learned from: not called real or fake.");
+  else if (verdict === "uncertain") details.push("Too close to call.");
+  else if (verdict !== "no_face") details.push("A screening score, not proof: media unlike the model's training data can fool it.");
   const model = report.model || {};
   if (model.id) {
     const revision = model.revision ? `@${String(model.revision).slice(0, 12)}` : "";
@@ -109,7 +117,7 @@ const ERRORS = {
   unsupported_url_scheme: ["Unsupported link", (e) => e.message || "Only http(s) links can be checked."],
   invalid_url: ["Unsupported link", (e) => e.message || "That address is not a valid link."],
   bad_url: ["Unsupported link", (e) => e.message || "That link cannot be checked."],
-  unsafe_url: ["Unsupported link", (e) => e.message || "That link points at a private address the checker does not fetch."],
+  unsafe_url: ["Private address refused", (e) => e.message || "That link points at a private address the checker does not fetch (a private deployment allows them with DEEPFAKE_ALLOW_PRIVATE_URLS=1)."],
   bad_request: ["Unsupported link", (e) => e.message || "The checker did not accept this request."],
   no_media_found: ["No media found", (e) => e.message || "The page has no video or image the checker can take."],
   media_too_long: ["Too long", (e) => e.message || "The video is longer than the checker accepts."],
@@ -129,7 +137,7 @@ const ERRORS = {
   not_ready: ["Checker starting", (e) => `The model is still loading${e.retryAfterS ? `: try again in ${Math.ceil(e.retryAfterS)} s` : ""}.`],
   model_unavailable: ["Checker broken", (e) => e.message || "The checker's model could not be loaded."],
   fetch_failed: ["Couldn't fetch media", (e) => e.message || "The checker could not download the media from the site."],
-  host_not_found: ["Unsupported link", (e) => e.message || "The site's address does not exist."],
+  host_not_found: ["Site lookup failed", (e) => e.message || "Looking up the site's address failed: check the link, or the connection."],
   host_lookup_failed: ["Couldn't fetch media", (e) => e.message || "The site's address could not be looked up; try again."],
   bad_gateway: ["Couldn't fetch media", (e) => e.message || "The checker could not download the media from the site."],
   fetch_timeout: ["Timed out", (e) => e.message || "Downloading the media took too long."],

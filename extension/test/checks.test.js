@@ -63,12 +63,12 @@ describe("a check", () => {
       { now: () => now },
     );
     const label = await runner.start({ url: "https://x.com/a/status/1", via: "permalink", destination: { tabId: 1, frameId: 0, labelId: "L2" } });
-    assert.equal(label.text, "Fake · 83%");
+    assert.equal(label.text, "Fake · 83% fake");
     assert.deepEqual(slept, []);
     assert.ok(calls.filter((c) => c.url.includes("/jobs/")).every((c) => c.url.endsWith("/api/v1/jobs/j1?wait=20")));
     assert.deepEqual(
       delivered.map((d) => d.text),
-      ["Checking…", "Checking…", "Checking… 20%", "Checking… 40%", "Fake · 83%"],
+      ["Checking…", "Checking…", "Checking… 20%", "Checking… 40%", "Fake · 83% fake"],
     );
   });
 
@@ -86,11 +86,11 @@ describe("a check", () => {
       ],
     ]);
     const label = await runner.start({ url: "https://x.com/a/status/1", via: "permalink", destination: { tabId: 1, frameId: 0, labelId: "L2" } });
-    assert.equal(label.text, "Fake · 83%");
+    assert.equal(label.text, "Fake · 83% fake");
     assert.deepEqual(slept, [1600, 2560, 4096]);
     assert.deepEqual(
       delivered.map((d) => d.text),
-      ["Checking…", "Checking…", "Checking… 10%", "Checking… 20%", "Checking… 30%", "Fake · 83%"],
+      ["Checking…", "Checking…", "Checking… 10%", "Checking… 20%", "Checking… 30%", "Fake · 83% fake"],
     );
   });
 
@@ -115,7 +115,7 @@ describe("a check", () => {
   test("a refused link ends at once with a readable error", async () => {
     const { runner, delivered } = setup([["/api/v1/analyze", { status: 400, body: { error: { code: "unsafe_url", message: "private address" } } }]]);
     const label = await runner.start({ url: "http://10.0.0.1/x.mp4", destination: { tabId: 1, labelId: "L3" } });
-    assert.equal(label.text, "⚠ Unsupported link");
+    assert.equal(label.text, "⚠ Private address refused");
     assert.equal(delivered.at(-1).state, "error");
   });
 

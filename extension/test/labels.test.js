@@ -6,33 +6,51 @@ import { actionBadgeFor, COLOURS, errorCode, labelForError, labelForProgress, la
 import { report } from "./fakes.js";
 
 describe("verdicts", () => {
-  test("fake: red, with the confidence and the probability", () => {
+  test("fake: red, with the fake probability and the caveat", () => {
     const label = labelForResult({ report: report("fake", 0.83), reportUrl: "http://127.0.0.1:8000/analyses/a1", cached: false });
     assert.equal(label.state, "done");
     assert.equal(label.verdict, "fake");
-    assert.equal(label.text, "Fake · 83%");
+    assert.equal(label.text, "Fake · 83% fake");
     assert.equal(label.colour, COLOURS.fake);
     assert.equal(label.probability, 0.83);
     assert.equal(label.reportUrl, "http://127.0.0.1:8000/analyses/a1");
     assert.ok(label.details.includes("Probability of a fake: 83%"));
+    assert.ok(label.details.some((line) => line.startsWith("A screening score, not proof")));
+    assert.ok(!label.details.some((line) => line.includes("onfidence")));
     assert.ok(label.details.includes("Model: default@3f2a9c1d4e5b (mobilenet_v3_small_lstm)"));
     assert.ok(label.details.includes("Frames analysed: 16 of 15.8 s of video"));
     assert.ok(label.details.includes("Analysis time: 0.6 s"));
     assert.equal(label.details.at(-1), "Click for the full report.");
   });
 
-  test("real: green, confidence of the label given (1 - p)", () => {
+  test("real: green, with the same fake probability, never a confident '90%'", () => {
     const label = labelForResult({ report: report("real", 0.1), reportUrl: null, cached: true });
-    assert.equal(label.text, "Real · 90%");
+    assert.equal(label.text, "Real · 10% fake");
     assert.equal(label.colour, COLOURS.real);
     assert.ok(label.details.includes("Analysis time: 0.6 s (cached result)"));
     assert.ok(!label.details.includes("Click for the full report."));
   });
 
-  test("uncertain: amber", () => {
-    const label = labelForResult({ report: report("uncertain", 0.52, { confidence: 0.52 }) });
-    assert.equal(label.text, "Uncertain · 52%");
+  test("uncertain: amber, the fake probability and 'too close to call', no confidence", () => {
+    const label = labelForResult({ report: report("uncertain", 0.44, { confidence: 0.56 }) });
+    assert.equal(label.text, "Uncertain · 44% fake");
     assert.equal(label.colour, COLOURS.uncertain);
+    assert.ok(label.details.includes("Too close to call."));
+    assert.ok(!label.details.join(" ").includes("56%"));
+  });
+
+  test("an unfamiliar face says so instead of a verdict", () => {
+    const label = labelForResult({ report: report("uncertain", 0.02, { unfamiliar: true }) });
+    assert.equal(label.text, "Unfamiliar face · 2% fake");
+    assert.equal(label.colour, COLOURS.uncertain);
+    assert.ok(label.details.some((line) => line.includes("unlike the faces the model learned from")));
+  });
+
+  test("an untrained model says so", () => {
+    const base = report("real", 0.3);
+    const label = labelForResult({ report: { ...base, model: { ...base.model, trained: false } } });
+    assert.equal(label.text, "Untrained model · 30% fake");
+    assert.ok(label.details.some((line) => line.includes("never trained")));
   });
 
   test("no face: grey, no percentage, probability null", () => {
@@ -69,13 +87,14 @@ describe("errors", () => {
   const cases = [
     [{ code: "unreachable", backendUrl: "http://127.0.0.1:8000" }, "⚠ Checker offline", /127\.0\.0\.1:8000/],
     [{ code: "unsupported_url_scheme", status: 400, message: "blob: URLs cannot be fetched" }, "⚠ Unsupported link", /blob:/],
-    [{ code: "unsafe_url", status: 400, message: "private address" }, "⚠ Unsupported link", /private/],
+    [{ code: "unsafe_url", status: 400, message: "private address" }, "⚠ Private address refused", /private/],
+    [{ code: "unsafe_url", status: 400 }, "⚠ Private address refused", /DEEPFAKE_ALLOW_PRIVATE_URLS/],
     [{ code: "media_too_long", status: 413, message: "the video is 900 s long; the limit is 600 s" }, "⚠ Too long", /600 s/],
     [{ code: "rate_limited", status: 429, retryAfterS: 12 }, "⚠ Rate limited", /try again in 12 s/],
     [{ code: "unavailable", status: 503, retryAfterS: 10 }, "⚠ Checker busy", /10 s/],
     [{ code: "queue_full", status: 503, retryAfterS: 10 }, "⚠ Checker busy", /10 s/],
     [{ code: "too_many_jobs", status: 429, retryAfterS: 10 }, "⚠ Too many checks", /still being fetched: try again in 10 s/],
-    [{ code: "host_not_found", status: 400, message: "the host no-such.example does not exist" }, "⚠ Unsupported link", /does not exist/],
+    [{ code: "host_not_found", status: 400, message: "looking up the host no-such.example failed" }, "⚠ Site lookup failed", /looking up/],
     [{ code: "unauthorized", status: 401 }, "⚠ API key needed", /options/],
     [{ code: "fetch_failed", status: 502, message: "the site answered 404" }, "⚠ Couldn't fetch media", /404/],
     [{ code: "no_media_found", status: 422 }, "⚠ No media found", /no video or image/],
