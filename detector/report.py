@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: `provenance`
 VERDICTS = ("real", "fake", "uncertain", "no_face")
 # The stages `progress(stage, done, total)` reports, in order: fetching a URL, decoding key frames, finding faces,
 # running the model. Shells map them onto their own progress bars (and may add their own, e.g. "render").
@@ -44,6 +44,37 @@ class TrackResult:
 
 
 @dataclass
+class C2paClaim:
+    """The active manifest of a file's C2PA Content Credentials (detector/provenance.py reads it)."""
+
+    present: bool
+    valid: bool  # the manifest is intact and its signature verifies
+    trusted: bool  # ...and the signing certificate chains to a configured trust anchor
+    signer: str | None  # the certificate's organisation (else common name); None when unreadable
+    claim_generator: str | None  # the software that wrote the manifest, with its version
+    actions: list[dict[str, Any]]  # {action, software_agent, digital_source_type} per c2pa action
+    digital_source_type: str | None  # the IPTC source type the actions state (an AI one first)
+    validation_codes: list[str]  # what did not verify, e.g. signingCredential.untrusted; empty when all did
+
+
+@dataclass
+class Provenance:
+    """What the file says about its own origin; never changes the verdict (README: The Report)."""
+
+    c2pa: C2paClaim | None
+    iptc_digital_source_type: str | None  # from the file's XMP, unsigned
+    ai_generated: bool | None  # True: a claim says a trained algorithm made it; False: a valid claim says a camera
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Provenance:
+        claim = data.get("c2pa")
+        return cls(**{**data, "c2pa": C2paClaim(**claim) if claim else None})
+
+
+@dataclass
 class Report:
     source: str
     verdict: str
@@ -57,6 +88,7 @@ class Report:
     model: dict[str, Any]
     timings_ms: dict[str, float]
     warnings: list[str] = field(default_factory=list)
+    provenance: Provenance | None = None  # None only in reports stored before schema 1.1
     schema_version: str = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -73,4 +105,5 @@ class Report:
             FrameResult(**{**f, "faces": [FaceResult(**face) for face in f.get("faces", [])]}) for f in data["frames"]
         ]
         tracks = [TrackResult(**t) for t in data["tracks"]]
-        return cls(**{**data, "frames": frames, "tracks": tracks})
+        provenance = Provenance.from_dict(data["provenance"]) if data.get("provenance") else None
+        return cls(**{**data, "frames": frames, "tracks": tracks, "provenance": provenance})

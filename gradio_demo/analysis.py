@@ -24,6 +24,7 @@ from detector.errors import MediaTooLargeError
 from detector.fetching.fetch import MediaFetcher
 from detector.paths import human_size
 from detector.pool import ModelPool
+from detector.provenance import describe
 from detector.render import timeline_figure
 
 from .downloads import file_stem, write_result_files
@@ -117,6 +118,7 @@ def summary_markdown(report: dict) -> str:
     )
     seconds = timings.get("total", 0.0) / 1000
     lines = [head, f"{what} · model `{report['model']['id']}` · {seconds:.2f} s"]
+    lines.append(describe(report.get("provenance")) or "Content Credentials: none found (many platforms strip them)")
     lines += [f"⚠️ {warning}" for warning in report["warnings"]]
     return "\n\n".join(lines)
 

@@ -96,6 +96,30 @@ SCHEMAS = {
             "model": {"type": "object"},
             "timings_ms": {"type": "object", "additionalProperties": {"type": "number"}},
             "warnings": {"type": "array", "items": {"type": "string"}},
+            "provenance": _ref("Provenance"),
+        },
+    },
+    "Provenance": {
+        "type": ["object", "null"],
+        "description": "What the file says about its own origin (schema 1.1; null in reports stored before it).",
+        "required": ["c2pa", "iptc_digital_source_type", "ai_generated"],
+        "properties": {
+            "c2pa": {
+                "type": ["object", "null"],
+                "required": ["present", "valid", "trusted", "signer", "claim_generator", "actions", "digital_source_type", "validation_codes"],
+                "properties": {
+                    "present": {"type": "boolean"},
+                    "valid": {"type": "boolean"},
+                    "trusted": {"type": "boolean"},
+                    "signer": {"type": ["string", "null"]},
+                    "claim_generator": {"type": ["string", "null"]},
+                    "actions": {"type": "array", "items": {"type": "object"}},
+                    "digital_source_type": {"type": ["string", "null"]},
+                    "validation_codes": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+            "iptc_digital_source_type": {"type": ["string", "null"]},
+            "ai_generated": {"type": ["boolean", "null"]},
         },
     },
     "AnalysisDone": {

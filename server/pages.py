@@ -11,6 +11,7 @@ import re
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, url_for
 
+from detector.provenance import describe
 from detector.render import CAVEAT, READING_GUIDE
 
 from .errors import ApiError, error_response
@@ -92,6 +93,8 @@ def report_page(analysis_id: str):
         fetch=json.loads(record["fetch_json"]) if record["fetch_json"] else None,
         json_url=url_for("api.get_analysis", analysis_id=analysis_id),
         caveat=CAVEAT,
+        provenance=describe(report.get("provenance")),
+        provenance_codes=((report.get("provenance") or {}).get("c2pa") or {}).get("validation_codes") or [],
         reading_guide=READING_GUIDE,
     )
 

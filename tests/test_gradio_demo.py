@@ -25,6 +25,8 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from detector.report import SCHEMA_VERSION
+
 ROOT = Path(__file__).resolve().parent.parent
 FRAMES = 8
 
@@ -83,7 +85,9 @@ def test_an_image_gives_a_verdict_with_probability_and_confidence(client, face_p
     report, verdict, summary, timeline, key_frames, downloads = client.predict(
         handle_file(str(face_photo)), "default", FRAMES, api_name="/analyze_file"
     )
-    assert report["schema_version"] == "1.0"
+    assert report["schema_version"] == SCHEMA_VERSION
+    assert report["provenance"] == {"c2pa": None, "iptc_digital_source_type": None, "ai_generated": None}
+    assert "Content Credentials: none found (many platforms strip them)" in summary
     assert report["source"] == face_photo.name
     assert report["media"]["kind"] == "image"
     assert report["verdict"] in ("real", "fake", "uncertain")  # a face was found and judged

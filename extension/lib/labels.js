@@ -48,6 +48,8 @@ export function labelForResult(result, request = {}) {
   if (verdict === "no_face") details.push("No face was found to analyse.");
   if (probability != null) details.push(`Probability of a fake: ${percent(probability)}`);
   if (confidence != null && verdict !== "no_face") details.push(`Confidence: ${percent(confidence)}`);
+  const provenance = provenanceLine(report.provenance);
+  if (provenance) details.push(provenance);
   const model = report.model || {};
   if (model.id) {
     const revision = model.revision ? `@${String(model.revision).slice(0, 12)}` : "";
@@ -77,6 +79,37 @@ export function labelForResult(result, request = {}) {
     details,
     reportUrl: result.reportUrl || null,
   };
+}
+
+const IPTC_AI = new Set(["trainedAlgorithmicMedia", "compositeWithTrainedAlgorithmicMedia", "algorithmicMedia"]);
+const IPTC_CAPTURE = new Set(["digitalCapture", "computationalCapture"]);
+
+function sourceTypeCode(value) {
+  return value ? String(value).replace(/\/+$/, "").split("/").at(-1) : null;
+}
+
+/** What the file says about itself (the Report's `provenance`, schema 1.1), in the words of
+ * detector/provenance.py `describe`: an unverified signature is said to be one, never shown as proof. */
+export function provenanceLine(provenance) {
+  const claim = provenance?.c2pa;
+  if (claim) {
+    if (!claim.valid) return "Content Credentials: present but invalid (the file was altered after signing, or the signature is broken)";
+    const actions = Array.isArray(claim.actions) ? claim.actions : [];
+    const types = new Set([claim.digital_source_type, ...actions.map((a) => a.digital_source_type)].map(sourceTypeCode));
+    const aiAgents = actions.filter((a) => IPTC_AI.has(sourceTypeCode(a.digital_source_type))).map((a) => a.software_agent);
+    const agents = actions.map((a) => a.software_agent);
+    const tool = [...aiAgents, ...agents].find(Boolean) || claim.claim_generator || "an unnamed tool";
+    const what = [...types].some((t) => IPTC_AI.has(t))
+      ? `made with ${tool}`
+      : [...types].some((t) => IPTC_CAPTURE.has(t))
+        ? `captured by a camera (${tool})`
+        : `made or edited with ${tool}`;
+    return `Content Credentials: ${what} (signed by ${claim.signer || "an unknown signer"}; ${claim.trusted ? "verified" : "not verified"})`;
+  }
+  if (provenance?.iptc_digital_source_type) {
+    return `File metadata (unsigned): digital source type ${sourceTypeCode(provenance.iptc_digital_source_type)}`;
+  }
+  return null;
 }
 
 const VIA_NAMES = { media: "the media", link: "the link", permalink: "the post", page: "the page" };
