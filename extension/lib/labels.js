@@ -50,6 +50,8 @@ export function labelForResult(result, request = {}) {
   if (confidence != null && verdict !== "no_face") details.push(`Confidence: ${percent(confidence)}`);
   const provenance = provenanceLine(report.provenance);
   if (provenance) details.push(provenance);
+  const seen = seenBeforeLine(result.matches);
+  if (seen) details.push(seen);
   const model = report.model || {};
   if (model.id) {
     const revision = model.revision ? `@${String(model.revision).slice(0, 12)}` : "";
@@ -110,6 +112,15 @@ export function provenanceLine(provenance) {
     return `File metadata (unsigned): digital source type ${sourceTypeCode(provenance.iptc_digital_source_type)}`;
   }
   return null;
+}
+
+/** "Seen before: 3 times since 2026-12-01, earlier verdict fake", from the answer's `matches` (best first), in the
+ * words of server/memory.py `seen_before`; the full report links each earlier analysis the key may see. */
+export function seenBeforeLine(matches) {
+  if (!Array.isArray(matches) || matches.length === 0) return null;
+  const times = matches.reduce((sum, m) => sum + (Number(m.times_seen) || 0), 0);
+  const since = matches.map((m) => String(m.first_seen || "")).sort()[0].slice(0, 10);
+  return `Seen before: ${times} time${times === 1 ? "" : "s"} since ${since}, earlier verdict ${matches[0].verdict}`;
 }
 
 const VIA_NAMES = { media: "the media", link: "the link", permalink: "the post", page: "the page" };

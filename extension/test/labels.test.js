@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { actionBadgeFor, COLOURS, errorCode, labelForError, labelForProgress, labelForResult, provenanceLine } from "../lib/labels.js";
+import { actionBadgeFor, COLOURS, errorCode, labelForError, labelForProgress, labelForResult, provenanceLine, seenBeforeLine } from "../lib/labels.js";
 import { report } from "./fakes.js";
 
 describe("verdicts", () => {
@@ -89,6 +89,18 @@ describe("provenance in the tooltip", () => {
     assert.equal(provenanceLine(undefined), null);
     assert.ok(!labelForResult({ report: report() }).details.some((line) => line.includes("Content Credentials")));
   });
+});
+
+test("seen before: how often, since when, and the earlier verdict, from the answer's matches", () => {
+  const matches = [
+    { analysis_id: "a1", verdict: "fake", fake_probability: 0.9, similarity: 0.98, first_seen: "2026-12-02T10:00:00.000Z", times_seen: 1 },
+    { analysis_id: null, verdict: "fake", fake_probability: null, similarity: 0.9, first_seen: "2026-11-30T08:00:00.000Z", times_seen: 2 },
+  ];
+  const label = labelForResult({ report: report("real", 0.2), reportUrl: "http://127.0.0.1:8000/analyses/b2", matches });
+  assert.ok(label.details.includes("Seen before: 3 times since 2026-11-30, earlier verdict fake"));
+  assert.equal(seenBeforeLine([{ ...matches[0] }]), "Seen before: 1 time since 2026-12-02, earlier verdict fake");
+  assert.equal(seenBeforeLine([]), null);
+  assert.ok(!labelForResult({ report: report() }).details.some((line) => line.startsWith("Seen before")));
 });
 
 test("progress: 'Checking…' with the job's fraction and stage", () => {
