@@ -19,6 +19,7 @@ from sqlalchemy import text
 from server.memory import BANDS, band_probes, bands, distance, hamming, seen_before, to_signed, to_unsigned
 from tests.conftest import ROOT
 from tests.liveserver import assert_error
+from tests.test_distributed import cluster, finish, wait_ready  # noqa: F401 (cluster: the Celery fixture, used by name)
 
 FRAMES = "8"
 
@@ -210,3 +211,25 @@ def test_flat_frames_are_not_fingerprinted():
     noise = np.random.default_rng(1).integers(0, 255, (120, 160, 3), dtype=np.uint8)
     rows = frame_fingerprints([black, noise])
     assert [(position, variant) for position, variant, _ in rows] == [(1, 0), (1, 1)]
+
+
+@pytest.mark.slow
+def test_celery_workers_remember_and_the_api_answers_matches(cluster, fake_video, copies):  # noqa: F811
+    """DEEPFAKE_QUEUE=celery: a `python -m server worker` stores the fingerprints in PostgreSQL, the API process
+    that only accepts and answers finds the match."""
+    _, start_api, start_worker = cluster
+    api = start_api("api")
+    start_worker("worker").wait_started()
+    wait_ready(api)
+    answers = []
+    for path in (fake_video, copies["crf32"]):
+        with open(path, "rb") as handle:
+            accepted = requests.post(
+                api.url("/api/v1/analyze"), files={"file": (path.name, handle)}, data={"frames": FRAMES}, timeout=60
+            )
+        assert accepted.status_code == 202, accepted.text
+        done = finish(api, accepted.json()["job_id"])
+        assert done["status"] == "done", done
+        answers.append(done)
+    first, copy = answers
+    assert first["matches"] == [] and [m["analysis_id"] for m in copy["matches"]] == [first["id"]]
