@@ -23,6 +23,7 @@ from .fetching.fetch import MediaFetcher, is_url
 from .keyframes import KeyFrame, select_key_frames
 from .media import ImageMedia, MediaLimits, open_media
 from .preprocess import crops_to_array, encode_crops
+from .provenance import disagreement, read_provenance
 from .report import FaceResult, FrameResult, Report, TrackResult
 from .settings import CoreSettings
 
@@ -196,6 +197,9 @@ class Detector:
         timings["model"] = _ms_since(t)
 
         report = self._build_report(source_name or Path(source).name, info, key_frames, scores, warnings)
+        # the original bytes (a fetched file before anything re-encodes it): what the file says about itself
+        report.provenance = read_provenance(source, CoreSettings.current().c2pa_trust_anchors)
+        report.warnings += filter(None, [disagreement(report.provenance, report.verdict)])
         timings["total"] = _ms_since(started) + timings["fetch"]
         report.timings_ms = {k: round(v, 1) for k, v in timings.items()}
         heatmaps = self._heatmaps(key_frames, found, scores) if explain else [None] * len(key_frames)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from .config import FACE_DETECTORS
 from .errors import DetectorError, MissingMediaError, UnsupportedMediaError
+from .provenance import describe
 from .report import Report
 from .settings import ServingSettings, SettingsError, from_env
 
@@ -148,6 +149,8 @@ def summary_line(report: Report) -> str:
         f"{report.source}: {head} · {kind} · {media['frames_analyzed']} frame(s) · {faces_words(data)} · "
         f"{report.timings_ms['total']:.0f} ms · model {report.model['id']}"
     ]
+    said = describe(report.provenance)
+    lines += [f"  {said}"] if said else []
     lines += [f"  ! {w}" for w in report.warnings]
     return "\n".join(lines)
 

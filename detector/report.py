@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 # 1.1: `unfamiliar` on the Report and on each track (a face unlike the faces the model learned from, see
-# detector/familiarity.py); a 1.0 Report reads as if no face were unfamiliar.
+# detector/familiarity.py; a 1.0 Report reads as if no face were unfamiliar), and `provenance` (Content
+# Credentials and IPTC source type, detector/provenance.py).
 SCHEMA_VERSION = "1.1"
 VERDICTS = ("real", "fake", "uncertain", "no_face")
 # The stages `progress(stage, done, total)` reports, in order: fetching a URL, decoding key frames, finding faces,
@@ -47,6 +48,37 @@ class TrackResult:
 
 
 @dataclass
+class C2paClaim:
+    """The active manifest of a file's C2PA Content Credentials (detector/provenance.py reads it)."""
+
+    present: bool
+    valid: bool  # the manifest is intact and its signature verifies
+    trusted: bool  # ...and the signing certificate chains to a configured trust anchor
+    signer: str | None  # the certificate's organisation (else common name); None when unreadable
+    claim_generator: str | None  # the software that wrote the manifest, with its version
+    actions: list[dict[str, Any]]  # {action, software_agent, digital_source_type} per c2pa action
+    digital_source_type: str | None  # the IPTC source type the actions state (an AI one first)
+    validation_codes: list[str]  # what did not verify, e.g. signingCredential.untrusted; empty when all did
+
+
+@dataclass
+class Provenance:
+    """What the file says about its own origin; never changes the verdict (README: The Report)."""
+
+    c2pa: C2paClaim | None
+    iptc_digital_source_type: str | None  # from the file's XMP, unsigned
+    ai_generated: bool | None  # True: a claim says a trained algorithm made it; False: a valid claim says a camera
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Provenance:
+        claim = data.get("c2pa")
+        return cls(**{**data, "c2pa": C2paClaim(**claim) if claim else None})
+
+
+@dataclass
 class Report:
     source: str
     verdict: str
@@ -61,6 +93,7 @@ class Report:
     timings_ms: dict[str, float]
     warnings: list[str] = field(default_factory=list)
     unfamiliar: bool = False  # a face track is unfamiliar: the verdict is then never "real" or "fake"
+    provenance: Provenance | None = None  # None only in reports stored before schema 1.1
     schema_version: str = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,4 +110,5 @@ class Report:
             FrameResult(**{**f, "faces": [FaceResult(**face) for face in f.get("faces", [])]}) for f in data["frames"]
         ]
         tracks = [TrackResult(**t) for t in data["tracks"]]
-        return cls(**{**data, "frames": frames, "tracks": tracks})
+        provenance = Provenance.from_dict(data["provenance"]) if data.get("provenance") else None
+        return cls(**{**data, "frames": frames, "tracks": tracks, "provenance": provenance})

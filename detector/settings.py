@@ -98,6 +98,9 @@ class CoreSettings:
     cache_dir: Path | None = None  # None: $XDG_CACHE_HOME/deepfake-checker (ONNX exports, crops, CLIP)
     shared_dir: Path | None = None  # None: ../shared beside the checkout (test media, third-party models)
     clip_onnx: Path | None = None  # the CLIP image tower's ONNX file, when not in the cache
+    # a PEM bundle of the root certificates whose Content Credentials count as trusted (e.g. the C2PA trust list);
+    # None: no signature is trusted, every valid one is reported "not verified"
+    c2pa_trust_anchors: Path | None = None
 
     @classmethod
     def current(cls, environ: Mapping[str, str] | None = None) -> CoreSettings:

@@ -24,6 +24,7 @@ from detector.errors import MediaTooLargeError
 from detector.fetching.fetch import MediaFetcher
 from detector.paths import human_size
 from detector.pool import ModelPool
+from detector.provenance import describe
 from detector.render import faces_words, percent, rule_words, timeline_figure, verdict_name, verdict_words
 
 from .downloads import file_stem, write_result_files
@@ -118,6 +119,7 @@ def summary_markdown(report: dict) -> str:
     lines = [head, f"{what} · {faces_words(report)} · model `{report['model']['id']}` · {seconds:.2f} s"]
     if report["fake_probability"] is not None:
         lines.append(f"Verdict rule: {rule_words(report['threshold'], report['uncertain_band'])}.")
+    lines.append(describe(report.get("provenance")) or "Content Credentials: none found (many platforms strip them)")
     lines += [f"⚠️ {warning}" for warning in report["warnings"]]
     return "\n\n".join(lines)
 

@@ -42,6 +42,7 @@ from .config import from_config
 from .db import Database, utc_now
 from .errors import ApiError
 from .jobs import BrokerJobQueue, Fetched, Finished, JobProgress, JobQueue, remove_upload
+from .memory import Memory
 from .metrics import Metrics
 from .urls import redact_fetch, redact_url, url_key
 
@@ -76,6 +77,7 @@ class AnalysisService:
     ):
         self.config = config
         self.db, self.store, self.models, self.notifier = db, store, models, notifier
+        self.memory = Memory(db)
         # workers on other hosts read uploads from the object store; one host (or a shared data folder) uses files
         self.uploads_in_store = config["QUEUE"] == "celery" and getattr(store, "kind", "") == "s3"
         self.uploads_dir = uploads_dir
@@ -327,6 +329,7 @@ class AnalysisService:
             "client": job["client"],
         }
         self._insert(record)
+        self.memory.remember(analysis_id, job["client"], [key_frame.image for key_frame in analysis.key_frames])
         progress("render", 1, 1)
         self._alert(record, report_dict, options.get("base_url", ""))
         return Finished(analysis_id, False)
@@ -366,6 +369,7 @@ class AnalysisService:
         self.store.copy_prefix(f"{cached['id']}/", f"{record['id']}/", skip=NOT_COPIED)
         self.store.put(f"{record['id']}/report.json", json.dumps(report).encode(), "application/json")
         self._insert(record)
+        self.memory.copy(cached["id"], record["id"], client)
         return record
 
     def _store_artefacts(self, analysis_id: str, analysis, media_path: Path | None) -> list[dict]:

@@ -99,6 +99,8 @@ def done_body(record: dict, report: dict | None, cached: bool, source: str | Non
         "created_at": record["created_at"],
         "source": source,
         "report": report,
+        # earlier analyses of the same media (re-encoded, rescaled, trimmed, screenshotted): server/memory.py
+        "matches": services().analyses.memory.matches(record["id"], own_client()),
     }
 
 
@@ -352,6 +354,29 @@ def delete_analysis(analysis_id: str):
     if record is None or (owner and record["client"] != owner) or not services().analyses.delete(analysis_id):
         raise ApiError(404, "not_found", f"no analysis {analysis_id}")
     return "", 204
+
+
+@bp.get("/memory")
+def get_memory():
+    return jsonify({"opt_out": services().db.memory_opt_out(memory_client())})
+
+
+@bp.put("/memory")
+def set_memory():
+    """An API key's choice: `{"opt_out": true}` keeps its analyses out of other keys' matches (its own answers still
+    show what others' analyses matched)."""
+    opt_out = json_body().get("opt_out")
+    if not isinstance(opt_out, bool):
+        raise ApiError(400, "bad_option", "send {\"opt_out\": true} or {\"opt_out\": false}")
+    services().db.set_memory_opt_out(memory_client(), opt_out)
+    return jsonify({"opt_out": opt_out})
+
+
+def memory_client() -> str:
+    client = own_client()
+    if client is None:
+        raise ApiError(400, "no_api_key", "matching is chosen per API key: this request carries none")
+    return client
 
 
 # ------------------------------------------------------------------------------------------ stats, models

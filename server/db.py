@@ -142,6 +142,10 @@ class Database:
         with self._write_lock, self.engine.begin() as connection:
             return connection.execute(text(sql), _plain(params or {})).rowcount
 
+    def _write_many(self, sql: str, rows: list[Mapping[str, Any]]) -> None:
+        with self._write_lock, self.engine.begin() as connection:
+            connection.execute(text(sql), [_plain(row) for row in rows])
+
     def _one(self, sql: str, params: Mapping[str, Any] | None = None) -> dict | None:
         with self.engine.connect() as connection:
             row = connection.execute(text(sql), _plain(params or {})).mappings().first()
@@ -169,6 +173,7 @@ class Database:
         with self._write_lock, self.engine.begin() as connection:
             deleted = connection.execute(text("DELETE FROM analyses WHERE id = :id"), {"id": analysis_id}).rowcount
             connection.execute(text("DELETE FROM jobs WHERE analysis_id = :id"), {"id": analysis_id})
+            connection.execute(text("DELETE FROM fingerprints WHERE analysis_id = :id"), {"id": analysis_id})
         return bool(deleted)
 
     def find_cached(self, column: str, value: str, model: str, frames: int, ttl_s: float) -> dict | None:
@@ -227,6 +232,87 @@ class Database:
             "GROUP BY substr(created_at, 1, 10), verdict ORDER BY day, verdict",
             params,
         )
+
+    # ---------------------------------------------------------------------------------------- fingerprints
+
+    def insert_fingerprints(self, analysis_id: str, client: str | None, rows: list[tuple[int, int, int]]) -> None:
+        """(position, variant, signed 64-bit hash) rows of one analysis (server/memory.py)."""
+        from .memory import bands, to_unsigned
+
+        if not rows:
+            return
+        params = [
+            {"analysis": analysis_id, "client": client, "position": position, "variant": variant, "hash": value,
+             **{f"band{n}": band for n, band in enumerate(bands(to_unsigned(value)))}}
+            for position, variant, value in rows
+        ]
+        self._write_many(
+            "INSERT INTO fingerprints (analysis_id, client, position, variant, hash, band0, band1, band2, band3) "
+            "VALUES (:analysis, :client, :position, :variant, :hash, :band0, :band1, :band2, :band3)",
+            params,
+        )
+
+    def copy_fingerprints(self, source_id: str, target_id: str, client: str | None) -> None:
+        """Give a cache hit's copy of an analysis the fingerprints of the original (the same media, seen again)."""
+        self._write(
+            "INSERT INTO fingerprints (analysis_id, client, position, variant, hash, band0, band1, band2, band3) "
+            "SELECT :target, :client, position, variant, hash, band0, band1, band2, band3 FROM fingerprints "
+            "WHERE analysis_id = :source",
+            {"target": target_id, "client": client, "source": source_id},
+        )
+
+    def fingerprints_of(self, analysis_id: str) -> list[tuple[int, int]]:
+        """(position, signed hash) of every fingerprint of one analysis."""
+        rows = self._all("SELECT position, hash FROM fingerprints WHERE analysis_id = :id ORDER BY position, variant", {"id": analysis_id})
+        return [(row["position"], row["hash"]) for row in rows]
+
+    def fingerprint_candidates(self, probes: list[set[int]], exclude: str, requester: str | None) -> list[dict]:
+        """Stored fingerprints with a band among `probes` (one set per band), of analyses other than `exclude`, not
+        of a key that opted out of being matched (unless it is the requester's): each band is an indexed equality
+        lookup, and the database unions them (PostgreSQL: a BitmapOr of four index scans; SQLite: its OR optimiser)."""
+        # the probes are integers made here, written into the SQL: a thousand bound parameters cost more to compile
+        # than the lookup itself
+        params = {"exclude": exclude, "requester": requester or ""}
+        clauses = [f"band{n} IN ({', '.join(str(int(value)) for value in sorted(values))})" for n, values in enumerate(probes)]
+        return self._all(
+            f"SELECT analysis_id, client, position, hash FROM fingerprints WHERE ({' OR '.join(clauses)}) "
+            "AND analysis_id <> :exclude AND (client IS NULL OR client = :requester OR client NOT IN "
+            "(SELECT client FROM memory_opt_outs))",
+            params,
+        )
+
+    def fingerprinted_frames(self, analysis_ids: list[str]) -> dict[str, int]:
+        """How many key frames of each analysis have fingerprints."""
+        if not analysis_ids:
+            return {}
+        names = {f"a{i}": analysis_id for i, analysis_id in enumerate(analysis_ids)}
+        rows = self._all(
+            f"SELECT analysis_id, COUNT(DISTINCT position) AS n FROM fingerprints WHERE analysis_id IN "
+            f"({', '.join(':' + name for name in names)}) GROUP BY analysis_id",
+            names,
+        )
+        return {row["analysis_id"]: row["n"] for row in rows}
+
+    def analyses_by_id(self, analysis_ids: list[str]) -> list[dict]:
+        if not analysis_ids:
+            return []
+        names = {f"a{i}": analysis_id for i, analysis_id in enumerate(analysis_ids)}
+        return self._all(
+            f"SELECT id, client, created_at, verdict, fake_probability FROM analyses WHERE id IN "
+            f"({', '.join(':' + name for name in names)})",
+            names,
+        )
+
+    def memory_opt_out(self, client: str) -> bool:
+        return self._one("SELECT client FROM memory_opt_outs WHERE client = :client", {"client": client}) is not None
+
+    def set_memory_opt_out(self, client: str, opt_out: bool) -> None:
+        with self._write_lock, self.engine.begin() as connection:
+            connection.execute(text("DELETE FROM memory_opt_outs WHERE client = :client"), {"client": client})
+            if opt_out:
+                connection.execute(
+                    text("INSERT INTO memory_opt_outs (client, created_at) VALUES (:client, :now)"), {"client": client, "now": utc_now()}
+                )
 
     # ------------------------------------------------------------------------------------------------ jobs
 

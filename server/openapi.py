@@ -96,6 +96,30 @@ SCHEMAS = {
             "model": {"type": "object"},
             "timings_ms": {"type": "object", "additionalProperties": {"type": "number"}},
             "warnings": {"type": "array", "items": {"type": "string"}},
+            "provenance": _ref("Provenance"),
+        },
+    },
+    "Provenance": {
+        "type": ["object", "null"],
+        "description": "What the file says about its own origin (schema 1.1; null in reports stored before it).",
+        "required": ["c2pa", "iptc_digital_source_type", "ai_generated"],
+        "properties": {
+            "c2pa": {
+                "type": ["object", "null"],
+                "required": ["present", "valid", "trusted", "signer", "claim_generator", "actions", "digital_source_type", "validation_codes"],
+                "properties": {
+                    "present": {"type": "boolean"},
+                    "valid": {"type": "boolean"},
+                    "trusted": {"type": "boolean"},
+                    "signer": {"type": ["string", "null"]},
+                    "claim_generator": {"type": ["string", "null"]},
+                    "actions": {"type": "array", "items": {"type": "object"}},
+                    "digital_source_type": {"type": ["string", "null"]},
+                    "validation_codes": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+            "iptc_digital_source_type": {"type": ["string", "null"]},
+            "ai_generated": {"type": ["boolean", "null"]},
         },
     },
     "AnalysisDone": {
@@ -110,7 +134,29 @@ SCHEMAS = {
             "created_at": {"type": "string"},
             "source": {"type": "string"},
             "report": _ref("Report"),
+            "matches": {"type": "array", "items": _ref("Match"), "description": "earlier analyses of the same media, best first"},
         },
+    },
+    "Match": {
+        "type": "object",
+        "description": (
+            "An earlier analysis of the same media (server/memory.py). Another API key's analyses are grouped by "
+            "verdict and reveal only verdict, first time and count: analysis_id and fake_probability are null."
+        ),
+        "required": ["analysis_id", "verdict", "fake_probability", "similarity", "first_seen", "times_seen"],
+        "properties": {
+            "analysis_id": {"type": ["string", "null"]},
+            "verdict": {"enum": list(VERDICTS)},
+            "fake_probability": {"type": ["number", "null"]},
+            "similarity": {"type": "number", "minimum": 0, "maximum": 1, "description": "1 - mean Hamming distance / 64"},
+            "first_seen": {"type": "string"},
+            "times_seen": {"type": "integer", "minimum": 1},
+        },
+    },
+    "MemoryChoice": {
+        "type": "object",
+        "required": ["opt_out"],
+        "properties": {"opt_out": {"type": "boolean", "description": "true: this key's analyses are never matched by other keys"}},
     },
     "JobAccepted": {
         "type": "object",
@@ -144,6 +190,7 @@ SCHEMAS = {
             "id": {**ID, "description": "when done: the analysis"},
             "report_url": {"type": "string", "format": "uri"},
             "report": _ref("Report"),
+            "matches": {"type": "array", "items": _ref("Match"), "description": "earlier analyses of the same media, best first"},
             "cached": {"type": "boolean"},
             "error": {"type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"}}},
             "retryable": {"type": "boolean", "description": "when failed: POST .../retry may succeed"},
@@ -179,6 +226,7 @@ SCHEMAS = {
             "report_url": {"type": "string", "format": "uri"},
             "api_url": {"type": "string", "format": "uri"},
             "report": _ref("Report"),
+            "matches": {"type": "array", "items": _ref("Match"), "description": "earlier analyses of the same media, best first"},
             "fetch": {"type": ["object", "null"], "description": "final_url, page_url, title, uploader, method, fetch_ms"},
             "artefacts": {"type": "array", "items": {"type": "object"}},
         },
@@ -312,6 +360,17 @@ def openapi_document(server_url: str = "") -> dict:
                 "summary": "Delete an analysis and its stored artefacts",
                 "parameters": [id_parameter("analysis_id")],
                 "responses": {"204": {"description": "deleted"}, "404": _error("no such analysis"), **ERRORS},
+            },
+        },
+        "/api/v1/memory": {
+            "get": {
+                "summary": "Whether this API key's analyses may be matched by other keys",
+                "responses": {"200": _json("MemoryChoice", "the key's choice"), "400": _error("no API key was sent"), **ERRORS},
+            },
+            "put": {
+                "summary": "Opt this API key out of (or back into) being matched by other keys",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("MemoryChoice")}}},
+                "responses": {"200": _json("MemoryChoice", "the key's choice"), "400": _error("no API key, or not a boolean"), **ERRORS},
             },
         },
         "/api/v1/stats": {

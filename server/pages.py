@@ -11,9 +11,11 @@ import re
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, url_for
 
+from detector.provenance import describe
 from detector.render import CAVEAT, READING_GUIDE, faces_words, percent, rule_words, verdict_name, verdict_words
 
 from .errors import ApiError, error_response
+from .memory import seen_before
 
 bp = Blueprint("pages", __name__)
 
@@ -74,6 +76,9 @@ def report_page(analysis_id: str):
     def artefact_url(name: str) -> str | None:
         return url_for("pages.artefact", analysis_id=analysis_id, name=name) if name in names else None
 
+    # the page is public to whoever has its link: on a server with API keys it names no other analysis
+    viewer = None if services().db.active_api_key_count() == 0 else "page-viewer"
+    matches = services().analyses.memory.matches(analysis_id, viewer)
     frames = []
     for position, frame in enumerate(report["frames"]):
         frames.append(
@@ -91,7 +96,11 @@ def report_page(analysis_id: str):
         timeline_url=artefact_url("timeline.png"),
         fetch=json.loads(record["fetch_json"]) if record["fetch_json"] else None,
         json_url=url_for("api.get_analysis", analysis_id=analysis_id),
+        matches=[{**m, "url": url_for("pages.report_page", analysis_id=m["analysis_id"]) if m["analysis_id"] else None} for m in matches],
         caveat=CAVEAT,
+        provenance=describe(report.get("provenance")),
+        seen_before=seen_before(matches),
+        provenance_codes=((report.get("provenance") or {}).get("c2pa") or {}).get("validation_codes") or [],
         reading_guide=READING_GUIDE,
         # the words every shell uses for a Report (detector/render.py)
         verdict_name=verdict_name(report),

@@ -28,6 +28,7 @@ REPORT_KEYS = {
     "model",
     "timings_ms",
     "warnings",
+    "provenance",
 }
 
 
@@ -43,6 +44,7 @@ def check_report_contract(report: dict) -> None:
     assert {"fetch", "decode", "faces", "model", "total"} <= set(report["timings_ms"])
     for frame in report["frames"]:
         assert {"index", "timestamp_s", "fake_probability", "smoothed_probability", "faces"} <= set(frame)
+    assert {"c2pa", "iptc_digital_source_type", "ai_generated"} == set(report["provenance"])
     json.dumps(report)  # serialisable
 
 

@@ -14,6 +14,7 @@ docs/extension_badge.png (the README's picture).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -401,6 +402,36 @@ def test_screenshot(browser, page):
         style = page.add_style_tag(content="img, video { filter: blur(10px); }")
         page.screenshot(path=str(ROOT / "docs" / "extension_badge.png"), clip={"x": 0, "y": 0, "width": 1240, "height": 760})
         style.evaluate("node => node.remove()")
+
+
+def test_tooltip_says_what_the_file_says_about_itself_and_that_it_was_seen_before(browser, backend, feed, face_photo):
+    """A picture signed with Content Credentials (untrusted: a throwaway CA), then a re-encoded copy without them:
+    the first badge's tooltip names the claim as not verified, the copy's says it was seen before."""
+    from PIL import Image
+
+    from tests.test_provenance import AI, ThrowawayCA
+
+    ThrowawayCA().sign(face_photo, feed.root / "signed.jpg", "image/jpeg", AI)
+    with Image.open(feed.root / "signed.jpg") as image:
+        image.convert("RGB").save(feed.root / "signed-copy.jpg", quality=70)  # what a platform serves: no metadata
+    (feed.root / "credentials.html").write_text(
+        '<!doctype html><meta charset="utf-8"><title>credentials</title>'
+        '<img id="signed" src="/files/signed.jpg" width="300"> <img id="copy" src="/files/signed-copy.jpg" width="300">'
+    )
+    tab = browser.context.new_page()
+    try:
+        tab.goto(feed.url("/files/credentials.html"))
+        tab.wait_for_function("[...document.images].every((i) => i.complete && i.naturalWidth > 0)")
+        signed = labelled(browser, tab, "#signed")
+        assert "Content Credentials: made with DALL-E (signed by Throwaway Test Signer; not verified)" in signed["details"]
+        copy = labelled(browser, tab, "#copy")
+        assert not any(line.startswith("Content Credentials") for line in copy["details"])
+        seen = [line for line in copy["details"] if line.startswith("Seen before: ")]
+        # the signed picture, and the feed's photo.jpg when an earlier test checked it: the same pixels
+        assert len(seen) == 1 and re.match(r"Seen before: [12] times? since \d{4}-\d\d-\d\d, ", seen[0]), copy["details"]
+        assert seen[0].endswith(f"earlier verdict {signed['verdict']}")
+    finally:
+        tab.close()
 
 
 def test_a_stopped_backend_gives_a_readable_error_label(browser, page, backend):

@@ -86,6 +86,8 @@ def test_an_image_gives_a_verdict_with_probability_and_confidence(client, face_p
         handle_file(str(face_photo)), "default", FRAMES, api_name="/analyze_file"
     )
     assert report["schema_version"] == SCHEMA_VERSION
+    assert report["provenance"] == {"c2pa": None, "iptc_digital_source_type": None, "ai_generated": None}
+    assert "Content Credentials: none found (many platforms strip them)" in summary
     assert report["source"] == face_photo.name
     assert report["media"]["kind"] == "image"
     assert report["verdict"] in ("real", "fake", "uncertain")  # a face was found and judged

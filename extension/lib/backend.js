@@ -97,7 +97,8 @@ export class BackendClient {
     if (!report || typeof report !== "object" || !VERDICTS.has(report.verdict)) {
       throw new BackendError("bad_response", "the checker's answer has no report with a verdict", { backendUrl: this.baseUrl });
     }
-    return { id: json.id ?? null, reportUrl: typeof json.report_url === "string" ? json.report_url : null, report, cached: Boolean(json.cached) };
+    const matches = Array.isArray(json.matches) ? json.matches : []; // earlier analyses of the same media (server/memory.py)
+    return { id: json.id ?? null, reportUrl: typeof json.report_url === "string" ? json.report_url : null, report, cached: Boolean(json.cached), matches };
   }
 
   #job(json, retryAfterS) {

@@ -56,6 +56,10 @@ export function labelForResult(result, request = {}) {
   else if (unfamiliar) details.push("The face is unlike the faces the model learned from: not called real or fake.");
   else if (verdict === "uncertain") details.push("Too close to call.");
   else if (verdict !== "no_face") details.push("A screening score, not proof: media unlike the model's training data can fool it.");
+  const provenance = provenanceLine(report.provenance);
+  if (provenance) details.push(provenance);
+  const seen = seenBeforeLine(result.matches);
+  if (seen) details.push(seen);
   const model = report.model || {};
   if (model.id) {
     const revision = model.revision ? `@${String(model.revision).slice(0, 12)}` : "";
@@ -85,6 +89,46 @@ export function labelForResult(result, request = {}) {
     details,
     reportUrl: result.reportUrl || null,
   };
+}
+
+const IPTC_AI = new Set(["trainedAlgorithmicMedia", "compositeWithTrainedAlgorithmicMedia", "algorithmicMedia"]);
+const IPTC_CAPTURE = new Set(["digitalCapture", "computationalCapture"]);
+
+function sourceTypeCode(value) {
+  return value ? String(value).replace(/\/+$/, "").split("/").at(-1) : null;
+}
+
+/** What the file says about itself (the Report's `provenance`, schema 1.1), in the words of
+ * detector/provenance.py `describe`: an unverified signature is said to be one, never shown as proof. */
+export function provenanceLine(provenance) {
+  const claim = provenance?.c2pa;
+  if (claim) {
+    if (!claim.valid) return "Content Credentials: present but invalid (the file was altered after signing, or the signature is broken)";
+    const actions = Array.isArray(claim.actions) ? claim.actions : [];
+    const types = new Set([claim.digital_source_type, ...actions.map((a) => a.digital_source_type)].map(sourceTypeCode));
+    const aiAgents = actions.filter((a) => IPTC_AI.has(sourceTypeCode(a.digital_source_type))).map((a) => a.software_agent);
+    const agents = actions.map((a) => a.software_agent);
+    const tool = [...aiAgents, ...agents].find(Boolean) || claim.claim_generator || "an unnamed tool";
+    const what = [...types].some((t) => IPTC_AI.has(t))
+      ? `made with ${tool}`
+      : [...types].some((t) => IPTC_CAPTURE.has(t))
+        ? `captured by a camera (${tool})`
+        : `made or edited with ${tool}`;
+    return `Content Credentials: ${what} (signed by ${claim.signer || "an unknown signer"}; ${claim.trusted ? "verified" : "not verified"})`;
+  }
+  if (provenance?.iptc_digital_source_type) {
+    return `File metadata (unsigned): digital source type ${sourceTypeCode(provenance.iptc_digital_source_type)}`;
+  }
+  return null;
+}
+
+/** "Seen before: 3 times since 2026-12-01, earlier verdict fake", from the answer's `matches` (best first), in the
+ * words of server/memory.py `seen_before`; the full report links each earlier analysis the key may see. */
+export function seenBeforeLine(matches) {
+  if (!Array.isArray(matches) || matches.length === 0) return null;
+  const times = matches.reduce((sum, m) => sum + (Number(m.times_seen) || 0), 0);
+  const since = matches.map((m) => String(m.first_seen || "")).sort()[0].slice(0, 10);
+  return `Seen before: ${times} time${times === 1 ? "" : "s"} since ${since}, earlier verdict ${matches[0].verdict}`;
 }
 
 const VIA_NAMES = { media: "the media", link: "the link", permalink: "the post", page: "the page" };

@@ -167,10 +167,10 @@ export function jsonResponse(status, body, headers = {}) {
   };
 }
 
-/** A Report as the backend answers it (server/api.py, schema_version 1.0). */
+/** A Report as the backend answers it (server/api.py, schema_version 1.1). */
 export function report(verdict = "fake", probability = 0.83, overrides = {}) {
   return {
-    schema_version: "1.0",
+    schema_version: "1.1",
     verdict,
     fake_probability: verdict === "no_face" ? null : probability,
     confidence: verdict === "no_face" ? null : verdict === "real" ? 1 - probability : probability,
@@ -180,6 +180,7 @@ export function report(verdict = "fake", probability = 0.83, overrides = {}) {
     timings_ms: { fetch: 120, decode: 290, faces: 110, model: 50, total: 600 },
     source: "https://example.com/v.mp4",
     warnings: [],
+    provenance: { c2pa: null, iptc_digital_source_type: null, ai_generated: null },
     ...overrides,
   };
 }

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { actionBadgeFor, COLOURS, errorCode, labelForError, labelForProgress, labelForResult } from "../lib/labels.js";
+import { actionBadgeFor, COLOURS, errorCode, labelForError, labelForProgress, labelForResult, provenanceLine, seenBeforeLine } from "../lib/labels.js";
 import { report } from "./fakes.js";
 
 describe("verdicts", () => {
@@ -71,6 +71,54 @@ describe("verdicts", () => {
     const label = labelForResult({ report: report() }, { url: "https://x.com/a/status/1", via: "permalink" });
     assert.ok(label.details.includes("Checked the post: https://x.com/a/status/1"));
   });
+});
+
+describe("provenance in the tooltip", () => {
+  const IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/";
+  const claim = (overrides = {}) => ({
+    present: true,
+    valid: true,
+    trusted: false,
+    signer: "OpenAI",
+    claim_generator: "ChatGPT 1.0",
+    actions: [{ action: "c2pa.created", software_agent: "DALL-E", digital_source_type: `${IPTC}trainedAlgorithmicMedia` }],
+    digital_source_type: `${IPTC}trainedAlgorithmicMedia`,
+    validation_codes: ["signingCredential.untrusted"],
+    ...overrides,
+  });
+
+  test("an untrusted AI claim is named as not verified, beside the face verdict", () => {
+    const provenance = { c2pa: claim(), iptc_digital_source_type: null, ai_generated: true };
+    const label = labelForResult({ report: report("real", 0.1, { provenance }) });
+    assert.equal(label.text, "Real · 90%");
+    assert.ok(label.details.includes("Content Credentials: made with DALL-E (signed by OpenAI; not verified)"));
+  });
+
+  test("a trusted one is verified; a camera claim says so; an invalid one is never shown as a claim", () => {
+    assert.equal(provenanceLine({ c2pa: claim({ trusted: true }) }), "Content Credentials: made with DALL-E (signed by OpenAI; verified)");
+    const camera = claim({ actions: [{ action: "c2pa.created", software_agent: null, digital_source_type: `${IPTC}digitalCapture` }], digital_source_type: `${IPTC}digitalCapture` });
+    assert.equal(provenanceLine({ c2pa: camera }), "Content Credentials: captured by a camera (ChatGPT 1.0) (signed by OpenAI; not verified)");
+    assert.match(provenanceLine({ c2pa: claim({ valid: false }) }), /present but invalid/);
+  });
+
+  test("unsigned XMP is named as unsigned; nothing said, no line", () => {
+    assert.equal(provenanceLine({ c2pa: null, iptc_digital_source_type: `${IPTC}trainedAlgorithmicMedia` }), "File metadata (unsigned): digital source type trainedAlgorithmicMedia");
+    assert.equal(provenanceLine({ c2pa: null, iptc_digital_source_type: null }), null);
+    assert.equal(provenanceLine(undefined), null);
+    assert.ok(!labelForResult({ report: report() }).details.some((line) => line.includes("Content Credentials")));
+  });
+});
+
+test("seen before: how often, since when, and the earlier verdict, from the answer's matches", () => {
+  const matches = [
+    { analysis_id: "a1", verdict: "fake", fake_probability: 0.9, similarity: 0.98, first_seen: "2026-12-02T10:00:00.000Z", times_seen: 1 },
+    { analysis_id: null, verdict: "fake", fake_probability: null, similarity: 0.9, first_seen: "2026-11-30T08:00:00.000Z", times_seen: 2 },
+  ];
+  const label = labelForResult({ report: report("real", 0.2), reportUrl: "http://127.0.0.1:8000/analyses/b2", matches });
+  assert.ok(label.details.includes("Seen before: 3 times since 2026-11-30, earlier verdict fake"));
+  assert.equal(seenBeforeLine([{ ...matches[0] }]), "Seen before: 1 time since 2026-12-02, earlier verdict fake");
+  assert.equal(seenBeforeLine([]), null);
+  assert.ok(!labelForResult({ report: report() }).details.some((line) => line.startsWith("Seen before")));
 });
 
 test("progress: 'Checking…' with the job's fraction and stage", () => {
