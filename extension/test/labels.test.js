@@ -90,7 +90,7 @@ describe("provenance in the tooltip", () => {
   test("an untrusted AI claim is named as not verified, beside the face verdict", () => {
     const provenance = { c2pa: claim(), iptc_digital_source_type: null, ai_generated: true };
     const label = labelForResult({ report: report("real", 0.1, { provenance }) });
-    assert.equal(label.text, "Real · 90%");
+    assert.equal(label.text, "Real · 10% fake");
     assert.ok(label.details.includes("Content Credentials: made with DALL-E (signed by OpenAI; not verified)"));
   });
 
