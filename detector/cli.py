@@ -76,20 +76,20 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-# Commands whose own tqdm bar shows on a terminal (detector/training/*); elsewhere (a log, CI) and for the commands
-# without a bar, the CLI prints a progress line about every 10 s (detector/progress.py) so long work is never silent.
-OWN_BAR_ON_A_TERMINAL = {"train", "evaluate", "compare", "crossval", "train-clip"}
+# Commands that report their own progress (detector/training/*: a bar on a terminal, a line about every 10 s in a log,
+# detector/progress.py); for the others the CLI prints "still running" about every 10 s so long work is never silent.
+OWN_PROGRESS = {"train", "evaluate", "compare", "crossval", "train-clip"}
 
 
 def _heartbeat(args: argparse.Namespace, stream=None):
     from contextlib import nullcontext
 
-    from .progress import Heartbeat, _is_terminal
+    from .progress import Heartbeat
 
     stream = stream if stream is not None else sys.stderr
     if getattr(args, "command", None) not in EXTRA_COMMANDS or getattr(args, "quiet", False):
         return nullcontext()  # analyze has its own bars; other programs sharing run_command (deepfake-hub) theirs
-    if args.command in OWN_BAR_ON_A_TERMINAL and _is_terminal(stream):
+    if args.command in OWN_PROGRESS:
         return nullcontext()
     return Heartbeat(args.command, stream=stream)
 

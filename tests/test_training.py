@@ -237,9 +237,17 @@ def test_evaluate_cli(trained, small_dataset, tmp_path):
     metrics = json.loads(result.stdout)
     assert set(metrics) == {
         "n", "accuracy", "precision", "recall", "f1", "roc_auc", "eer", "ece", "threshold", "no_face_rate",
-        "confusion", "per_source", "per_method", "fpr", "uncertain_real",
+        "confusion", "per_source", "per_method", "fpr", "uncertain_real", "fakes", "reals", "decided_right",
     }  # fmt: skip
     assert metrics["n"] == 12
+    # what users are told, counted from the verdicts of the per-file scores
+    with open(out / "scores.csv") as handle:
+        told = [(r["label"], r["verdict"]) for r in csv.DictReader(handle)]
+    fakes = [v for label, v in told if label == "1"]
+    assert metrics["fakes"]["fake"] == pytest.approx(fakes.count("fake") / len(fakes))
+    reals = [v for label, v in told if label == "0"]
+    assert metrics["reals"]["real"] == pytest.approx(reals.count("real") / len(reals))
+    assert metrics["decided_right"] == pytest.approx((metrics["fakes"]["fake"] + metrics["reals"]["real"]) / 2)
     for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "eer", "ece", "no_face_rate"):
         assert 0.0 <= metrics[key] <= 1.0
     # the confusion counts match a hand count over the per-file scores

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from ..config import PreprocessingConfig
 from ..errors import MediaError
@@ -24,6 +23,7 @@ from ..faces import create_face_detector, crop_landmarks, extract_face_tracks
 from ..keyframes import select_key_frames
 from ..media import ImageMedia, open_media
 from ..paths import cache_dir
+from ..progress import ProgressLine
 from .datasets import Sample
 
 CACHE_VERSION = 2
@@ -101,7 +101,7 @@ class CropCache:
         self.hits += len(samples) - len(todo)
         if todo:
             args = [(path, self.prep, self.yunet_path, str(self._file(d))) for d, path in todo]
-            bar = tqdm(total=len(args), desc="face crops", unit="file", disable=not progress or None)
+            bar = ProgressLine("face crops", total=len(args), unit="file", quiet=not progress)
             if workers > 1 and len(args) > 8:
                 # spawn, not fork: forking after torch/OpenCV started their thread pools can deadlock
                 context = multiprocessing.get_context("spawn")

@@ -14,9 +14,9 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from ..clip import ClipEncoder
+from ..progress import ProgressLine
 from .crops import CropCache, FaceCrops, file_md5
 from .datasets import Sample
 
@@ -44,7 +44,7 @@ class EmbeddingCache:
         self.hits += sum(c is not None for c in crops) - len(todo)
         # Batches of several files: one encoder call per 16 crops, whatever the files hold.
         batch: list[int] = []
-        bar = tqdm(total=len(todo), desc="CLIP embeddings", unit="file", disable=not progress or None)
+        bar = ProgressLine("CLIP embeddings", total=len(todo), unit="file", quiet=not progress)
         for position, index in enumerate(todo):
             batch.append(index)
             if sum(len(crops[i].crops) for i in batch) >= 16 or position == len(todo) - 1:
@@ -114,7 +114,9 @@ def pseudo_fake_embeddings(
     by_source: dict[str, list[int]] = {}
     for i in chosen:
         by_source.setdefault(samples[i].source, []).append(i)
-    for i, target in tqdm(todo, desc="pseudo-fakes", unit="file", disable=None):
+    bar = ProgressLine("pseudo-fakes", total=len(todo), unit="file")
+    for i, target in todo:
+        bar.update()
         rng = np.random.default_rng(int(file_md5(samples[i].path)[:8], 16) + seed)
         face = crops[i]
         if rng.random() < 0.5 and len(by_source[samples[i].source]) > 1:
@@ -127,6 +129,7 @@ def pseudo_fake_embeddings(
         np.save(str(target) + ".tmp.npy", embedded)
         Path(str(target) + ".tmp.npy").replace(target)
         out[i] = embedded.astype(np.float32)
+    bar.close()
     log(f"pseudo-fakes: {len(chosen) - len(todo)} from cache, {len(todo)} computed")
     return out
 

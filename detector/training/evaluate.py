@@ -16,10 +16,10 @@ import tempfile
 from pathlib import Path
 
 from PIL import Image
-from tqdm import tqdm
 
 from ..analyzer import Detector
 from ..errors import DetectorError, MediaError
+from ..progress import ProgressLine
 from .datasets import Sample, read_dataset
 from .metrics import group_indices, paired_auc_difference, report_metrics, roc_auc
 
@@ -46,8 +46,9 @@ def perturb_image(path: Path, perturbation: str, target: Path) -> Path:
 
 def score_samples(detector: Detector, samples: list[Sample], perturb: str | None = None, progress: bool = True) -> list[dict]:
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for sample in tqdm(samples, desc="evaluate", unit="file", disable=not progress or None, file=sys.stderr):
+    with tempfile.TemporaryDirectory() as tmp, ProgressLine("evaluate", len(samples), "file", quiet=not progress) as bar:
+        for sample in samples:
+            bar.update()
             path = sample.path
             try:
                 if perturb:
@@ -180,7 +181,9 @@ def format_table(metrics: dict) -> str:
         lines.append(f"{key}:")
         for name, stats in metrics[key].items():
             told = f"  {_told(stats)}" if "decided_right" in stats else ""
-            lines.append(f"  {name:<24} n {stats['n']:>5}  accuracy {stats['accuracy']:.4f}  roc_auc {_fmt(stats['roc_auc'])}{told}")
+            lines.append(
+                f"  {name:<24} n {stats['n']:>5}  accuracy {stats['accuracy']:.4f}  roc_auc {_fmt(stats['roc_auc'])}{told}"
+            )
     return "\n".join(lines)
 
 
@@ -296,7 +299,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     detector = Detector.load(args.model, options=AnalysisOptions(face_detector=args.faces), backend=args.backend)
     samples = read_dataset(args.data, args.split)
-    metrics, rows = evaluate(detector, samples, args.perturb)
+    metrics, rows = evaluate(detector, samples, args.perturb, progress=not getattr(args, "quiet", False))
     if args.out:
         write_outputs(Path(args.out), metrics, rows, detector.config.decision)
     print(json.dumps(metrics, indent=2) if args.json else format_table(metrics))

@@ -27,7 +27,6 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
-from tqdm import tqdm
 
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import ArchitectureConfig, ModelConfig, PreprocessingConfig
@@ -35,6 +34,7 @@ from ..errors import DetectorError
 from ..model import MobileNetLSTM, load_backbone_state
 from ..paths import imagenet_backbone_file
 from ..preprocess import crops_to_tensor, encode_crops
+from ..progress import ProgressLine
 from .augment import AugmentConfig, augment_sequence, cross_blend, self_blend
 from .crops import CropCache, FaceCrops
 from .datasets import DatasetError, Sample, describe, read_dataset
@@ -230,7 +230,9 @@ class Teacher:
     weights: np.ndarray  # (512,)
     bias: float
 
-    def targets(self, items: list[Item], windows: list[tuple[int, int, int, bool]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def targets(
+        self, items: list[Item], windows: list[tuple[int, int, int, bool]]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(frames, 512) embeddings, (frames,) soft labels and (frames,) mask of the frames of a batch, in order."""
         embeddings, mask = [], []
         for index, start, take, pseudo in windows:
@@ -531,7 +533,9 @@ def train(options: TrainOptions, samples: list[Sample] | None = None) -> Path:
         store = EmbeddingCache(cache, ClipEncoder.load())
         embedded = store.load(train_samples + val_samples, crops)
         print(f"CLIP embeddings: {store.hits} from cache, {store.misses} computed ({store.dir})", file=sys.stderr)
-    train_items = build_items(train_samples, crops[: len(train_samples)], True, embedded[: len(train_samples)] if embedded else None)
+    train_items = build_items(
+        train_samples, crops[: len(train_samples)], True, embedded[: len(train_samples)] if embedded else None
+    )
     val_items = build_items(val_samples, crops[len(train_samples) :], False, embedded[len(train_samples) :] if embedded else None)
     teacher = projection = None
     if options.distill > 0:
@@ -578,10 +582,9 @@ def train(options: TrainOptions, samples: list[Sample] | None = None) -> Path:
         model.train()
         picks = sampler.draw(options.samples_per_epoch)
         losses = []
-        bar = tqdm(
-            range(steps_per_epoch), desc=f"epoch {epoch + 1}/{options.epochs}", unit="batch", file=sys.stderr, disable=None
-        )
-        for step in bar:
+        bar = ProgressLine(f"epoch {epoch + 1}/{options.epochs}", steps_per_epoch, "batch")
+        for step in range(steps_per_epoch):
+            bar.update()
             chunk = picks[step * options.batch_size : (step + 1) * options.batch_size]
             windows: list[tuple[int, int, int, bool]] = []
             images, lengths, labels = make_batch(train_items, chunk, options, prep, sampler.rng, sampler.reals, windows)
@@ -598,7 +601,6 @@ def train(options: TrainOptions, samples: list[Sample] | None = None) -> Path:
             if average is not None:
                 average.update(model)
             losses.append(loss.item())
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
         bar.close()
         evaluated = average.model if average is not None else model
         raw = score_items(evaluated, val_items, prep)
