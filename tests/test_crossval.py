@@ -120,33 +120,43 @@ def tiny_faces(tmp_path_factory):
 def test_a_cross_source_table_with_the_clip_recipes(tiny_faces, tmp_path, monkeypatch):
     monkeypatch.setattr("detector.training.crossval.HEAD_SCHEDULE", {"epochs": 3, "samples_per_epoch": 512})
     out = tmp_path / "crossval"
-    recipes = ["clip-linear", "clip-lstm", "clip-deep-lstm", "clip-linear+clip-lstm"]
-    results = run(str(tiny_faces), recipes, out, quick=True, folds=["gan", "ffpp/deepfakes"])
+    recipes = ["clip-linear", "clip-lstm", "clip-deep-lstm", "clip-linear+clip-lstm", "clip-linear&clip-lstm",
+               "clip-linear*clip-lstm", "clip-lstm@oos"]  # fmt: skip
+    folds = ["ciplab", "gan", "ffpp/deepfakes"]  # in the order folds_of gives them
+    results = run(str(tiny_faces), recipes, out, quick=True, folds=folds)
     for recipe in recipes:
-        for fold in ("gan", "ffpp/deepfakes"):
+        for fold in folds:
             row = results["rows"][recipe][fold]
             assert 0.0 <= row["roc_auc"] <= 1.0 and row["n"] == row["n_real"] + row["n_fake"] > 0
-            assert 0.0 <= row["fpr"] <= 1.0 and ("+" in recipe or 0.0 < row["threshold"] < 1.0)
+            assert 0.0 <= row["fpr"] <= 1.0 and ("+" in recipe or "&" in recipe or 0.0 < row["threshold"] < 1.0)
             scores = list(csv.DictReader(open(out / "scores" / recipe / f"{fold.replace('/', '-')}.csv")))
             held = [r for r in scores if r["part"] == "held_out"]
-            assert len(held) == row["n"] and row["wild"]["n"] == len(scores) - len(held) == 12  # the wild reals, every fold
+            assert len(held) == row["n"] and row["wild"]["n"] == sum(r["part"] == "wild" for r in scores) == 12  # every fold
             # what users are told, counted from the answers stored per file
             for name, label, answers in (("fakes", "1", ("fake", "real", "uncertain")), ("reals", "0", ("real", "fake", "uncertain"))):
                 told = [r["told"] for r in held if r["label"] == label]
                 assert [row[name][a] for a in answers] == pytest.approx([told.count(a) / len(told) for a in answers])
             assert row["decided_right"] == pytest.approx((row["fakes"]["fake"] + row["reals"]["real"]) / 2)
-        # The pair says "fake" only where both views do: it never labels more reals fake than either view.
-        pair, views = results["rows"]["clip-linear+clip-lstm"][fold], [results["rows"][r][fold] for r in recipes[:2]]
-        assert pair["fpr"] <= min(view["fpr"] for view in views) and pair["tpr"] <= min(view["tpr"] for view in views)
-        a, b, both = (probabilities(out, recipe, fold) for recipe in recipes)
+        # A pair says "fake" only where both views do: it never labels more reals fake than either view; the veto
+        # rule labels as many fakes fake as the agreement rule, and at least as many reals real.
+        views = [results["rows"][r][fold] for r in recipes[:2]]
+        agree, veto = results["rows"]["clip-linear+clip-lstm"][fold], results["rows"]["clip-linear&clip-lstm"][fold]
+        assert agree["fpr"] <= min(view["fpr"] for view in views) and agree["tpr"] <= min(view["tpr"] for view in views)
+        assert veto["fpr"] == agree["fpr"] and veto["tpr"] == agree["tpr"] and veto["reals"]["real"] >= agree["reals"]["real"]
+        a, b, both = (probabilities(out, recipe, fold) for recipe in recipes[:2] + ["clip-linear+clip-lstm"])
         assert both == pytest.approx({item: (a[item] + b[item]) / 2 for item in a})  # the mean of the two views
+        stacked = results["rows"]["clip-linear*clip-lstm"][fold]["decision"]
+        assert len(stacked["weights"]) == 3 and stacked["uncertain_band"][0] <= stacked["threshold"]
+        oos = results["rows"]["clip-lstm@oos"][fold]
+        assert oos["roc_auc"] == pytest.approx(results["rows"]["clip-lstm"][fold]["roc_auc"])  # the same scores, another rule
     assert results["rows"]["clip-lstm"]["ffpp/deepfakes"]["videos"]["n"] == 8  # 4 held-out videos per split
+    assert "familiarity_gate" in results["rows"]["clip-lstm"]["gan"]
     table = (out / "table.md").read_text()
     assert "| gan (" in table and "clip-lstm − clip-linear: mean decided right" in table and "clip head" in table
     assert "mean ROC-AUC" in table and "Wild reals (12)" in table
     stored = json.loads((out / "results.json").read_text())
-    assert stored["folds"] == ["gan", "ffpp/deepfakes"]
-    again = run(str(tiny_faces), recipes, out, quick=True, folds=["gan", "ffpp/deepfakes"])
+    assert stored["folds"] == folds
+    again = run(str(tiny_faces), recipes, out, quick=True, folds=folds)
     assert again["rows"] == stored["rows"]  # kept from the first run, not trained again
 
 

@@ -354,6 +354,7 @@ def run(
                 results["rows"][recipe][fold.name] = row
                 _write_scores(_scores_file(out, recipe, fold.name), scores)
     results["comparisons"] = compare_recipes(out, recipes, [f.name for f in chosen])
+    results = json.loads(json.dumps(results))  # what is returned is what is stored (lists, not tuples)
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     (out / "table.md").write_text(format_table(results, recipes) + "\n")
     return results
@@ -585,6 +586,15 @@ def format_table(results: dict, recipes: list[str]) -> str:
                 f"Wild reals ({results['rows'][recipe][folds[0]].get('wild', {}).get('n', '')}) → real / fake / uncertain, per fold: "
                 + "; ".join(wild),
             ]
+    gated = [(r, _gate_summary(results, r)) for r in recipes]
+    gated = [(r, g) for r, g in gated if g]
+    if gated:
+        lines += ["", "What the familiarity gate (a face unlike the training faces is answered uncertain) would cost:", ""]
+        for recipe, (plain, gate, wild_plain, wild_gate, flagged) in gated:
+            lines.append(
+                f"- {recipe}: mean decided right {plain:.3f} without it, {gate:.3f} with it; wild reals labelled real "
+                f"{_pct(wild_plain)} without, {_pct(wild_gate)} with; {_pct(flagged)} of the left-out files flagged"
+            )
     comparisons = results.get("comparisons") or {}
     if comparisons:
         lines.append("")
@@ -609,6 +619,22 @@ def format_table(results: dict, recipes: list[str]) -> str:
                 f"mean of frames {_f(v['mean_frames_roc_auc'])}"
             )
     return "\n".join(lines)
+
+
+def _gate_summary(results: dict, recipe: str) -> tuple | None:
+    rows = [results["rows"].get(recipe, {}).get(f) for f in results["folds"]]
+    rows = [r for r in rows if r and r.get("familiarity_gate")]
+    if not rows:
+        return None
+    gates = [r["familiarity_gate"] for r in rows]
+    wild = [(r["wild"]["real"], g["wild"]["real"]) for r, g in zip(rows, gates) if r.get("wild") and g.get("wild")]
+    return (
+        float(np.mean([r["decided_right"] for r in rows])),
+        float(np.mean([g["decided_right"] for g in gates])),
+        float(np.mean([w[0] for w in wild])) if wild else None,
+        float(np.mean([w[1] for w in wild])) if wild else None,
+        float(np.mean([g["unfamiliar"] for g in gates])),
+    )
 
 
 def _told(shares: dict | None, order: tuple[str, ...]) -> str:
