@@ -170,7 +170,7 @@ def select_key_frames(
         if segment != current:
             close_segment()
             current = segment
-        thumb = decoded.thumbnail_gray().astype(np.int16)
+        thumb = video.thumbnail_gray(decoded).astype(np.int16)
         change = 0.0 if last_thumb is None else float(np.abs(thumb - last_thumb).mean())
         if best is None or change > best[0]:
             best = (change, decoded, thumb)

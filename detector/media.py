@@ -65,9 +65,10 @@ class DecodedFrame:
     timestamp_s: float
     frame: av.VideoFrame
 
-    def thumbnail_gray(self, width: int = 64) -> np.ndarray:
-        """A small grayscale copy for change detection, scaled in the decoder (cheap)."""
-        height = max(1, round(self.frame.height * width / self.frame.width))
+    def thumbnail_gray(self, width: int = 64, height: int | None = None) -> np.ndarray:
+        """A small grayscale copy for change detection, scaled in the decoder (cheap). Give `height` to get one
+        shape for every frame of a stream whose picture size changes mid-way."""
+        height = height or max(1, round(self.frame.height * width / self.frame.width))
         return self.frame.reformat(width=width, height=height, format="gray").to_ndarray()
 
 
@@ -188,6 +189,10 @@ class VideoMedia:
             raise UnsupportedMediaError(f"{name}: the file has no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        # FFmpeg refuses, before allocating it, any picture over the limit: the size read here is only the first
+        # frame's, and a stream may change size mid-way (MJPEG in AVI, concatenated MPEG-TS).
+        stream.codec_context.options = {"max_pixels": str(limits.max_pixels)}
+        self._max_pixels = limits.max_pixels
         self._stream = stream
         self._time_base = float(stream.time_base) if stream.time_base else 1e-6
         self._start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
@@ -197,6 +202,7 @@ class VideoMedia:
             raise CorruptMediaError(f"{name}: the video stream has no picture size")
         if width * height > limits.max_pixels:
             raise MediaTooLargeError(f"{name}: {width}x{height} is over the {limits.max_pixels / 1e6:g} megapixel limit")
+        self._stored_size = (width, height)  # every frame is scaled to this size, whatever it was coded at
 
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else 0.0
@@ -240,10 +246,18 @@ class VideoMedia:
     def _decode_first(self, name: str) -> DecodedFrame:
         try:
             for frame in self._container.decode(self._stream):
+                self._check_size(frame)
                 return DecodedFrame(0, 0.0, frame)
         except av.error.FFmpegError as exc:
-            raise CorruptMediaError(f"{name}: cannot decode the video ({exc.strerror or exc})") from None
+            raise _decoding_error(name, exc, "cannot decode the video", self._max_pixels) from None
         raise CorruptMediaError(f"{name}: the video has no decodable frames")
+
+    def _check_size(self, frame: av.VideoFrame) -> None:
+        """Refuse a decoded frame over the pixel limit (FFmpeg's own check covers the decoders that honour it)."""
+        if frame.width * frame.height > self._max_pixels:
+            raise MediaTooLargeError(
+                f"{self.path.name}: a frame of {frame.width}x{frame.height} is over the {self._max_pixels / 1e6:g} megapixel limit"
+            )
 
     def _scan_duration(self) -> float:
         """Find the duration from packet timestamps when the container does not declare it."""
@@ -259,11 +273,21 @@ class VideoMedia:
         return float(pts) * self._time_base - self._start if pts is not None else 0.0
 
     def to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
-        """Full-resolution RGB of a decoded frame, turned upright."""
-        rgb = frame.to_ndarray(format="rgb24")
+        """Full-resolution RGB of a decoded frame, turned upright, at the stream's first picture size (a frame
+        coded at another size, after a size change mid-stream, is scaled to it)."""
+        width, height = self._stored_size
+        if (frame.width, frame.height) != (width, height):
+            rgb = frame.reformat(width=width, height=height, format="rgb24").to_ndarray()
+        else:
+            rgb = frame.to_ndarray(format="rgb24")
         if self._rotation:
             rgb = np.ascontiguousarray(np.rot90(rgb, k=-self._rotation // 90))
         return rgb
+
+    def thumbnail_gray(self, decoded: DecodedFrame, width: int = 64) -> np.ndarray:
+        """`decoded`'s grayscale thumbnail, one shape for the whole stream whatever size each frame was coded at."""
+        stored_width, stored_height = self._stored_size
+        return decoded.thumbnail_gray(width, max(1, round(stored_height * width / stored_width)))
 
     def keyframe_times(self) -> list[float]:
         """Times of the key frames the container's index lists (all of them for MP4/MOV; cue points for
@@ -318,13 +342,14 @@ class VideoMedia:
             try:
                 for frame in decoder:
                     self.frames_decoded += 1
+                    self._check_size(frame)
                     position = self.frame_time(frame)
                     index = int(round(position * self.fps))
                     if position >= target - tolerance and index > last_index:
                         found = DecodedFrame(index, round(position, 6), frame)
                         break
             except av.error.FFmpegError as exc:
-                raise CorruptMediaError(f"{name}: the video is damaged ({exc.strerror or exc})") from None
+                raise _decoding_error(name, exc, "the video is damaged", self._max_pixels) from None
             if found is None:
                 if target < self.info.duration_s - 2.0 / self.fps - 0.5:
                     stop, duration = max(position, 0.0), self.info.duration_s
@@ -341,6 +366,14 @@ class VideoMedia:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _decoding_error(name: str, exc: av.error.FFmpegError, what: str, max_pixels: int) -> CorruptMediaError | MediaTooLargeError:
+    """The typed error of a failed decode. FFmpeg answers EINVAL (not "invalid data") when a picture is over its
+    `max_pixels`: the size a frame declares, refused before its memory is taken."""
+    if isinstance(exc, av.error.ArgumentError):
+        return MediaTooLargeError(f"{name}: a frame's picture size is invalid or over the {max_pixels / 1e6:g} megapixel limit")
+    return CorruptMediaError(f"{name}: {what} ({exc.strerror or exc})")
 
 
 def _container_format(container) -> str:
