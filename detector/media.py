@@ -40,6 +40,18 @@ class MediaLimits:
     max_bytes: int = 2 * 1024**3
     max_pixels: int = 40_000_000  # per frame: 8K UHD is 33 MP
     max_duration_s: float = 3 * 3600.0
+    # Memory, for shells that decode many files at once (None: no bound). A picture over `max_decoded_pixels`
+    # is analysed scaled down (JPEG in the decoder itself); `max_decoded_bytes` bounds the RGB of all the frames
+    # one analysis keeps, so a frame is scaled down further when many are asked for.
+    max_decoded_pixels: int | None = None
+    max_decoded_bytes: int | None = None
+
+    def rgb_pixels(self, frames: int) -> int | None:
+        """The most pixels one of `frames` kept pictures may have as RGB (None: no bound)."""
+        bounds = [self.max_decoded_pixels] if self.max_decoded_pixels else []
+        if self.max_decoded_bytes:
+            bounds.append(max(1, self.max_decoded_bytes // (3 * max(1, frames))))
+        return min(bounds) if bounds else None
 
 
 @dataclass
@@ -76,6 +88,27 @@ def open_media(path: str | os.PathLike, limits: MediaLimits | None = None) -> Im
     """Identify `path` by content and open it as an image or a video; raise a MediaError otherwise."""
     limits = limits or MediaLimits()
     path = Path(path)
+    size = _file_size(path, limits)
+    image = ImageMedia.try_open(path, size, limits)
+    if image is not None:
+        return image
+    return VideoMedia(path, size, limits)
+
+
+def probe_media(path: str | os.PathLike, limits: MediaLimits | None = None) -> str:
+    """The kind of media `path` holds ("image" or "video"), checked against `limits` without decoding an image's
+    pixels: what a request thread may afford (a 131 KB PNG may decode to a gigabyte). A video is opened (its
+    first frame decoded, within `max_pixels`). Raise a MediaError as `open_media` would, damaged pixels apart."""
+    limits = limits or MediaLimits()
+    path = Path(path)
+    size = _file_size(path, limits)
+    if ImageMedia.probe(path, limits):
+        return "image"
+    with VideoMedia(path, size, limits):
+        return "video"
+
+
+def _file_size(path: Path, limits: MediaLimits) -> int:
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -86,10 +119,7 @@ def open_media(path: str | os.PathLike, limits: MediaLimits | None = None) -> Im
         raise EmptyMediaError(f"{path.name}: the file is empty")
     if size > limits.max_bytes:
         raise MediaTooLargeError(f"{path.name}: {human_size(size)} is over the {human_size(limits.max_bytes)} limit")
-    image = ImageMedia.try_open(path, size, limits)
-    if image is not None:
-        return image
-    return VideoMedia(path, size, limits)
+    return size
 
 
 class ImageMedia:
@@ -100,8 +130,9 @@ class ImageMedia:
         self.image = image
         self.info = info
 
-    @classmethod
-    def try_open(cls, path: Path, size: int, limits: MediaLimits) -> ImageMedia | None:
+    @staticmethod
+    def _open_checked(path: Path, limits: MediaLimits) -> Image.Image | None:
+        """The image at `path`, its header read and its size checked, pixels not decoded; None if not an image."""
         try:
             im = Image.open(path, formats=IMAGE_FORMATS)
         except UnidentifiedImageError:
@@ -110,17 +141,33 @@ class ImageMedia:
             raise MediaTooLargeError(f"{path.name}: the image has too many pixels") from None
         except OSError as exc:
             raise CorruptMediaError(f"{path.name}: cannot read the image ({exc})") from None
+        width, height = im.size
+        if width * height > limits.max_pixels:
+            im.close()
+            raise MediaTooLargeError(f"{path.name}: {width}x{height} is over the {limits.max_pixels / 1e6:g} megapixel limit")
+        return im
+
+    @classmethod
+    def probe(cls, path: Path, limits: MediaLimits) -> bool:
+        """Whether `path` is an image within `limits`, from its header alone."""
+        im = cls._open_checked(path, limits)
+        if im is None:
+            return False
+        im.close()
+        return True
+
+    @classmethod
+    def try_open(cls, path: Path, size: int, limits: MediaLimits) -> ImageMedia | None:
+        im = cls._open_checked(path, limits)
+        if im is None:
+            return None
         with im:
-            width, height = im.size
-            if width * height > limits.max_pixels:
-                raise MediaTooLargeError(f"{path.name}: {width}x{height} is over the {limits.max_pixels / 1e6:g} megapixel limit")
             frame_count = getattr(im, "n_frames", 1)
             fmt = im.format
             try:
                 im.seek(0)
-                im.load()
                 rotation = EXIF_ROTATION.get(im.getexif().get(0x0112, 1), 0)
-                upright = ImageOps.exif_transpose(im)
+                upright = ImageOps.exif_transpose(_decoded_within(im, limits.rgb_pixels(1)))
                 rgb = np.asarray(upright.convert("RGB"))
             except (OSError, SyntaxError, ValueError) as exc:
                 raise CorruptMediaError(f"{path.name}: the image is truncated or damaged ({exc})") from None
@@ -146,6 +193,21 @@ class ImageMedia:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _decoded_within(im: Image.Image, max_pixels: int | None) -> Image.Image:
+    """`im` decoded, scaled down by a whole factor to at most `max_pixels` when it has more: a JPEG is decoded at
+    1/2, 1/4 or 1/8 of its size by the decoder itself (`draft`), other formats are decoded, then reduced."""
+    width, height = im.size
+    if not max_pixels or width * height <= max_pixels:
+        im.load()
+        return im
+    scale = math.sqrt(max_pixels / (width * height))
+    im.draft("RGB", (max(1, int(width * scale)), max(1, int(height * scale))))  # a no-op but for JPEG
+    im.load()
+    width, height = im.size
+    factor = math.ceil(math.sqrt(width * height / max_pixels))
+    return im.reduce(factor) if factor > 1 else im
 
 
 def _has_video_signature(path: Path) -> bool:
@@ -203,6 +265,7 @@ class VideoMedia:
         if width * height > limits.max_pixels:
             raise MediaTooLargeError(f"{name}: {width}x{height} is over the {limits.max_pixels / 1e6:g} megapixel limit")
         self._stored_size = (width, height)  # every frame is scaled to this size, whatever it was coded at
+        self.limits = limits
 
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else 0.0
@@ -272,10 +335,15 @@ class VideoMedia:
         pts = frame.pts if frame.pts is not None else frame.dts
         return float(pts) * self._time_base - self._start if pts is not None else 0.0
 
-    def to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
-        """Full-resolution RGB of a decoded frame, turned upright, at the stream's first picture size (a frame
-        coded at another size, after a size change mid-stream, is scaled to it)."""
+    def to_rgb(self, frame: av.VideoFrame, max_pixels: int | None = None) -> np.ndarray:
+        """RGB of a decoded frame, turned upright, at the stream's first picture size (a frame coded at another
+        size, after a size change mid-stream, is scaled to it), scaled down to at most `max_pixels`."""
         width, height = self._stored_size
+        if max_pixels and width * height > max_pixels:
+            scale = math.sqrt(max_pixels / (width * height))
+            width, height = max(2, int(width * scale)) // 2 * 2, max(2, int(height * scale)) // 2 * 2
+            # the Report's media size is the size analysed, as its face boxes are
+            self.info.width, self.info.height = (height, width) if self._rotation in (90, 270) else (width, height)
         if (frame.width, frame.height) != (width, height):
             rgb = frame.reformat(width=width, height=height, format="rgb24").to_ndarray()
         else:

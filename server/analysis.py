@@ -21,7 +21,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from werkzeug.datastructures import FileStorage
@@ -31,7 +31,7 @@ from detector import MediaLimits
 from detector.errors import DetectorError
 from detector.fetching.fetch import MediaFetcher
 from detector.fetching.urlguard import precheck_url
-from detector.media import open_media
+from detector.media import probe_media
 from detector.paths import sha256_file
 from detector.pool import ModelPool
 from detector.render import draw_faces, encode_jpeg, overlay_heatmap, timeline_png
@@ -139,7 +139,9 @@ class AnalysisService:
         return {"model": model, "frames": frames, "base_url": base_url}
 
     def limits(self, max_bytes: int) -> MediaLimits:
-        return self.settings.media_limits(max_bytes)
+        limits = self.settings.media_limits(max_bytes)
+        bounds = {"max_decoded_pixels": self.settings.max_decoded_pixels, "max_decoded_bytes": self.settings.max_decoded_bytes}
+        return replace(limits, **bounds)
 
     # --------------------------------------------------------------------------------------------- submit
 
@@ -181,9 +183,9 @@ class AnalysisService:
             if cached:
                 remove_upload(path)
                 return Submission(name, analysis=self._answer_cached(cached, name, "upload", client, None, None))
-            # What the upload is gets decided by its content, now: a wrong type, damage or a limit answers at once.
-            with open_media(path, self.limits(self.config["MAX_UPLOAD_BYTES"])) as media:
-                kind = media.kind
+            # What the upload is gets decided by its content, now: a wrong type or a limit answers at once. Only
+            # headers are read here; pixels are decoded by the analysis pool, whose size bounds their memory.
+            kind = probe_media(path, self.limits(self.config["MAX_UPLOAD_BYTES"]))
             stored = self._hand_over(path)
             job = {
                 "id": uuid.uuid4().hex,
@@ -247,8 +249,8 @@ class AnalysisService:
             if cached:
                 record = self._answer_cached(cached, job["source"], "url", job["client"], url_key(job["fetch_url"] or job["source"]), details)
                 return Finished(record["id"], True)
-            with open_media(fetched.path, self.limits(self.config["MAX_FETCH_BYTES"])) as media:
-                kind = media.kind  # damaged or unreadable media fails here, before it waits for an analysis worker
+            # unreadable media fails here, before it waits for an analysis worker (pixels are decoded there)
+            kind = probe_media(fetched.path, self.limits(self.config["MAX_FETCH_BYTES"]))
             folder = self.uploads_dir / job["id"]
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / fetched.path.name
@@ -287,8 +289,7 @@ class AnalysisService:
             return Finished(record["id"], True)
         limits = self.limits(max_bytes)
         if not job.get("media_kind"):
-            with open_media(path, limits) as media:
-                progress.media_kind(media.kind)
+            progress.media_kind(probe_media(path, limits))
         detector = self.models.get(options["model"])
         analysis = detector.inspect(
             path,

@@ -67,6 +67,10 @@ class ServerSettings(ServingSettings):
     worker_process: bool = env_field(False, env=None)  # set by python -m server worker
     # Limits (the others: ServingSettings)
     max_json_bytes: int = 64 * 1024  # JSON request bodies (uploads have max_upload_bytes)
+    # Memory of one analysis: a picture over max_decoded_pixels is analysed scaled down, and the RGB of the frames
+    # one analysis keeps stays under max_decoded_bytes (more frames asked for: each scaled down further)
+    max_decoded_pixels: int = 16_000_000
+    max_decoded_bytes: int = 1024**3
     # Cache and storage
     cache_ttl_s: float = 24 * 3600.0  # 0 disables the cache
     keep_media: bool = False
