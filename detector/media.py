@@ -248,6 +248,9 @@ class VideoMedia:
             # FFmpeg guesses a format for almost anything (plain text reads as "tty"): name none of them
             raise UnsupportedMediaError(f"{name}: not an image or video file we can read")
         if not container.streams.video:
+            if not container.streams and _has_video_signature(self.path):
+                # a video container whose track headers cannot be read at all: damage, not an audio-only file
+                raise CorruptMediaError(f"{name}: the video is damaged (its track headers cannot be read)")
             raise UnsupportedMediaError(f"{name}: the file has no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"

@@ -73,6 +73,9 @@ class ServerSettings(ServingSettings):
     max_decoded_bytes: int = 1024**3
     # Cache and storage
     cache_ttl_s: float = 24 * 3600.0  # 0 disables the cache
+    # a link the same client sent this recently is answered without fetching it again; any other answer comes from
+    # the content fetched (what a link serves may change; another client's request never decides it)
+    url_cache_ttl_s: float = 300.0
     keep_media: bool = False
     s3_bucket: str = ""
     s3_prefix: str = ""

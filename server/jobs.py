@@ -34,7 +34,7 @@ from pathlib import Path
 
 from detector.errors import DetectorError
 
-from .db import Database, format_time, utc_now
+from .db import Database, database_failure, format_time, utc_now
 from .errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -502,7 +502,7 @@ class JobQueue:
                 self._finished(job_id, fields["status"])
             self._database_error = None
         except Exception as exc:
-            self._database_error = f"{type(exc).__name__}: {exc}"
+            self._database_error = database_failure(exc)
             log.error("job %s: its outcome (%s) cannot be written now (%s); will retry", job_id, fields["status"], exc)
             with self._unwritten_lock:
                 self._unwritten[job_id] = fields
@@ -523,7 +523,7 @@ class JobQueue:
         try:
             self.db.update_job(job_id, **fields)
         except Exception as exc:
-            self._database_error = f"{type(exc).__name__}: {exc}"
+            self._database_error = database_failure(exc)
             log.warning("job %s: progress not written (%s)", job_id, exc)
 
     # ------------------------------------------------------------------------------------------ supervisor
@@ -552,7 +552,7 @@ class JobQueue:
                 if self.db.update_job(job_id, only_if_status=ACTIVE, **fields):
                     self._finished(job_id, fields["status"])
             except Exception as exc:
-                self._database_error = f"{type(exc).__name__}: {exc}"
+                self._database_error = database_failure(exc)
                 return
             with self._unwritten_lock:
                 self._unwritten.pop(job_id, None)

@@ -6,6 +6,12 @@ loopback and every loop is bounded.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -106,3 +112,124 @@ def test_concurrent_uploads_of_a_large_png_decode_in_the_bounded_pool_and_downsc
     assert [a.status_code for a in answers] == [200] * len(paths), [a.text[:200] for a in answers]
     media = answers[0].json()["report"]["media"]
     assert media["width"] * media["height"] <= 4_000_000  # analysed scaled down (by 3: 1666x1666)
+
+
+# ------------------------------------------------------------------------------------ verdicts by content, not URL
+
+
+def test_a_link_is_answered_by_what_it_serves_now_not_by_an_earlier_answer(start_server, tmp_path, face_photo):
+    """Alice's link served one picture; it now serves another. Bob (even with `utm_source` added) is answered by
+    the picture it serves now; Alice's own repeat within the short URL TTL is spared the fetch."""
+    from PIL import Image
+
+    from server.auth import create_key
+    from tests.mediaserver import MediaServer
+
+    first = Image.open(face_photo).convert("RGB")
+    (tmp_path / "post.jpg").write_bytes(face_photo.read_bytes())
+    live = start_server(URL_CACHE_TTL_S=300)
+    alice, bob = (create_key(live.app.extensions["deepfake"].db, name)[1] for name in ("alice", "bob"))
+    with MediaServer(tmp_path) as site:
+        link = site.url("/files/post.jpg")
+        before = live.analyze_url_as(alice, link, wait=60).json()
+        assert before["status"] == "done" and before["cached"] is False
+        first.resize((first.width // 2, first.height // 2)).save(tmp_path / "post.jpg", quality=90)  # other bytes now
+        fetched = len(site.requests)
+        after = live.analyze_url_as(bob, link + "?utm_source=x", wait=60).json()
+        assert len(site.requests) > fetched  # fetched again, not answered by Alice's URL
+        assert after["cached"] is False and after["id"] != before["id"]
+        assert after["report"]["media"]["width"] == first.width // 2  # the picture served now
+        fetched = len(site.requests)
+        again = live.analyze_url_as(alice, link, wait=60).json()
+        assert again["cached"] is True and again["id"] == before["id"] and len(site.requests) == fetched
+        other = start_server(URL_CACHE_TTL_S=0)
+        carol = create_key(other.app.extensions["deepfake"].db, "carol")[1]
+        for _ in range(2):  # no URL short-cut at all: fetched each time, answered from the content cache
+            answer = other.analyze_url_as(carol, link, wait=60).json()
+        assert answer["cached"] is True and len(site.requests) == fetched + 2
+
+
+# ------------------------------------------------------------------------------------------ smaller holes
+
+
+def test_credentials_of_every_common_kind_never_reach_storage(start_server, media_server):
+    live = start_server()
+    secrets = {name: f"S3CRET{number}" for number, name in enumerate(("__token__", "hdnts", "jwt", "authkey", "accesskey", "pass"))}
+    query = "&".join(f"{name}={value}" for name, value in secrets.items())
+    answer = live.analyze_url(media_server.url(f"/files/photo.jpg?{query}"), wait=60).json()
+    assert answer["status"] == "done"
+    stored = live.get(f"/api/v1/analyses/{answer['id']}").text + live.get("/api/v1/analyses").text + json.dumps(answer)
+    assert not [value for value in secrets.values() if value in stored]
+
+
+def test_a_key_sees_and_retries_only_its_own_jobs_and_analyses(start_server, media_server):
+    from server.auth import create_key
+
+    live = start_server(FETCH_TIMEOUT_S=1)
+    alice, bob = (create_key(live.app.extensions["deepfake"].db, name)[1] for name in ("alice", "bob"))
+    done = live.analyze_url_as(alice, media_server.url("/files/photo.jpg"), wait=60).json()
+    failed = live.analyze_url_as(alice, media_server.url("/status/503"), wait=60).json()
+    assert failed["retryable"] is True, failed
+    as_bob = {"X-API-Key": bob}
+    assert_error(live.get(f"/api/v1/jobs/{done['job_id']}", headers=as_bob), 404, "not_found")
+    assert_error(live.get(f"/api/v1/analyses/{done['id']}", headers=as_bob), 404, "not_found")
+    assert_error(live.post(f"/api/v1/jobs/{failed['job_id']}/retry", headers=as_bob), 404, "not_found")
+    as_alice = {"X-API-Key": alice}
+    assert live.get(f"/api/v1/jobs/{done['job_id']}", headers=as_alice).json()["status"] == "done"
+    assert live.get(f"/api/v1/analyses/{done['id']}", headers=as_alice).status_code == 200
+    assert live.post(f"/api/v1/jobs/{failed['job_id']}/retry", headers=as_alice).status_code in (202, 502)
+
+
+def test_readiness_names_a_database_fault_without_its_sql(start_server, face_photo):
+    """The database itself refuses every change to jobs (a trigger): outcomes wait in memory, /readyz says why."""
+    live = start_server(MAX_WAIT_S=1)  # the upload's answer would wait for an outcome that is never written
+    db = live.app.extensions["deepfake"].db
+    with contextlib.closing(sqlite3.connect(db.path, isolation_level=None)) as connection:
+        connection.execute("CREATE TRIGGER refuse BEFORE UPDATE ON jobs BEGIN SELECT RAISE(ABORT, 'jobs are frozen'); END")
+        try:
+            live.upload(face_photo)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and live.get("/readyz").json().get("unwritten_outcomes", 0) < 1:
+                time.sleep(0.1)
+            ready = live.get("/readyz")
+            assert_error(ready, 503, "unhealthy")
+            assert "jobs are frozen" in ready.text
+            assert "UPDATE" not in ready.text and "SQL" not in ready.text and "SET" not in ready.text, ready.text
+        finally:
+            connection.execute("DROP TRIGGER refuse")
+
+
+@pytest.mark.parametrize("model", [5, True, {}, [], 1.5])
+def test_a_model_that_is_not_a_name_is_a_400(live, media_server, model):
+    answer = live.post("/api/v1/analyze", json={"url": media_server.url("/files/photo.jpg"), "model": model})
+    assert_error(answer, 400)
+
+
+@pytest.mark.parametrize("frames", ["٣", "１", "1_0", "²"])
+def test_frames_are_ascii_digits_only(live, face_photo, frames):
+    assert_error(live.upload(face_photo, frames=frames), 400, "bad_option")
+
+
+def test_a_matroska_file_with_damaged_track_headers_is_damaged_media(live, tmp_path, fake_video):
+    from tests.mediafactory import ffmpeg
+
+    clip = tmp_path / "clip.mkv"
+    ffmpeg("-i", str(fake_video), "-t", "1", "-c", "copy", str(clip))
+    data = bytearray(clip.read_bytes())
+    data[100:300] = bytes((index * 37 + 11) % 256 for index in range(200))  # the Tracks element, overwritten
+    damaged = tmp_path / "damaged.mkv"
+    damaged.write_bytes(bytes(data))
+    assert_error(live.upload(damaged), 422, "corrupt_media")
+
+
+def test_fetch_folders_of_a_killed_process_are_removed_at_start(start_server, tmp_path):
+    from detector.fetching.fetch import fetch_folder_prefix
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    left = tmp_path / "data0" / "tmp" / f"{fetch_folder_prefix(int(gone.stdout))}abc"
+    left.mkdir(parents=True)
+    (left / "half.mp4").write_bytes(b"\0" * 1024)
+    mine = tmp_path / "data0" / "tmp" / f"{fetch_folder_prefix()}def"  # a live process's (this one's): kept
+    mine.mkdir()
+    start_server()
+    assert not left.exists() and mine.exists()

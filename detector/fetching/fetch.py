@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -101,6 +103,33 @@ class FetchedMedia:
         }
 
 
+def fetch_folder_prefix(pid: int | None = None) -> str:
+    """Fetch folders are named after the host and process that own them, so that a process starting can tell the
+    folders of a process that died (kill -9 leaves them) from a live neighbour's in a shared folder."""
+    host = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:64]
+    return f"fetch-{host}-{os.getpid() if pid is None else pid}-"
+
+
+def abandoned_fetch_folders(temp_dir: Path, older_than_s: float) -> list[Path]:
+    """Fetch folders in `temp_dir` left by a process of this host that no longer runs, and any (another host's, or
+    unnamed) older than `older_than_s`: no live fetch lasts that long."""
+    found = []
+    prefix = fetch_folder_prefix(0)[: -len("0-")]
+    for folder in temp_dir.glob("fetch-*") if temp_dir.is_dir() else []:
+        owner = folder.name[len(prefix) :].split("-", 1)[0] if folder.name.startswith(prefix) else ""
+        if owner.isdigit() and int(owner) != os.getpid():
+            try:
+                os.kill(int(owner), 0)
+            except ProcessLookupError:
+                found.append(folder)
+                continue
+            except PermissionError:  # alive, another user's
+                pass
+        if time.time() - folder.stat().st_mtime > older_than_s:
+            found.append(folder)
+    return found
+
+
 class MediaFetcher:
     """Fetches URLs under one policy and one set of limits; thread-safe, one proxy thread shared by all fetches."""
 
@@ -129,7 +158,7 @@ class MediaFetcher:
         # Pages, playlists and probes add to the media bytes; the proxy's cap is a backstop, the exact limit is
         # enforced on the file by the fetcher.
         byte_cap = 2 * limits.max_bytes + 16 * 1024**2
-        folder = Path(tempfile.mkdtemp(prefix="fetch-", dir=self.temp_dir))
+        folder = Path(tempfile.mkdtemp(prefix=fetch_folder_prefix(), dir=self.temp_dir))
         try:
             with self._proxy.session(self.policy, limits.timeout_s, byte_cap, deadline=started + limits.timeout_s) as session:
                 try:
