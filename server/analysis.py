@@ -83,7 +83,8 @@ class AnalysisService:
         self.uploads_dir = uploads_dir
         self.settings = from_config(config)
         self.policy = self.settings.url_policy
-        self.fetcher = MediaFetcher(self.policy, self.settings.fetch_limits, temp_dir=temp_dir)
+        fetch_limits = replace(self.settings.fetch_limits, max_page_bytes=self.settings.max_page_bytes)
+        self.fetcher = MediaFetcher(self.policy, fetch_limits, temp_dir=temp_dir)
         queue_class, distributed = JobQueue, {}
         if config["QUEUE"] == "celery":
             from .celeryapp import Broker

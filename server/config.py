@@ -39,6 +39,7 @@ def database_target(config: Mapping[str, Any], data_dir: Path) -> str | Path:
 class ServerSettings(ServingSettings):
     host: str = "127.0.0.1"
     port: int = 8000
+    http_head_timeout_s: float = 10.0  # gunicorn only: a request head not complete by then closes its connection
     public_url: str = ""  # e.g. https://checker.example.com when behind a reverse proxy; else the request's host
     trust_proxy: bool = False  # honour X-Forwarded-For/-Proto/-Host from one reverse proxy
     data_dir: str | None = None  # None: default_data_dir(), resolved in create_app
@@ -67,6 +68,7 @@ class ServerSettings(ServingSettings):
     worker_process: bool = env_field(False, env=None)  # set by python -m server worker
     # Limits (the others: ServingSettings)
     max_json_bytes: int = 64 * 1024  # JSON request bodies (uploads have max_upload_bytes)
+    max_page_bytes: int = 8 * 1024**2  # an HTML page a link leads to, decoded (gzip bombs); larger: 413
     # Memory of one analysis: a picture over max_decoded_pixels is analysed scaled down, and the RGB of the frames
     # one analysis keeps stays under max_decoded_bytes (more frames asked for: each scaled down further)
     max_decoded_pixels: int = 16_000_000

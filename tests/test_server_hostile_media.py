@@ -7,6 +7,7 @@ loopback and every loop is bounded.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import sqlite3
 import subprocess
@@ -233,3 +234,124 @@ def test_fetch_folders_of_a_killed_process_are_removed_at_start(start_server, tm
     mine.mkdir()
     start_server()
     assert not left.exists() and mine.exists()
+
+
+# ------------------------------------------------------------------------------------------------ slow clients
+
+
+@pytest.mark.slow
+def test_gunicorn_sheds_slow_clients_and_health_checks_keep_answering(tmp_path):
+    """Eight clients send a request head a byte every half second (their reconnects included) at a gunicorn with
+    four request threads; health checks are answered meanwhile, and the slow clients are cut off."""
+    import socket
+    import threading
+    from urllib.parse import urlsplit
+
+    import requests
+
+    from tests.test_server_process import VENV_BIN, ServerProcess, server_env
+
+    env = server_env(tmp_path / "data", HTTP_THREADS=4, HTTP_HEAD_TIMEOUT_S=2)
+    command = [str(VENV_BIN / "gunicorn"), "server:create_app()", "-c", "server/gunicorn.conf.py", "-b", "127.0.0.1:0"]
+    server = ServerProcess(command, env, tmp_path / "gunicorn.log")
+    address = urlsplit(server.base)
+    stop = threading.Event()
+    shed = []
+
+    def slow_client() -> None:
+        while not stop.is_set():
+            try:
+                with socket.create_connection((address.hostname, address.port), timeout=5) as sock:
+                    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+                    for _ in range(60):  # 30 s at most
+                        if stop.wait(0.5):
+                            return
+                        sock.sendall(b"a")
+            except OSError:
+                shed.append(1)  # the server closed the connection: come back, as an attacker would
+
+    try:
+        assert requests.get(server.url("/healthz"), timeout=30).status_code == 200
+        clients = [threading.Thread(target=slow_client, daemon=True) for _ in range(8)]
+        for client in clients:
+            client.start()
+        time.sleep(1.0)  # every thread now reads a slow head
+        answered = 0
+        for _ in range(12):
+            try:
+                answered += requests.get(server.url("/healthz"), timeout=4).status_code == 200
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        returncode = server.stop()
+    print(f"{answered} of 12 health checks answered, slow clients cut off {len(shed)} times")
+    assert answered >= 10, f"{answered} of 12 health checks answered"
+    assert len(shed) >= 8  # every slow client was cut off at least once
+    assert returncode == 0
+
+
+# --------------------------------------------------------------------------------------------- inflating pages
+
+
+class GzipPageSite:
+    """A site on 127.0.0.1 whose page is `decoded_bytes` of HTML sent gzip-encoded (a few hundred KB on the wire)."""
+
+    def __init__(self, decoded_bytes: int):
+        import gzip
+        import http.server
+        import threading
+
+        buffer = io.BytesIO()
+        with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=9) as out:
+            out.write(b"<!doctype html><html><head><title>big</title></head><body>")
+            block = b" " * (1024 * 1024)
+            for _ in range(decoded_bytes // len(block)):
+                out.write(block)
+            out.write(b"</body></html>")
+        self.body = buffer.getvalue()
+        self.requests = 0
+        site = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                site.requests += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Encoding", "gzip")
+                self.send_header("Content-Length", str(len(site.body)))
+                self.end_headers()
+                self.wfile.write(site.body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+
+
+def test_a_gzip_page_is_counted_as_decoded_and_refused_past_the_page_limit(start_server):
+    live = start_server(MAX_PAGE_BYTES=4 * 1024**2)
+    with GzipPageSite(64 * 1024**2) as site:  # 64 MiB of HTML in ~64 KB
+        watch = RssWatch()
+        answer = live.analyze_url(site.url("/post/1"), wait=120)
+        growth = watch.stop()
+    print(f"gzip page: {len(site.body) // 1024} KB on the wire; server RSS growth {growth / 1024**2:.0f} MB")
+    body = assert_error(answer, 413, "media_too_large")
+    assert "page" in body["error"]["message"]
+    assert site.requests == 1  # refused after our own look at it; yt-dlp never read it

@@ -74,6 +74,9 @@ class FetchLimits:
     max_bytes: int = 200 * 1024**2
     max_duration_s: float = 600.0
     timeout_s: float = 60.0  # the whole fetch: resolving, the page, every request, the download
+    # An HTML page, counted as decoded (a gzip page of 261 KB may inflate to 256 MB): larger pages are refused
+    # before yt-dlp reads them whole into memory.
+    max_page_bytes: int = 8 * 1024**2
 
 
 @dataclass
@@ -258,7 +261,7 @@ class _Fetch:
                 return self.save_image(response, head, chunks, extension, page_url)
             content_type = response.headers.get("Content-Type", "")
             if "html" in content_type or head.lstrip()[:1] == b"<":
-                return self.read_page(head, chunks)
+                return self.read_page(head, chunks, url)
         return None
 
     def save_image(self, response, head: bytes, chunks, extension: str, page_url: str | None) -> FetchedMedia:
@@ -287,18 +290,23 @@ class _Fetch:
             raise self.session.typed_error() or FetchError(f"downloading the image failed: {_reason(exc)}") from None
         return FetchedMedia(path, self.url, response.url, page_url, None, None, None, size, "http", 0.0)
 
-    def read_page(self, head: bytes, chunks) -> str:
+    def read_page(self, head: bytes, chunks, url: str) -> str:
+        """The start of an HTML page (to look for og:image), once the whole page, as decoded from its
+        Content-Encoding, proved to be within `max_page_bytes`: yt-dlp reads the same page whole."""
         import requests
 
-        data = head
+        data, size, limit = head, len(head), self.limits.max_page_bytes
         try:
-            for chunk in chunks:
-                data += chunk
-                if len(data) >= PAGE_SNIFF_BYTES:
-                    break
+            for chunk in chunks:  # decoded by requests: these are the bytes a page costs in memory
+                size += len(chunk)
+                if size > limit:
+                    raise MediaTooLargeError(f"the page at {_host(url)} is over the {human_size(limit)} limit for a page (decoded)")
+                if len(data) < PAGE_SNIFF_BYTES:
+                    data += chunk
+                self.remaining()
         except requests.RequestException:
             pass  # the start of the page is enough to look for og:image
-        return data.decode("utf-8", errors="replace")
+        return data[:PAGE_SNIFF_BYTES].decode("utf-8", errors="replace")
 
     # ---------------------------------------------------------------------------------------------- yt-dlp
 
