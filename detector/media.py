@@ -391,7 +391,9 @@ class VideoMedia:
         """
         stream, name = self._stream, self.path.name
         stream.codec_context.skip_frame = skip
-        keyframes = self.keyframe_times() if len(self.keyframe_times()) > 1 else None
+        # An index with a single key frame still says that seeking cannot help: every seek would land on it and
+        # decode from the start again (quadratic in the clip's length), so the clip is decoded once, in order.
+        keyframes = self.keyframe_times() or None
         tolerance = 0.5 / self.fps
         decoder = None
         position = -math.inf

@@ -99,6 +99,7 @@ class AnalysisService:
             workers=config["WORKERS"],
             fetch_workers=config["FETCH_WORKERS"],
             client_fetches=config["CLIENT_FETCHES"],
+            client_analyses=config["CLIENT_ANALYSES"],
             client_url_jobs=config["CLIENT_URL_JOBS"],
             queue_size=config["QUEUE_SIZE"],
             retry_after_s=config["RETRY_AFTER_S"],

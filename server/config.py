@@ -49,6 +49,7 @@ class ServerSettings(ServingSettings):
     workers: int = 2  # analyses at once
     fetch_workers: int = 8  # URL fetches at once (network-bound threads, apart from the analyses)
     client_fetches: int = 2  # fetches at once for one client (API key, or address without one)
+    client_analyses: int = 0  # analyses at once for one client; 0: all workers but one (at least one)
     client_url_jobs: int = 8  # URL jobs one client may have waiting for or in a fetch; more answer 429
     queue_size: int = 32  # jobs waiting for a worker; more answer 503
     max_wait_s: float = 120.0  # longest a request waits for its result (POST ?wait= and image uploads)

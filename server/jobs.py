@@ -3,7 +3,8 @@ bounded pools of worker threads:
 
 - **fetch** (URL jobs only): `fetch_workers` threads download media, at most `client_fetches` of one client's jobs
   at a time. A source that never answers holds one fetch thread until the fetch deadline, never an analysis worker.
-- **analysis**: `workers` threads run the model on uploads and on fetched media.
+- **analysis**: `workers` threads run the model on uploads and on fetched media, at most `client_analyses` of one
+  client's jobs at a time (by default all workers but one, so another client's job always finds a worker soon).
 
 In both pools clients take turns (`FairQueue`): one client's many jobs wait behind each other, not in front of
 other clients' jobs. `submit` refuses with 503 (and Retry-After) when `queue_size` jobs already wait, and with 429
@@ -189,6 +190,7 @@ class JobQueue:
         workers: int = 2,
         fetch_workers: int = 8,
         client_fetches: int = 2,
+        client_analyses: int = 0,
         client_url_jobs: int = 8,
         queue_size: int = 32,
         retry_after_s: int = 10,
@@ -211,7 +213,10 @@ class JobQueue:
         self.delete_upload = delete_upload or (lambda where: remove_upload(Path(where)))
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
         self.fetching = Pool("fetch", max(1, fetch_workers), self._fetch_step, fetch_stuck_after_s, FairQueue(max(1, client_fetches)))
-        self.analysing = Pool("analysis", max(1, workers), self._analysis_step, analysis_stuck_after_s, FairQueue())
+        # One client's analyses take at most `client_analyses` workers (0: all but one), so that a client's slow
+        # clips never hold every worker while another client's job waits.
+        per_client = client_analyses if client_analyses > 0 else max(1, workers - 1)
+        self.analysing = Pool("analysis", max(1, workers), self._analysis_step, analysis_stuck_after_s, FairQueue(per_client))
         self._submit_lock = threading.Lock()
         self._changed = threading.Condition()
         self._progress: dict[str, tuple[str, float]] = {}

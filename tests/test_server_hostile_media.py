@@ -355,3 +355,51 @@ def test_a_gzip_page_is_counted_as_decoded_and_refused_past_the_page_limit(start
     body = assert_error(answer, 413, "media_too_large")
     assert "page" in body["error"]["message"]
     assert site.requests == 1  # refused after our own look at it; yt-dlp never read it
+
+
+# ------------------------------------------------------------------------------------ one client, every worker
+
+
+def test_a_clip_with_a_single_key_frame_is_decoded_once_not_once_per_target(tmp_path, fake_video):
+    """300 frames at 1 fps and one key frame: targets lie seconds apart, and each seek would land back on the
+    first frame. The decoder must work through the clip once, whatever the number of targets."""
+    from detector.keyframes import select_key_frames
+    from detector.media import open_media
+    from tests.mediafactory import read_frames, write_video
+
+    frames = read_frames(fake_video, 300)
+    options = {"g": "100000", "keyint_min": "100000", "sc_threshold": "0"}
+    clip = write_video(tmp_path / "one-key-frame.mp4", frames, fps=1, options=options)
+    with open_media(clip) as video:
+        assert len(video.keyframe_times()) == 1
+        kept = select_key_frames(video, 16)
+        assert len(kept) == 16
+        assert video.frames_decoded <= video.info.frame_count  # was 4926 for these 300 frames
+
+
+def test_one_clients_jobs_never_hold_every_analysis_worker(start_server, tmp_path, fake_video, face_photo):
+    from server.auth import create_key
+
+    live = start_server(WORKERS=2)
+    db = live.app.extensions["deepfake"].db
+    flooder, other = (create_key(db, name)[1] for name in ("flooder", "other"))
+    jobs = []
+    for number in range(3):  # distinct bytes: no shared job, no cache hit
+        clip = tmp_path / f"clip-{number}.mp4"
+        clip.write_bytes(fake_video.read_bytes() + bytes(number + 1))
+        with open(clip, "rb") as handle:
+            answer = live.post("/api/v1/analyze", files={"file": (clip.name, handle)}, data={"frames": "64"}, headers={"X-API-Key": flooder})
+        assert answer.status_code == 202, answer.text
+        jobs.append(answer.json()["job_id"])
+    running = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not running:
+        states = [live.get(f"/api/v1/jobs/{job}", headers={"X-API-Key": flooder}).json()["status"] for job in jobs]
+        running = [s for s in states if s == "running"]
+        time.sleep(0.05)
+    assert states.count("running") == 1 and states.count("queued") == 2, states  # one worker stays free
+    with open(face_photo, "rb") as handle:
+        image = live.post("/api/v1/analyze?wait=60", files={"file": ("mine.jpg", handle)}, headers={"X-API-Key": other})
+    assert image.status_code == 200 and image.json()["status"] == "done", image.text
+    states = [live.get(f"/api/v1/jobs/{job}", headers={"X-API-Key": flooder}).json()["status"] for job in jobs]
+    assert "queued" in states  # the other client's image went past the flooder's queue
