@@ -54,6 +54,14 @@ FINISHED = ("done", "failed")
 ACTIVE = ("queued", "running")
 
 
+class NotStarted(Exception):
+    """A job could not be claimed because the database refused the write: it never started, so it stays queued."""
+
+
+# How long a job that could not be claimed waits before it is offered to a worker again.
+CLAIM_RETRY_S = 2.0
+
+
 @dataclass
 class Finished:
     """A job's outcome: the analysis that answers it."""
@@ -396,6 +404,8 @@ class JobQueue:
             unwritten = len(self._unwritten)
         if database is None and unwritten:
             database = f"{unwritten} job outcome(s) not written yet: {self._database_error}"
+        elif database is None and self._database_error:  # e.g. jobs that cannot be claimed: they wait, queued
+            database = self._database_error
         if database:
             problems.append(f"the database cannot be written: {database}")
         return {
@@ -421,6 +431,10 @@ class JobQueue:
             worker.job_id, worker.since = job_id, time.monotonic()
             try:
                 pool.step(job_id)
+            except NotStarted as exc:  # the database is read-only or gone: not a failure of the job
+                self._database_error = database_failure(exc.__cause__ or exc)
+                log.warning("%s: job %s cannot be started now (%s); it stays queued", worker.name, job_id, exc.__cause__)
+                self._offer_later(pool, client, job_id)
             except Exception as exc:  # whatever happens, this worker goes on with the next job
                 log.exception("%s: job %s failed unexpectedly", worker.name, job_id)
                 self._finish(job_id, self._failure(exc))
@@ -430,9 +444,24 @@ class JobQueue:
                 worker.job_id = None
                 self._notify()
 
+    def _offer_later(self, pool: Pool, client: str, job_id: str) -> None:
+        """Queue `job_id` in `pool` again after CLAIM_RETRY_S (unless the queue is stopping)."""
+
+        def offer() -> None:
+            if not self._stopping.wait(CLAIM_RETRY_S):
+                pool.queue.put(client, job_id)
+
+        threading.Thread(target=offer, name=f"offer-{job_id[:8]}", daemon=True).start()
+
     def _claim(self, job_id: str, stage: str) -> dict | None:
-        """Mark a queued job as running here; None when another worker, a retry or a deletion got there first."""
-        if not self.db.update_job(job_id, only_if_status="queued", status="running", worker=self.identity, stage=stage):
+        """Mark a queued job as running here; None when another worker, a retry or a deletion got there first.
+        NotStarted when the database refuses the write: the job is still queued."""
+        try:
+            claimed = self.db.update_job(job_id, only_if_status="queued", status="running", worker=self.identity, stage=stage)
+        except Exception as exc:
+            raise NotStarted(f"job {job_id} could not be claimed") from exc
+        self._database_error = None
+        if not claimed:
             return None
         job = self.db.get_job(job_id)
         self.db.update_job(job_id, attempts=job["attempts"] + 1)

@@ -190,7 +190,7 @@ def test_readiness_names_a_database_fault_without_its_sql(start_server, face_pho
         try:
             live.upload(face_photo)
             deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and live.get("/readyz").json().get("unwritten_outcomes", 0) < 1:
+            while time.monotonic() < deadline and live.get("/readyz").status_code == 200:
                 time.sleep(0.1)
             ready = live.get("/readyz")
             assert_error(ready, 503, "unhealthy")
@@ -403,3 +403,20 @@ def test_one_clients_jobs_never_hold_every_analysis_worker(start_server, tmp_pat
     assert image.status_code == 200 and image.json()["status"] == "done", image.text
     states = [live.get(f"/api/v1/jobs/{job}", headers={"X-API-Key": flooder}).json()["status"] for job in jobs]
     assert "queued" in states  # the other client's image went past the flooder's queue
+
+
+def test_a_job_that_cannot_be_claimed_while_the_database_refuses_writes_stays_queued(start_server, face_photo):
+    """The database refuses every change to jobs (a trigger) when an upload arrives: the job cannot be marked
+    running, so it never started; once the database accepts writes again it runs, instead of being failed."""
+    live = start_server(MAX_WAIT_S=1)
+    db = live.app.extensions["deepfake"].db
+    with contextlib.closing(sqlite3.connect(db.path, isolation_level=None)) as connection:
+        connection.execute("CREATE TRIGGER refuse BEFORE UPDATE ON jobs BEGIN SELECT RAISE(ABORT, 'jobs are frozen'); END")
+        try:
+            accepted = live.upload(face_photo).json()
+            assert accepted["status"] == "queued", accepted
+            time.sleep(3)  # a worker tried to claim it (and will again)
+        finally:
+            connection.execute("DROP TRIGGER refuse")
+    ended = live.poll(accepted["job_id"], timeout_s=60)
+    assert ended["status"] == "done", ended
