@@ -475,16 +475,21 @@ class JobQueue:
         if isinstance(outcome, Finished):
             self._finish(job_id, self._done(outcome))
         elif isinstance(outcome, Fetched):
-            self.db.update_job(
-                job_id,
-                only_if_status="running",
-                status="queued",
-                stage="fetched",
-                fraction=STAGES["fetched"][0],
-                upload_path=str(outcome.path),
-                fetch_json=json.dumps(outcome.fetch),
-                **({"media_kind": outcome.media_kind} if outcome.media_kind else {}),
-            )
+            try:
+                self.db.update_job(
+                    job_id,
+                    only_if_status="running",
+                    status="queued",
+                    stage="fetched",
+                    fraction=STAGES["fetched"][0],
+                    upload_path=str(outcome.path),
+                    fetch_json=json.dumps(outcome.fetch),
+                    **({"media_kind": outcome.media_kind} if outcome.media_kind else {}),
+                )
+            except Exception:
+                # No row names the file now: it would wait for the retention sweep. A retry fetches again.
+                self.delete_upload(str(outcome.path))
+                raise
             self.analysing.queue.put(job.get("client") or "", job_id)
 
     def _analysis_step(self, job_id: str) -> None:

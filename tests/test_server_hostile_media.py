@@ -420,3 +420,19 @@ def test_a_job_that_cannot_be_claimed_while_the_database_refuses_writes_stays_qu
             connection.execute("DROP TRIGGER refuse")
     ended = live.poll(accepted["job_id"], timeout_s=60)
     assert ended["status"] == "done", ended
+
+
+def test_media_fetched_while_the_database_refuses_to_record_it_is_not_left_behind(start_server, media_server):
+    live = start_server()
+    db = live.app.extensions["deepfake"].db
+    uploads = Path(live.app.config["DATA_DIR"]) / "uploads"
+    with contextlib.closing(sqlite3.connect(db.path, isolation_level=None)) as connection:
+        connection.execute(
+            "CREATE TRIGGER refuse BEFORE UPDATE OF upload_path ON jobs BEGIN SELECT RAISE(ABORT, 'no room'); END"
+        )
+        try:
+            answer = live.analyze_url(media_server.url("/files/photo.jpg"), wait=60)
+            assert answer.status_code >= 500, answer.text
+        finally:
+            connection.execute("DROP TRIGGER refuse")
+    assert not [path for path in uploads.rglob("*") if path.is_file()]  # was: kept for the 7-day retention
