@@ -155,13 +155,14 @@ def select_key_frames(
     last_thumb: np.ndarray | None = None
     best: tuple[float, DecodedFrame, np.ndarray] | None = None
     current = 0
+    max_rgb = video.limits.rgb_pixels(len(segments))  # the analysis's memory bound, shared by its frames
 
     def close_segment() -> None:
         nonlocal best, last_thumb
         if best is None:
             return
         change, decoded, thumb = best
-        kept.append(KeyFrame(decoded.index, decoded.timestamp_s, video.to_rgb(decoded.frame), round(change, 4)))
+        kept.append(KeyFrame(decoded.index, decoded.timestamp_s, video.to_rgb(decoded.frame, max_rgb), round(change, 4)))
         last_thumb, best = thumb, None
         if progress:
             progress(len(kept), len(segments))
@@ -170,7 +171,7 @@ def select_key_frames(
         if segment != current:
             close_segment()
             current = segment
-        thumb = decoded.thumbnail_gray().astype(np.int16)
+        thumb = video.thumbnail_gray(decoded).astype(np.int16)
         change = 0.0 if last_thumb is None else float(np.abs(thumb - last_thumb).mean())
         if best is None or change > best[0]:
             best = (change, decoded, thumb)

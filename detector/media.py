@@ -40,6 +40,18 @@ class MediaLimits:
     max_bytes: int = 2 * 1024**3
     max_pixels: int = 40_000_000  # per frame: 8K UHD is 33 MP
     max_duration_s: float = 3 * 3600.0
+    # Memory, for shells that decode many files at once (None: no bound). A picture over `max_decoded_pixels`
+    # is analysed scaled down (JPEG in the decoder itself); `max_decoded_bytes` bounds the RGB of all the frames
+    # one analysis keeps, so a frame is scaled down further when many are asked for.
+    max_decoded_pixels: int | None = None
+    max_decoded_bytes: int | None = None
+
+    def rgb_pixels(self, frames: int) -> int | None:
+        """The most pixels one of `frames` kept pictures may have as RGB (None: no bound)."""
+        bounds = [self.max_decoded_pixels] if self.max_decoded_pixels else []
+        if self.max_decoded_bytes:
+            bounds.append(max(1, self.max_decoded_bytes // (3 * max(1, frames))))
+        return min(bounds) if bounds else None
 
 
 @dataclass
@@ -65,9 +77,10 @@ class DecodedFrame:
     timestamp_s: float
     frame: av.VideoFrame
 
-    def thumbnail_gray(self, width: int = 64) -> np.ndarray:
-        """A small grayscale copy for change detection, scaled in the decoder (cheap)."""
-        height = max(1, round(self.frame.height * width / self.frame.width))
+    def thumbnail_gray(self, width: int = 64, height: int | None = None) -> np.ndarray:
+        """A small grayscale copy for change detection, scaled in the decoder (cheap). Give `height` to get one
+        shape for every frame of a stream whose picture size changes mid-way."""
+        height = height or max(1, round(self.frame.height * width / self.frame.width))
         return self.frame.reformat(width=width, height=height, format="gray").to_ndarray()
 
 
@@ -75,6 +88,27 @@ def open_media(path: str | os.PathLike, limits: MediaLimits | None = None) -> Im
     """Identify `path` by content and open it as an image or a video; raise a MediaError otherwise."""
     limits = limits or MediaLimits()
     path = Path(path)
+    size = _file_size(path, limits)
+    image = ImageMedia.try_open(path, size, limits)
+    if image is not None:
+        return image
+    return VideoMedia(path, size, limits)
+
+
+def probe_media(path: str | os.PathLike, limits: MediaLimits | None = None) -> str:
+    """The kind of media `path` holds ("image" or "video"), checked against `limits` without decoding an image's
+    pixels: what a request thread may afford (a 131 KB PNG may decode to a gigabyte). A video is opened (its
+    first frame decoded, within `max_pixels`). Raise a MediaError as `open_media` would, damaged pixels apart."""
+    limits = limits or MediaLimits()
+    path = Path(path)
+    size = _file_size(path, limits)
+    if ImageMedia.probe(path, limits):
+        return "image"
+    with VideoMedia(path, size, limits):
+        return "video"
+
+
+def _file_size(path: Path, limits: MediaLimits) -> int:
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -85,10 +119,7 @@ def open_media(path: str | os.PathLike, limits: MediaLimits | None = None) -> Im
         raise EmptyMediaError(f"{path.name}: the file is empty")
     if size > limits.max_bytes:
         raise MediaTooLargeError(f"{path.name}: {human_size(size)} is over the {human_size(limits.max_bytes)} limit")
-    image = ImageMedia.try_open(path, size, limits)
-    if image is not None:
-        return image
-    return VideoMedia(path, size, limits)
+    return size
 
 
 class ImageMedia:
@@ -99,8 +130,9 @@ class ImageMedia:
         self.image = image
         self.info = info
 
-    @classmethod
-    def try_open(cls, path: Path, size: int, limits: MediaLimits) -> ImageMedia | None:
+    @staticmethod
+    def _open_checked(path: Path, limits: MediaLimits) -> Image.Image | None:
+        """The image at `path`, its header read and its size checked, pixels not decoded; None if not an image."""
         try:
             im = Image.open(path, formats=IMAGE_FORMATS)
         except UnidentifiedImageError:
@@ -109,17 +141,33 @@ class ImageMedia:
             raise MediaTooLargeError(f"{path.name}: the image has too many pixels") from None
         except OSError as exc:
             raise CorruptMediaError(f"{path.name}: cannot read the image ({exc})") from None
+        width, height = im.size
+        if width * height > limits.max_pixels:
+            im.close()
+            raise MediaTooLargeError(f"{path.name}: {width}x{height} is over the {limits.max_pixels / 1e6:g} megapixel limit")
+        return im
+
+    @classmethod
+    def probe(cls, path: Path, limits: MediaLimits) -> bool:
+        """Whether `path` is an image within `limits`, from its header alone."""
+        im = cls._open_checked(path, limits)
+        if im is None:
+            return False
+        im.close()
+        return True
+
+    @classmethod
+    def try_open(cls, path: Path, size: int, limits: MediaLimits) -> ImageMedia | None:
+        im = cls._open_checked(path, limits)
+        if im is None:
+            return None
         with im:
-            width, height = im.size
-            if width * height > limits.max_pixels:
-                raise MediaTooLargeError(f"{path.name}: {width}x{height} is over the {limits.max_pixels / 1e6:g} megapixel limit")
             frame_count = getattr(im, "n_frames", 1)
             fmt = im.format
             try:
                 im.seek(0)
-                im.load()
                 rotation = EXIF_ROTATION.get(im.getexif().get(0x0112, 1), 0)
-                upright = ImageOps.exif_transpose(im)
+                upright = ImageOps.exif_transpose(_decoded_within(im, limits.rgb_pixels(1)))
                 rgb = np.asarray(upright.convert("RGB"))
             except (OSError, SyntaxError, ValueError) as exc:
                 raise CorruptMediaError(f"{path.name}: the image is truncated or damaged ({exc})") from None
@@ -145,6 +193,21 @@ class ImageMedia:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _decoded_within(im: Image.Image, max_pixels: int | None) -> Image.Image:
+    """`im` decoded, scaled down by a whole factor to at most `max_pixels` when it has more: a JPEG is decoded at
+    1/2, 1/4 or 1/8 of its size by the decoder itself (`draft`), other formats are decoded, then reduced."""
+    width, height = im.size
+    if not max_pixels or width * height <= max_pixels:
+        im.load()
+        return im
+    scale = math.sqrt(max_pixels / (width * height))
+    im.draft("RGB", (max(1, int(width * scale)), max(1, int(height * scale))))  # a no-op but for JPEG
+    im.load()
+    width, height = im.size
+    factor = math.ceil(math.sqrt(width * height / max_pixels))
+    return im.reduce(factor) if factor > 1 else im
 
 
 def _has_video_signature(path: Path) -> bool:
@@ -185,9 +248,16 @@ class VideoMedia:
             # FFmpeg guesses a format for almost anything (plain text reads as "tty"): name none of them
             raise UnsupportedMediaError(f"{name}: not an image or video file we can read")
         if not container.streams.video:
+            if not container.streams and _has_video_signature(self.path):
+                # a video container whose track headers cannot be read at all: damage, not an audio-only file
+                raise CorruptMediaError(f"{name}: the video is damaged (its track headers cannot be read)")
             raise UnsupportedMediaError(f"{name}: the file has no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        # FFmpeg refuses, before allocating it, any picture over the limit: the size read here is only the first
+        # frame's, and a stream may change size mid-way (MJPEG in AVI, concatenated MPEG-TS).
+        stream.codec_context.options = {"max_pixels": str(limits.max_pixels)}
+        self._max_pixels = limits.max_pixels
         self._stream = stream
         self._time_base = float(stream.time_base) if stream.time_base else 1e-6
         self._start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
@@ -197,6 +267,8 @@ class VideoMedia:
             raise CorruptMediaError(f"{name}: the video stream has no picture size")
         if width * height > limits.max_pixels:
             raise MediaTooLargeError(f"{name}: {width}x{height} is over the {limits.max_pixels / 1e6:g} megapixel limit")
+        self._stored_size = (width, height)  # every frame is scaled to this size, whatever it was coded at
+        self.limits = limits
 
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else 0.0
@@ -240,10 +312,18 @@ class VideoMedia:
     def _decode_first(self, name: str) -> DecodedFrame:
         try:
             for frame in self._container.decode(self._stream):
+                self._check_size(frame)
                 return DecodedFrame(0, 0.0, frame)
         except av.error.FFmpegError as exc:
-            raise CorruptMediaError(f"{name}: cannot decode the video ({exc.strerror or exc})") from None
+            raise _decoding_error(name, exc, "cannot decode the video", self._max_pixels) from None
         raise CorruptMediaError(f"{name}: the video has no decodable frames")
+
+    def _check_size(self, frame: av.VideoFrame) -> None:
+        """Refuse a decoded frame over the pixel limit (FFmpeg's own check covers the decoders that honour it)."""
+        if frame.width * frame.height > self._max_pixels:
+            raise MediaTooLargeError(
+                f"{self.path.name}: a frame of {frame.width}x{frame.height} is over the {self._max_pixels / 1e6:g} megapixel limit"
+            )
 
     def _scan_duration(self) -> float:
         """Find the duration from packet timestamps when the container does not declare it."""
@@ -258,12 +338,27 @@ class VideoMedia:
         pts = frame.pts if frame.pts is not None else frame.dts
         return float(pts) * self._time_base - self._start if pts is not None else 0.0
 
-    def to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
-        """Full-resolution RGB of a decoded frame, turned upright."""
-        rgb = frame.to_ndarray(format="rgb24")
+    def to_rgb(self, frame: av.VideoFrame, max_pixels: int | None = None) -> np.ndarray:
+        """RGB of a decoded frame, turned upright, at the stream's first picture size (a frame coded at another
+        size, after a size change mid-stream, is scaled to it), scaled down to at most `max_pixels`."""
+        width, height = self._stored_size
+        if max_pixels and width * height > max_pixels:
+            scale = math.sqrt(max_pixels / (width * height))
+            width, height = max(2, int(width * scale)) // 2 * 2, max(2, int(height * scale)) // 2 * 2
+            # the Report's media size is the size analysed, as its face boxes are
+            self.info.width, self.info.height = (height, width) if self._rotation in (90, 270) else (width, height)
+        if (frame.width, frame.height) != (width, height):
+            rgb = frame.reformat(width=width, height=height, format="rgb24").to_ndarray()
+        else:
+            rgb = frame.to_ndarray(format="rgb24")
         if self._rotation:
             rgb = np.ascontiguousarray(np.rot90(rgb, k=-self._rotation // 90))
         return rgb
+
+    def thumbnail_gray(self, decoded: DecodedFrame, width: int = 64) -> np.ndarray:
+        """`decoded`'s grayscale thumbnail, one shape for the whole stream whatever size each frame was coded at."""
+        stored_width, stored_height = self._stored_size
+        return decoded.thumbnail_gray(width, max(1, round(stored_height * width / stored_width)))
 
     def keyframe_times(self) -> list[float]:
         """Times of the key frames the container's index lists (all of them for MP4/MOV; cue points for
@@ -296,7 +391,9 @@ class VideoMedia:
         """
         stream, name = self._stream, self.path.name
         stream.codec_context.skip_frame = skip
-        keyframes = self.keyframe_times() if len(self.keyframe_times()) > 1 else None
+        # An index with a single key frame still says that seeking cannot help: every seek would land on it and
+        # decode from the start again (quadratic in the clip's length), so the clip is decoded once, in order.
+        keyframes = self.keyframe_times() or None
         tolerance = 0.5 / self.fps
         decoder = None
         position = -math.inf
@@ -318,13 +415,14 @@ class VideoMedia:
             try:
                 for frame in decoder:
                     self.frames_decoded += 1
+                    self._check_size(frame)
                     position = self.frame_time(frame)
                     index = int(round(position * self.fps))
                     if position >= target - tolerance and index > last_index:
                         found = DecodedFrame(index, round(position, 6), frame)
                         break
             except av.error.FFmpegError as exc:
-                raise CorruptMediaError(f"{name}: the video is damaged ({exc.strerror or exc})") from None
+                raise _decoding_error(name, exc, "the video is damaged", self._max_pixels) from None
             if found is None:
                 if target < self.info.duration_s - 2.0 / self.fps - 0.5:
                     stop, duration = max(position, 0.0), self.info.duration_s
@@ -341,6 +439,14 @@ class VideoMedia:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _decoding_error(name: str, exc: av.error.FFmpegError, what: str, max_pixels: int) -> CorruptMediaError | MediaTooLargeError:
+    """The typed error of a failed decode. FFmpeg answers EINVAL (not "invalid data") when a picture is over its
+    `max_pixels`: the size a frame declares, refused before its memory is taken."""
+    if isinstance(exc, av.error.ArgumentError):
+        return MediaTooLargeError(f"{name}: a frame's picture size is invalid or over the {max_pixels / 1e6:g} megapixel limit")
+    return CorruptMediaError(f"{name}: {what} ({exc.strerror or exc})")
 
 
 def _container_format(container) -> str:

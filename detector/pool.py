@@ -58,6 +58,8 @@ class ModelPool:
 
     def check_name(self, name: str | None) -> str:
         """The model a request asked for (None or blank: the default), if this pool offers it."""
+        if name is not None and not isinstance(name, str):  # {"model": 5} in a JSON body
+            raise ModelNotOfferedError(f"model must be a name (a string), not {name!r}")
         name = (name or "").strip() or self.default
         if name in self.names or (self.allow_hub_ids and HUB_ID.match(name) and not Path(name).exists()):
             return name

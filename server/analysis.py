@@ -2,9 +2,11 @@
 history (a database row, the Report JSON and pictures for the HTML report). No detection logic lives here: the
 core fetches (`detector.fetching.fetch`), analyses (`Detector.inspect`) and draws (`detector.render`).
 
-A URL is looked up in the cache by its normalised form (`urls.url_key`) before anything is fetched; fetched media
-and uploads are looked up by the SHA-256 of their content. Either hit answers an earlier analysis with
-`cached: true`, as long as it used the same model and frame count and is younger than `CACHE_TTL_S`. The cache
+Verdicts are cached by content: fetched media and uploads are looked up by the SHA-256 of their bytes, and a hit
+answers an earlier analysis with `cached: true`, as long as it used the same model and frame count and is younger
+than `CACHE_TTL_S`. A URL (its normalised form, `urls.url_key`) may only spare a fetch: the same client's analysis
+of it younger than `URL_CACHE_TTL_S` answers at once, since what a link serves may change and another client's
+request must not decide what this one is told. The cache
 shares verdicts between clients, never what another client submitted: a hit on another client's analysis (or on a
 different source) is answered with a copy of it that carries the requester's own source.
 
@@ -17,11 +19,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
-import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from werkzeug.datastructures import FileStorage
@@ -29,9 +31,9 @@ from werkzeug.utils import secure_filename
 
 from detector import MediaLimits
 from detector.errors import DetectorError
-from detector.fetching.fetch import MediaFetcher
+from detector.fetching.fetch import MediaFetcher, abandoned_fetch_folders
 from detector.fetching.urlguard import precheck_url
-from detector.media import open_media
+from detector.media import probe_media
 from detector.paths import sha256_file
 from detector.pool import ModelPool
 from detector.render import draw_faces, encode_jpeg, overlay_heatmap, timeline_png
@@ -83,7 +85,8 @@ class AnalysisService:
         self.uploads_dir = uploads_dir
         self.settings = from_config(config)
         self.policy = self.settings.url_policy
-        self.fetcher = MediaFetcher(self.policy, self.settings.fetch_limits, temp_dir=temp_dir)
+        fetch_limits = replace(self.settings.fetch_limits, max_page_bytes=self.settings.max_page_bytes)
+        self.fetcher = MediaFetcher(self.policy, fetch_limits, temp_dir=temp_dir)
         queue_class, distributed = JobQueue, {}
         if config["QUEUE"] == "celery":
             from .celeryapp import Broker
@@ -98,6 +101,7 @@ class AnalysisService:
             workers=config["WORKERS"],
             fetch_workers=config["FETCH_WORKERS"],
             client_fetches=config["CLIENT_FETCHES"],
+            client_analyses=config["CLIENT_ANALYSES"],
             client_url_jobs=config["CLIENT_URL_JOBS"],
             queue_size=config["QUEUE_SIZE"],
             retry_after_s=config["RETRY_AFTER_S"],
@@ -116,12 +120,11 @@ class AnalysisService:
         self.jobs.start()
 
     def _remove_stale_downloads(self) -> None:
-        """Fetch folders left by a process that was killed mid-download (live fetches are far younger)."""
-        cutoff = time.time() - max(3600.0, 2 * float(self.config["FETCH_TIMEOUT_S"]))
-        temp_dir = Path(self.fetcher.temp_dir)
-        for folder in temp_dir.glob("fetch-*") if temp_dir.is_dir() else []:
-            if folder.stat().st_mtime < cutoff:
-                shutil.rmtree(folder, ignore_errors=True)
+        """Fetch folders left by a process that was killed mid-download: at once when it ran on this host, after an
+        hour (no live fetch lasts that long) when another host shares the folder."""
+        older_than_s = max(3600.0, 2 * float(self.config["FETCH_TIMEOUT_S"]))
+        for folder in abandoned_fetch_folders(Path(self.fetcher.temp_dir), older_than_s):
+            shutil.rmtree(folder, ignore_errors=True)
 
     def stop(self) -> None:
         self.jobs.stop(interrupt=self.fetcher.close)  # fetches end at once; analyses get a few seconds
@@ -130,7 +133,10 @@ class AnalysisService:
 
     def options(self, raw: Mapping, base_url: str) -> dict:
         """Validated per-request options: model name and frame count (0 = the checkpoint's default)."""
-        model = self.models.check_name(raw.get("model") or None)
+        model = raw.get("model")
+        if model is not None and not isinstance(model, str):  # true, {}, [] and 5 are no names, not the default
+            raise ApiError(400, "bad_option", f"model must be a name (a string), not {model!r}")
+        model = self.models.check_name(model or None)
         frames = raw.get("frames")
         if frames in (None, ""):
             frames = 0
@@ -141,7 +147,9 @@ class AnalysisService:
         return {"model": model, "frames": frames, "base_url": base_url}
 
     def limits(self, max_bytes: int) -> MediaLimits:
-        return self.settings.media_limits(max_bytes)
+        limits = self.settings.media_limits(max_bytes)
+        bounds = {"max_decoded_pixels": self.settings.max_decoded_pixels, "max_decoded_bytes": self.settings.max_decoded_bytes}
+        return replace(limits, **bounds)
 
     # --------------------------------------------------------------------------------------------- submit
 
@@ -153,7 +161,8 @@ class AnalysisService:
         url = url.strip()
         precheck_url(url, self.policy)  # a clear 400 now for bad schemes, malformed URLs, forbidden addresses
         source, key = redact_url(url), url_key(url)
-        cached = self.db.find_cached("url_key", key, options["model"], options["frames"], self.config["CACHE_TTL_S"])
+        ttl_s = min(self.config["URL_CACHE_TTL_S"], self.config["CACHE_TTL_S"])
+        cached = self.db.find_cached("url_key", key, options["model"], options["frames"], ttl_s, client=client)
         if cached:
             fetch = json.loads(cached["fetch_json"]) if cached["fetch_json"] else None
             return Submission(source, analysis=self._answer_cached(cached, source, "url", client, key, fetch))
@@ -183,9 +192,9 @@ class AnalysisService:
             if cached:
                 remove_upload(path)
                 return Submission(name, analysis=self._answer_cached(cached, name, "upload", client, None, None))
-            # What the upload is gets decided by its content, now: a wrong type, damage or a limit answers at once.
-            with open_media(path, self.limits(self.config["MAX_UPLOAD_BYTES"])) as media:
-                kind = media.kind
+            # What the upload is gets decided by its content, now: a wrong type or a limit answers at once. Only
+            # headers are read here; pixels are decoded by the analysis pool, whose size bounds their memory.
+            kind = probe_media(path, self.limits(self.config["MAX_UPLOAD_BYTES"]))
             stored = self._hand_over(path)
             job = {
                 "id": uuid.uuid4().hex,
@@ -249,8 +258,8 @@ class AnalysisService:
             if cached:
                 record = self._answer_cached(cached, job["source"], "url", job["client"], url_key(job["fetch_url"] or job["source"]), details)
                 return Finished(record["id"], True)
-            with open_media(fetched.path, self.limits(self.config["MAX_FETCH_BYTES"])) as media:
-                kind = media.kind  # damaged or unreadable media fails here, before it waits for an analysis worker
+            # unreadable media fails here, before it waits for an analysis worker (pixels are decoded there)
+            kind = probe_media(fetched.path, self.limits(self.config["MAX_FETCH_BYTES"]))
             folder = self.uploads_dir / job["id"]
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / fetched.path.name
@@ -289,8 +298,7 @@ class AnalysisService:
             return Finished(record["id"], True)
         limits = self.limits(max_bytes)
         if not job.get("media_kind"):
-            with open_media(path, limits) as media:
-                progress.media_kind(media.kind)
+            progress.media_kind(probe_media(path, limits))
         detector = self.models.get(options["model"])
         analysis = detector.inspect(
             path,
@@ -428,6 +436,9 @@ class AnalysisService:
 def whole_number(value, name: str) -> int:
     """`value` as an int when it is a whole number (1, "8"); a 400 for 1.5, "1.5", true, "many"."""
     if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ApiError(400, "bad_option", f"{name} must be a whole number, not {value!r}")
+    # int() also reads other scripts' digits ("٣") and underscores ("1_0"): only ASCII digits are a number here
+    if isinstance(value, str) and not re.fullmatch(r"\s*[+-]?[0-9]+\s*", value, re.ASCII):
         raise ApiError(400, "bad_option", f"{name} must be a whole number, not {value!r}")
     try:
         return int(value) if not isinstance(value, str) else int(value.strip())

@@ -219,18 +219,26 @@ def analyze():
 # --------------------------------------------------------------------------------------------------- jobs
 
 
+def owned(record: dict | None, what: str, record_id: str) -> dict:
+    """`record` (a job or an analysis) when the requester may see it: with an API key, only that key's own; another
+    key's is answered 404, as if it did not exist."""
+    owner = own_client()
+    if record is None or (owner and record.get("client") != owner):
+        raise ApiError(404, "not_found", f"no {what} {record_id}")
+    return record
+
+
 @bp.get("/jobs/<job_id>")
 def get_job(job_id: str):
     wait = parse_wait(current_app.config["MAX_POLL_WAIT_S"])
-    job = services().analyses.jobs.get(job_id)
-    if job is None:
-        raise ApiError(404, "not_found", f"no job {job_id}")
+    job = owned(services().analyses.jobs.get(job_id), "job", job_id)
     return jsonify(job_body(wait_for(job, wait)))
 
 
 @bp.post("/jobs/<job_id>/retry")
 def retry_job(job_id: str):
     wait = parse_wait(current_app.config["MAX_WAIT_S"])
+    owned(services().analyses.jobs.get(job_id), "job", job_id)
     return job_answer(wait_for(services().analyses.jobs.retry(job_id), wait))
 
 
@@ -329,9 +337,7 @@ def export_analyses():
 
 @bp.get("/analyses/<analysis_id>")
 def get_analysis(analysis_id: str):
-    record = services().db.get_analysis(analysis_id)
-    if record is None:
-        raise ApiError(404, "not_found", f"no analysis {analysis_id}")
+    record = owned(services().db.get_analysis(analysis_id), "analysis", analysis_id)
     report = services().analyses.report(analysis_id)
     if report is None:
         raise ApiError(404, "not_found", f"the report of analysis {analysis_id} is missing from storage")
@@ -349,9 +355,8 @@ def get_analysis(analysis_id: str):
 
 @bp.delete("/analyses/<analysis_id>")
 def delete_analysis(analysis_id: str):
-    record = services().db.get_analysis(analysis_id)
-    owner = own_client()
-    if record is None or (owner and record["client"] != owner) or not services().analyses.delete(analysis_id):
+    owned(services().db.get_analysis(analysis_id), "analysis", analysis_id)
+    if not services().analyses.delete(analysis_id):
         raise ApiError(404, "not_found", f"no analysis {analysis_id}")
     return "", 204
 

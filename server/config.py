@@ -39,6 +39,7 @@ def database_target(config: Mapping[str, Any], data_dir: Path) -> str | Path:
 class ServerSettings(ServingSettings):
     host: str = "127.0.0.1"
     port: int = 8000
+    http_head_timeout_s: float = 10.0  # gunicorn only: a request head not complete by then closes its connection
     public_url: str = ""  # e.g. https://checker.example.com when behind a reverse proxy; else the request's host
     trust_proxy: bool = False  # honour X-Forwarded-For/-Proto/-Host from one reverse proxy
     data_dir: str | None = None  # None: default_data_dir(), resolved in create_app
@@ -48,6 +49,7 @@ class ServerSettings(ServingSettings):
     workers: int = 2  # analyses at once
     fetch_workers: int = 8  # URL fetches at once (network-bound threads, apart from the analyses)
     client_fetches: int = 2  # fetches at once for one client (API key, or address without one)
+    client_analyses: int = 0  # analyses at once for one client; 0: all workers but one (at least one)
     client_url_jobs: int = 8  # URL jobs one client may have waiting for or in a fetch; more answer 429
     queue_size: int = 32  # jobs waiting for a worker; more answer 503
     max_wait_s: float = 120.0  # longest a request waits for its result (POST ?wait= and image uploads)
@@ -67,8 +69,16 @@ class ServerSettings(ServingSettings):
     worker_process: bool = env_field(False, env=None)  # set by python -m server worker
     # Limits (the others: ServingSettings)
     max_json_bytes: int = 64 * 1024  # JSON request bodies (uploads have max_upload_bytes)
+    max_page_bytes: int = 8 * 1024**2  # an HTML page a link leads to, decoded (gzip bombs); larger: 413
+    # Memory of one analysis: a picture over max_decoded_pixels is analysed scaled down, and the RGB of the frames
+    # one analysis keeps stays under max_decoded_bytes (more frames asked for: each scaled down further)
+    max_decoded_pixels: int = 16_000_000
+    max_decoded_bytes: int = 1024**3
     # Cache and storage
     cache_ttl_s: float = 24 * 3600.0  # 0 disables the cache
+    # a link the same client sent this recently is answered without fetching it again; any other answer comes from
+    # the content fetched (what a link serves may change; another client's request never decides it)
+    url_cache_ttl_s: float = 300.0
     keep_media: bool = False
     s3_bucket: str = ""
     s3_prefix: str = ""

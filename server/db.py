@@ -135,7 +135,7 @@ class Database:
                 elif connection.exec_driver_sql("SHOW transaction_read_only").scalar() == "on":
                     return "the database is read-only"
         except SQLAlchemyError as exc:
-            return f"{type(exc.orig or exc).__name__}: {exc.orig or exc}".splitlines()[0]
+            return database_failure(exc)
         return None
 
     def _write(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
@@ -176,15 +176,19 @@ class Database:
             connection.execute(text("DELETE FROM fingerprints WHERE analysis_id = :id"), {"id": analysis_id})
         return bool(deleted)
 
-    def find_cached(self, column: str, value: str, model: str, frames: int, ttl_s: float) -> dict | None:
-        """The newest analysis with the same URL or content, model and frame count, younger than `ttl_s`."""
+    def find_cached(
+        self, column: str, value: str, model: str, frames: int, ttl_s: float, client: str | None = None
+    ) -> dict | None:
+        """The newest analysis with the same URL or content, model and frame count, younger than `ttl_s` (and, with
+        `client`, made for that client)."""
         if ttl_s <= 0 or column not in ("url_key", "content_sha256"):
             return None
         since = format_time(datetime.now(timezone.utc) - timedelta(seconds=ttl_s))
+        mine = " AND client = :client" if client is not None else ""
         return self._one(
             f"SELECT * FROM analyses WHERE {column} = :value AND model = :model AND frames = :frames "
-            "AND created_at >= :since ORDER BY created_at DESC LIMIT 1",
-            {"value": value, "model": model, "frames": frames, "since": since},
+            f"AND created_at >= :since{mine} ORDER BY created_at DESC LIMIT 1",
+            {"value": value, "model": model, "frames": frames, "since": since, "client": client},
         )
 
     @staticmethod
@@ -407,3 +411,11 @@ class Database:
 def _plain(params: Mapping[str, Any]) -> dict[str, Any]:
     """Parameters as every database takes them: booleans as 0/1 (the flag columns are integers)."""
     return {key: int(value) if isinstance(value, bool) else value for key, value in params.items()}
+
+
+def database_failure(exc: BaseException) -> str:
+    """What went wrong with the database, fit to show (readiness): the driver's error and the first line of its
+    message, never the SQL statement or its parameters, which SQLAlchemy's own message carries."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0] if lines else ''}".split(" [SQL:")[0]

@@ -12,15 +12,20 @@ import sys
 
 import gunicorn.util
 
+import server.httpworker
 from server.cli import check_bind, settings, url_host
 from server.errors import protocol_error
 
 _settings = settings()
 bind = [f"{url_host(_settings['HOST'])}:{_settings['PORT']}"]
 workers = 1
-worker_class = "gthread"
+# gthread that gives a connection a thread only once its request head is in (server/httpworker.py): slow
+# clients are shed at DEEPFAKE_HTTP_HEAD_TIMEOUT_S, never hold a thread
+worker_class = "server.httpworker.HeadFirstWorker"
+server.httpworker.HEAD_TIMEOUT_S = float(_settings["HTTP_HEAD_TIMEOUT_S"])
 threads = int(os.environ.get("DEEPFAKE_HTTP_THREADS", "32"))
 timeout = 120
+keepalive = 2  # seconds an idle keep-alive connection is kept (in the poller, without a thread)
 graceful_timeout = 30
 accesslog = "-"
 # No control socket (gunicorn >= 25.1): there is nothing to scale, and several servers on a machine would share it.

@@ -3,7 +3,8 @@ bounded pools of worker threads:
 
 - **fetch** (URL jobs only): `fetch_workers` threads download media, at most `client_fetches` of one client's jobs
   at a time. A source that never answers holds one fetch thread until the fetch deadline, never an analysis worker.
-- **analysis**: `workers` threads run the model on uploads and on fetched media.
+- **analysis**: `workers` threads run the model on uploads and on fetched media, at most `client_analyses` of one
+  client's jobs at a time (by default all workers but one, so another client's job always finds a worker soon).
 
 In both pools clients take turns (`FairQueue`): one client's many jobs wait behind each other, not in front of
 other clients' jobs. `submit` refuses with 503 (and Retry-After) when `queue_size` jobs already wait, and with 429
@@ -34,7 +35,7 @@ from pathlib import Path
 
 from detector.errors import DetectorError
 
-from .db import Database, format_time, utc_now
+from .db import Database, database_failure, format_time, utc_now
 from .errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,14 @@ STAGES = {
 }
 FINISHED = ("done", "failed")
 ACTIVE = ("queued", "running")
+
+
+class NotStarted(Exception):
+    """A job could not be claimed because the database refused the write: it never started, so it stays queued."""
+
+
+# How long a job that could not be claimed waits before it is offered to a worker again.
+CLAIM_RETRY_S = 2.0
 
 
 @dataclass
@@ -189,6 +198,7 @@ class JobQueue:
         workers: int = 2,
         fetch_workers: int = 8,
         client_fetches: int = 2,
+        client_analyses: int = 0,
         client_url_jobs: int = 8,
         queue_size: int = 32,
         retry_after_s: int = 10,
@@ -211,7 +221,10 @@ class JobQueue:
         self.delete_upload = delete_upload or (lambda where: remove_upload(Path(where)))
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
         self.fetching = Pool("fetch", max(1, fetch_workers), self._fetch_step, fetch_stuck_after_s, FairQueue(max(1, client_fetches)))
-        self.analysing = Pool("analysis", max(1, workers), self._analysis_step, analysis_stuck_after_s, FairQueue())
+        # One client's analyses take at most `client_analyses` workers (0: all but one), so that a client's slow
+        # clips never hold every worker while another client's job waits.
+        per_client = client_analyses if client_analyses > 0 else max(1, workers - 1)
+        self.analysing = Pool("analysis", max(1, workers), self._analysis_step, analysis_stuck_after_s, FairQueue(per_client))
         self._submit_lock = threading.Lock()
         self._changed = threading.Condition()
         self._progress: dict[str, tuple[str, float]] = {}
@@ -391,6 +404,8 @@ class JobQueue:
             unwritten = len(self._unwritten)
         if database is None and unwritten:
             database = f"{unwritten} job outcome(s) not written yet: {self._database_error}"
+        elif database is None and self._database_error:  # e.g. jobs that cannot be claimed: they wait, queued
+            database = self._database_error
         if database:
             problems.append(f"the database cannot be written: {database}")
         return {
@@ -416,6 +431,10 @@ class JobQueue:
             worker.job_id, worker.since = job_id, time.monotonic()
             try:
                 pool.step(job_id)
+            except NotStarted as exc:  # the database is read-only or gone: not a failure of the job
+                self._database_error = database_failure(exc.__cause__ or exc)
+                log.warning("%s: job %s cannot be started now (%s); it stays queued", worker.name, job_id, exc.__cause__)
+                self._offer_later(pool, client, job_id)
             except Exception as exc:  # whatever happens, this worker goes on with the next job
                 log.exception("%s: job %s failed unexpectedly", worker.name, job_id)
                 self._finish(job_id, self._failure(exc))
@@ -425,9 +444,24 @@ class JobQueue:
                 worker.job_id = None
                 self._notify()
 
+    def _offer_later(self, pool: Pool, client: str, job_id: str) -> None:
+        """Queue `job_id` in `pool` again after CLAIM_RETRY_S (unless the queue is stopping)."""
+
+        def offer() -> None:
+            if not self._stopping.wait(CLAIM_RETRY_S):
+                pool.queue.put(client, job_id)
+
+        threading.Thread(target=offer, name=f"offer-{job_id[:8]}", daemon=True).start()
+
     def _claim(self, job_id: str, stage: str) -> dict | None:
-        """Mark a queued job as running here; None when another worker, a retry or a deletion got there first."""
-        if not self.db.update_job(job_id, only_if_status="queued", status="running", worker=self.identity, stage=stage):
+        """Mark a queued job as running here; None when another worker, a retry or a deletion got there first.
+        NotStarted when the database refuses the write: the job is still queued."""
+        try:
+            claimed = self.db.update_job(job_id, only_if_status="queued", status="running", worker=self.identity, stage=stage)
+        except Exception as exc:
+            raise NotStarted(f"job {job_id} could not be claimed") from exc
+        self._database_error = None
+        if not claimed:
             return None
         job = self.db.get_job(job_id)
         self.db.update_job(job_id, attempts=job["attempts"] + 1)
@@ -441,16 +475,21 @@ class JobQueue:
         if isinstance(outcome, Finished):
             self._finish(job_id, self._done(outcome))
         elif isinstance(outcome, Fetched):
-            self.db.update_job(
-                job_id,
-                only_if_status="running",
-                status="queued",
-                stage="fetched",
-                fraction=STAGES["fetched"][0],
-                upload_path=str(outcome.path),
-                fetch_json=json.dumps(outcome.fetch),
-                **({"media_kind": outcome.media_kind} if outcome.media_kind else {}),
-            )
+            try:
+                self.db.update_job(
+                    job_id,
+                    only_if_status="running",
+                    status="queued",
+                    stage="fetched",
+                    fraction=STAGES["fetched"][0],
+                    upload_path=str(outcome.path),
+                    fetch_json=json.dumps(outcome.fetch),
+                    **({"media_kind": outcome.media_kind} if outcome.media_kind else {}),
+                )
+            except Exception:
+                # No row names the file now: it would wait for the retention sweep. A retry fetches again.
+                self.delete_upload(str(outcome.path))
+                raise
             self.analysing.queue.put(job.get("client") or "", job_id)
 
     def _analysis_step(self, job_id: str) -> None:
@@ -502,7 +541,7 @@ class JobQueue:
                 self._finished(job_id, fields["status"])
             self._database_error = None
         except Exception as exc:
-            self._database_error = f"{type(exc).__name__}: {exc}"
+            self._database_error = database_failure(exc)
             log.error("job %s: its outcome (%s) cannot be written now (%s); will retry", job_id, fields["status"], exc)
             with self._unwritten_lock:
                 self._unwritten[job_id] = fields
@@ -523,7 +562,7 @@ class JobQueue:
         try:
             self.db.update_job(job_id, **fields)
         except Exception as exc:
-            self._database_error = f"{type(exc).__name__}: {exc}"
+            self._database_error = database_failure(exc)
             log.warning("job %s: progress not written (%s)", job_id, exc)
 
     # ------------------------------------------------------------------------------------------ supervisor
@@ -552,7 +591,7 @@ class JobQueue:
                 if self.db.update_job(job_id, only_if_status=ACTIVE, **fields):
                     self._finished(job_id, fields["status"])
             except Exception as exc:
-                self._database_error = f"{type(exc).__name__}: {exc}"
+                self._database_error = database_failure(exc)
                 return
             with self._unwritten_lock:
                 self._unwritten.pop(job_id, None)

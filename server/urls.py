@@ -19,9 +19,12 @@ TRACKING_PARAMETERS = {"fbclid", "gclid", "igshid", "igsh", "mc_cid", "mc_eid", 
 REDACTED = "REDACTED"
 # Names of query parameters that carry credentials: signed CDN links (AWS, Google Cloud, Azure, CloudFront, Meta's
 # oh/oe pairs), OAuth and API tokens, passwords.
+# The name is matched without leading and trailing separators (`__token__`); Akamai's `hdnts`, JWTs and
+# access keys written as one word (`authkey`, `accesskey`) count too.
 CREDENTIAL_PARAMETER = re.compile(
-    r"(^|[-_.])(sig|signature|token|secret|password|passwd|pwd|auth|authorization|credential|credentials|session|"
-    r"session_?id|key|apikey|policy|hmac|code|oh|x-amz-[a-z-]+|x-goog-[a-z-]+)$",
+    r"(^|[-_.])(sig|signature|token|secret|password|passwd|pwd|pass|auth|authorization|credential|credentials|session|"
+    r"session_?id|key|apikey|authkey|accesskey|access_?token|jwt|hdnts|hdnea|policy|hmac|code|oh|x-amz-[a-z-]+|"
+    r"x-goog-[a-z-]+)$",
     re.IGNORECASE,
 )
 
@@ -50,7 +53,7 @@ def url_key(url: str) -> str:
 
 
 def is_credential(name: str) -> bool:
-    return bool(CREDENTIAL_PARAMETER.search(name.strip()))
+    return bool(CREDENTIAL_PARAMETER.search(name.strip().strip("_-.")))
 
 
 def redact_url(url: str | None) -> str | None:

@@ -56,3 +56,36 @@ def ffmpeg(*args: str) -> None:
     if not shutil.which("ffmpeg"):
         raise RuntimeError("ffmpeg is not installed: run scripts/setup --dev")
     subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
+
+
+def mjpeg_avi(path: Path, sizes: list[tuple[int, int]], fps: int = 10) -> Path:
+    """An AVI of MJPEG frames coded at `sizes` one after the other: the container declares only the first size,
+    as a file whose picture grows mid-stream does."""
+    import io
+
+    from PIL import Image
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mjpeg", rate=Fraction(fps))
+        stream.width, stream.height = sizes[0]
+        stream.pix_fmt = "yuvj420p"
+        for index, size in enumerate(sizes):
+            coded = io.BytesIO()
+            Image.new("RGB", size, (40 * index % 256, 120, 90)).save(coded, "JPEG", quality=40)
+            packet = av.Packet(coded.getvalue())
+            packet.stream, packet.pts, packet.dts = stream, index, index
+            packet.time_base, packet.is_keyframe = Fraction(1, fps), True
+            container.mux(packet)
+    return path
+
+
+def concatenated_ts(path: Path, source: Path, sizes: list[tuple[int, int]], frames_each: int = 25) -> Path:
+    """MPEG-TS parts of `source`'s first frames, each scaled to one of `sizes`, joined byte for byte (`cat a.ts
+    b.ts`): one stream whose picture size changes where a part ends."""
+    frames = read_frames(source, frames_each)
+    parts = []
+    for number, (width, height) in enumerate(sizes):
+        scaled = [np.asarray(av.VideoFrame.from_ndarray(f, format="rgb24").reformat(width, height).to_ndarray()) for f in frames]
+        parts.append(write_video(path.with_name(f"{path.stem}-part{number}.ts"), scaled))
+    path.write_bytes(b"".join(part.read_bytes() for part in parts))
+    return path

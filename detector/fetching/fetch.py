@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -72,6 +74,9 @@ class FetchLimits:
     max_bytes: int = 200 * 1024**2
     max_duration_s: float = 600.0
     timeout_s: float = 60.0  # the whole fetch: resolving, the page, every request, the download
+    # An HTML page, counted as decoded (a gzip page of 261 KB may inflate to 256 MB): larger pages are refused
+    # before yt-dlp reads them whole into memory.
+    max_page_bytes: int = 8 * 1024**2
 
 
 @dataclass
@@ -99,6 +104,33 @@ class FetchedMedia:
             "method": self.method,
             "fetch_ms": round(self.fetch_ms, 1),
         }
+
+
+def fetch_folder_prefix(pid: int | None = None) -> str:
+    """Fetch folders are named after the host and process that own them, so that a process starting can tell the
+    folders of a process that died (kill -9 leaves them) from a live neighbour's in a shared folder."""
+    host = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:64]
+    return f"fetch-{host}-{os.getpid() if pid is None else pid}-"
+
+
+def abandoned_fetch_folders(temp_dir: Path, older_than_s: float) -> list[Path]:
+    """Fetch folders in `temp_dir` left by a process of this host that no longer runs, and any (another host's, or
+    unnamed) older than `older_than_s`: no live fetch lasts that long."""
+    found = []
+    prefix = fetch_folder_prefix(0)[: -len("0-")]
+    for folder in temp_dir.glob("fetch-*") if temp_dir.is_dir() else []:
+        owner = folder.name[len(prefix) :].split("-", 1)[0] if folder.name.startswith(prefix) else ""
+        if owner.isdigit() and int(owner) != os.getpid():
+            try:
+                os.kill(int(owner), 0)
+            except ProcessLookupError:
+                found.append(folder)
+                continue
+            except PermissionError:  # alive, another user's
+                pass
+        if time.time() - folder.stat().st_mtime > older_than_s:
+            found.append(folder)
+    return found
 
 
 class MediaFetcher:
@@ -129,7 +161,7 @@ class MediaFetcher:
         # Pages, playlists and probes add to the media bytes; the proxy's cap is a backstop, the exact limit is
         # enforced on the file by the fetcher.
         byte_cap = 2 * limits.max_bytes + 16 * 1024**2
-        folder = Path(tempfile.mkdtemp(prefix="fetch-", dir=self.temp_dir))
+        folder = Path(tempfile.mkdtemp(prefix=fetch_folder_prefix(), dir=self.temp_dir))
         try:
             with self._proxy.session(self.policy, limits.timeout_s, byte_cap, deadline=started + limits.timeout_s) as session:
                 try:
@@ -229,7 +261,7 @@ class _Fetch:
                 return self.save_image(response, head, chunks, extension, page_url)
             content_type = response.headers.get("Content-Type", "")
             if "html" in content_type or head.lstrip()[:1] == b"<":
-                return self.read_page(head, chunks)
+                return self.read_page(head, chunks, url)
         return None
 
     def save_image(self, response, head: bytes, chunks, extension: str, page_url: str | None) -> FetchedMedia:
@@ -258,18 +290,23 @@ class _Fetch:
             raise self.session.typed_error() or FetchError(f"downloading the image failed: {_reason(exc)}") from None
         return FetchedMedia(path, self.url, response.url, page_url, None, None, None, size, "http", 0.0)
 
-    def read_page(self, head: bytes, chunks) -> str:
+    def read_page(self, head: bytes, chunks, url: str) -> str:
+        """The start of an HTML page (to look for og:image), once the whole page, as decoded from its
+        Content-Encoding, proved to be within `max_page_bytes`: yt-dlp reads the same page whole."""
         import requests
 
-        data = head
+        data, size, limit = head, len(head), self.limits.max_page_bytes
         try:
-            for chunk in chunks:
-                data += chunk
-                if len(data) >= PAGE_SNIFF_BYTES:
-                    break
+            for chunk in chunks:  # decoded by requests: these are the bytes a page costs in memory
+                size += len(chunk)
+                if size > limit:
+                    raise MediaTooLargeError(f"the page at {_host(url)} is over the {human_size(limit)} limit for a page (decoded)")
+                if len(data) < PAGE_SNIFF_BYTES:
+                    data += chunk
+                self.remaining()
         except requests.RequestException:
             pass  # the start of the page is enough to look for og:image
-        return data.decode("utf-8", errors="replace")
+        return data[:PAGE_SNIFF_BYTES].decode("utf-8", errors="replace")
 
     # ---------------------------------------------------------------------------------------------- yt-dlp
 
