@@ -125,7 +125,11 @@ def run_server(args: argparse.Namespace) -> int:
         return 2
     app = create_app({"HOST": host, "PORT": port})
     server = make_server(host.strip("[]"), port, app, threaded=True, request_handler=json_error_handler())
-    print(f"deepfake checker serving on http://{url_host(host)}:{server.server_port} (data in {app.config['DATA_DIR']})", flush=True)
+    print(
+        f"deepfake checker serving on http://{url_host(host)}:{server.server_port} "
+        f"(model {app.config['MODEL']}, data in {app.config['DATA_DIR']})",
+        flush=True,
+    )
 
     def stop(signum, frame):
         threading.Thread(target=server.shutdown, daemon=True).start()
