@@ -372,3 +372,36 @@ def roc_auc_of(labels, scores) -> float:
     from detector.training.metrics import roc_auc
 
     return roc_auc(labels, scores)
+
+
+@pytest.mark.slow
+def test_a_stacked_pair_says_one_probability_by_its_own_rule(tiny_faces, tmp_path, face_photo, fake_video, yunet_model):
+    """A clip-lstm checkpoint trained with `--pair-rule stack` carries the rule fitted with the fast view on val; the
+    pair then reports the stacked probability, for the verdict and for every frame, and judges it by that rule."""
+    import math
+
+    from detector import Detector
+    from detector.decision import decide
+    from detector.training.cliptrain import HeadOptions, train_clip
+
+    folder = train_clip(str(tiny_faces), str(tmp_path / "stacked"), HeadOptions(epochs=2, samples_per_epoch=256), pair_rule="stack")
+    pair = Detector.load(f"default+{folder}", yunet_path=str(yunet_model))
+    rule = pair.accurate.config.pair
+    assert rule.rule == "stack" and rule.fast_revision == pair.fast.checkpoint.revision and len(rule.weights) == 3
+
+    def stacked(p_fast: float, p_accurate: float) -> float:
+        logit = lambda p: math.log(p) - math.log1p(-p)  # noqa: E731
+        z = rule.weights[0] * logit(p_fast) + rule.weights[1] * logit(p_accurate) + rule.weights[2]
+        return 1 / (1 + math.exp(-(z / rule.temperature + rule.bias)))
+
+    for media in (face_photo, fake_video):
+        report = pair.analyze(media, frames=4)
+        fast, accurate = pair.fast.analyze(media, frames=4), pair.accurate.analyze(media, frames=4)
+        assert report.fake_probability == pytest.approx(stacked(fast.fake_probability, accurate.fake_probability), abs=1e-5)
+        assert (report.threshold, report.uncertain_band) == (rule.threshold, rule.uncertain_band)  # the rule it is judged by
+        assert report.verdict == decide(report.fake_probability, pair.config.decision)[0]
+        for mine, f, a in zip(report.frames, fast.frames, accurate.frames):
+            if mine.fake_probability is not None:
+                assert mine.fake_probability == pytest.approx(stacked(f.fake_probability, a.fake_probability), abs=1e-5)
+    other = Detector.load(f"{folder}+{folder}", yunet_path=str(yunet_model))  # not the fast view it was fitted with
+    assert other.pair.rule == "agree"

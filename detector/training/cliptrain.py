@@ -376,5 +376,7 @@ def run_train_clip(args) -> int:
         rule_from=args.rule_from,
         rule_recipe=args.rule_recipe,
         familiarity_gate=args.familiarity_gate,
+        pair_rule=args.pair_rule,
+        pair_with=args.pair_with,
     )
     return 0
