@@ -9,8 +9,10 @@ fake than either view alone. How it answers is the accurate view's `pair` sectio
 - `veto`: "fake" where both say fake; "real" where one view says real and the other does not say fake; `uncertain`
   where one says fake and the other does not, or where neither decides;
 - `stack`: one probability learned from both views' calibrated logits on validation (training/rule.py), judged by
-  its own threshold and band; the timeline's frame scores are stacked the same way, so every number a user reads
-  comes from the rule that gives the verdict. Fitted with one fast view: with another, the pair falls back to `agree`.
+  its own threshold and band, and a "fake" still needs both views to say fake (alone, the stacked rule labelled up to
+  8% of the reals of sources it never saw fake); the timeline's frame scores are stacked the same way, so the
+  probability a user reads is the one the verdict's band applies to. Fitted with one fast view: with another, the
+  pair falls back to `agree`.
 Where the accurate view finds a face unlike the faces it learned from (a checkpoint with `unfamiliar_above`), the
 answer is `uncertain`.
 """
@@ -96,6 +98,13 @@ class CombinedDetector(Detector):
         worst = max(scores, key=lambda s: s.probability)
         if self.pair.rule == "stack":
             verdict, confidence = decide(worst.probability, self.config.decision)
+            both_fake = (
+                decide(worst.fast, self.fast.config.decision)[0]
+                == decide(worst.accurate, self.accurate.config.decision)[0]
+                == "fake"
+            )
+            if verdict == "fake" and not both_fake:  # a "fake" still needs both views: the stack alone labelled unseen reals fake
+                return "uncertain", worst.probability, max(worst.probability, 1.0 - worst.probability)
             return verdict, worst.probability, confidence
         fast, _ = decide(worst.fast, self.fast.config.decision)
         accurate, _ = decide(worst.accurate, self.accurate.config.decision)

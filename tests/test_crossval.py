@@ -399,7 +399,9 @@ def test_a_stacked_pair_says_one_probability_by_its_own_rule(tiny_faces, tmp_pat
         fast, accurate = pair.fast.analyze(media, frames=4), pair.accurate.analyze(media, frames=4)
         assert report.fake_probability == pytest.approx(stacked(fast.fake_probability, accurate.fake_probability), abs=1e-5)
         assert (report.threshold, report.uncertain_band) == (rule.threshold, rule.uncertain_band)  # the rule it is judged by
-        assert report.verdict == decide(report.fake_probability, pair.config.decision)[0]
+        verdict = decide(report.fake_probability, pair.config.decision)[0]
+        views = [decide(r.fake_probability, d.config.decision)[0] for r, d in ((fast, pair.fast), (accurate, pair.accurate))]
+        assert report.verdict == ("uncertain" if verdict == "fake" and views != ["fake", "fake"] else verdict)
         for mine, f, a in zip(report.frames, fast.frames, accurate.frames):
             if mine.fake_probability is not None:
                 assert mine.fake_probability == pytest.approx(stacked(f.fake_probability, a.fake_probability), abs=1e-5)

@@ -449,7 +449,8 @@ def pair_fold(out: Path, results: dict, recipe: str, fold: str) -> tuple[dict, l
     "real" where both label it real, "uncertain" otherwise. `a&b` (served since): "real" where one view labels it real
     and the other does not label it fake, "uncertain" otherwise: either view vetoes a "fake", neither alone can
     make one, and "uncertain" is left for real conflicts and for faces neither view can place. `a*b`: one probability
-    stacked from both views' calibrated logits, with its rule fitted on the fold's val files (training/rule.py)."""
+    stacked from both views' calibrated logits, with its rule fitted on the fold's val files (training/rule.py); a
+    "fake" still needs both views to say fake (the stacked rule alone labelled up to 8% of unseen reals fake)."""
     from ..errors import DetectorError
 
     names = _members(recipe)
@@ -471,7 +472,9 @@ def pair_fold(out: Path, results: dict, recipe: str, fold: str) -> tuple[dict, l
         sources = np.array([tables[0][k].get("source", "") for k in keys])
         stack = fit_pair_stack(logit(views.T[val]), labels[val], sources[val])
         probs = calibrated_probabilities(pair_stack_logits(logit(views.T), stack), stack)
+        both_fake = labelled_fake(views[0], rows[0]["decision"]) & labelled_fake(views[1], rows[1]["decision"])
         answers = told(probs, stack)
+        answers[(answers == "fake") & ~both_fake] = "uncertain"  # a fake still needs both views to say so
         extra = {"decision": stack, "threshold": stack["threshold"]}
     else:
         probs = views.mean(axis=0)
