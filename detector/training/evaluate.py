@@ -15,13 +15,22 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from ..analyzer import Detector
 from ..errors import DetectorError, MediaError
 from ..progress import ProgressLine
 from .datasets import Sample, read_dataset
-from .metrics import group_indices, paired_auc_difference, report_metrics, roc_auc
+from .metrics import (
+    answers_of,
+    decided_right,
+    group_indices,
+    paired_auc_difference,
+    paired_mean_decided_difference,
+    report_metrics,
+    roc_auc,
+)
 
 SCORES_FILE = "scores.csv"  # per-file scores beside metrics.json (the model card reads it for bootstrap intervals)
 
@@ -245,9 +254,17 @@ def read_scores(path: str | Path) -> list[tuple[str, int, float, str, str]]:
         raise DetectorError(f"{path}: not the per-file scores of python -m detector evaluate ({exc})") from None
 
 
-def compare_scores(rows_a: list[tuple], rows_b: list[tuple]) -> dict:
+def read_verdicts(path: str | Path) -> dict[str, str]:
+    """{file: verdict} of the scores.csv of an evaluate --out folder (what users were told)."""
+    path = Path(path)
+    with open(path / SCORES_FILE if path.is_dir() else path, newline="") as handle:
+        return {r["path"]: r["verdict"] for r in csv.DictReader(handle)}
+
+
+def compare_scores(rows_a: list[tuple], rows_b: list[tuple], verdicts: tuple[dict, dict] | None = None) -> dict:
     """Per group (all files, then each source): n, ROC-AUC of A and B, B - A and its 95% paired bootstrap interval,
-    and a verdict: `better` / `worse` when the interval excludes 0, else `no clear difference`."""
+    and a verdict: `better` / `worse` when the interval excludes 0, else `no clear difference`. With the two
+    evaluations' `verdicts`, the same for decided right ((fakes labelled fake + reals labelled real) / 2)."""
     a, b = {r[0]: r for r in rows_a}, {r[0]: r for r in rows_b}
     if set(a) != set(b):
         only = sorted(set(a) ^ set(b))
@@ -270,12 +287,22 @@ def compare_scores(rows_a: list[tuple], rows_b: list[tuple]) -> dict:
                 interval=[low, high],
                 verdict="better" if low > 0 else "worse" if high < 0 else "no clear difference",
             )
+        if verdicts is not None:
+            told_a, told_b = ([answers_of([v[files[i]] for i in idx])] for v in verdicts)
+            delta, low, high = paired_mean_decided_difference([(members, told_a[0], told_b[0])])
+            row["decided_right"] = {
+                "a": decided_right(np.array(members), told_a[0]),
+                "b": decided_right(np.array(members), told_b[0]),
+                "difference": delta,
+                "interval": [low, high],
+                "verdict": "better" if low > 0 else "worse" if high < 0 else "no clear difference",
+            }
         result[name] = row
     return result
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    result = compare_scores(read_scores(args.a), read_scores(args.b))
+    result = compare_scores(read_scores(args.a), read_scores(args.b), (read_verdicts(args.a), read_verdicts(args.b)))
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -288,6 +315,13 @@ def run_compare(args: argparse.Namespace) -> int:
         print(
             f"  {name:<10} n {row['n']:>5}  A {row['roc_auc_a']:.4f}  B {row['roc_auc_b']:.4f}  "
             f"B-A {row['difference']:+.4f}  [{low:+.4f}, {high:+.4f}]  {row['verdict']}"
+        )
+    print("Decided right ((fakes labelled fake + reals labelled real) / 2) of B against A, 95% paired bootstrap interval")
+    for name, row in result.items():
+        d = row["decided_right"]
+        low, high = d["interval"]
+        print(
+            f"  {name:<10} n {row['n']:>5}  A {d['a']:.4f}  B {d['b']:.4f}  B-A {d['difference']:+.4f}  [{low:+.4f}, {high:+.4f}]  {d['verdict']}"
         )
     return 0
 

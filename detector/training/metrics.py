@@ -204,7 +204,7 @@ def false_positive_rate(labels: Sequence[int], verdicts: Sequence[str]) -> float
     return sum(v == "fake" for v in reals) / len(reals) if reals else None
 
 
-def _answers(verdicts: Sequence[str]) -> np.ndarray:
+def answers_of(verdicts: Sequence[str]) -> np.ndarray:
     """Verdicts as the answers counted in `told_shares` (a file scored without a face counts as uncertain)."""
     return np.array([v if v in TOLD else "uncertain" for v in verdicts], dtype=object)
 
@@ -231,7 +231,7 @@ def report_metrics(
     if verdicts is not None:
         result["fpr"] = false_positive_rate(labels, verdicts)
         result["uncertain_real"] = false_positive_rate(labels, ["fake" if v == "uncertain" else "" for v in verdicts])
-        result.update(told_shares(labels, _answers(verdicts)))
+        result.update(told_shares(labels, answers_of(verdicts)))
     for key, names in (("per_source", sources), ("per_method", methods)):
         groups = group_indices(names)
         result[key] = {}
@@ -246,7 +246,7 @@ def report_metrics(
                 chosen = [verdicts[i] for i in idx]
                 entry["fpr"] = false_positive_rate(members, chosen)
                 entry["uncertain_real"] = false_positive_rate(members, ["fake" if v == "uncertain" else "" for v in chosen])
-                entry.update(told_shares(members, _answers(chosen)))
+                entry.update(told_shares(members, answers_of(chosen)))
             result[key][name] = entry
     return result
 
