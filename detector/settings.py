@@ -114,9 +114,10 @@ PAIRED_MODEL = f"{FAST_MODEL}+{ACCURATE_MODEL}"  # both views together (detector
 
 def served_model() -> str:
     """What the CLI, the server and the demo analyse with unless told otherwise: the two views together where the
-    CLIP image tower is installed (scripts/setup fetches it), the fast view alone where it is not. The pair is better
-    on sources it never saw and labels fewer real faces fake (docs/cross-source.md); it costs about 55 ms more per
-    face on 2 cores."""
+    CLIP image tower is installed (scripts/setup fetches it), the fast view alone where it is not. The pair, stacked
+    by the rule the accurate checkpoint carries, decides more often rightly than either the old pair or the fast view
+    on sources it never saw, without labelling their reals fake (docs/cross-source.md, run 4); it costs the CLIP
+    tower's time per face on top of the fast view's (docs/performance.md)."""
     from .clip import ClipEncoder
 
     return PAIRED_MODEL if ClipEncoder.locate() is not None else FAST_MODEL

@@ -534,6 +534,7 @@ def summary(results: dict, recipe: str) -> dict | None:
         "max_fpr": max(fprs) if fprs else None,
         "eligible": bool(fprs) and max(fprs) <= MAX_FALSE_POSITIVE_RATE + 1e-9,
         "fakes_fake": float(np.mean([r["fakes"]["fake"] for r in rows if r["fakes"]])),
+        "fakes_real": float(np.mean([r["fakes"]["real"] for r in rows if r["fakes"]])),
         "reals_real": float(np.mean([r["reals"]["real"] for r in rows if r["reals"]])),
         "wild_real": float(np.mean([w["real"] for w in wild])) if wild else None,
     }
@@ -548,8 +549,8 @@ def format_table(results: dict, recipes: list[str]) -> str:
         "are scored in every fold.",
         "",
         "| recipe | mean decided right | eligible (≤ 3% reals labelled fake on every fold) | most reals labelled fake | "
-        "mean ROC-AUC | fakes labelled fake | reals labelled real | wild reals labelled real |",
-        "|---|---|---|---|---|---|---|---|",
+        "mean ROC-AUC | fakes labelled fake | fakes labelled real | reals labelled real | wild reals labelled real |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     ranked = sorted(
         (r for r in recipes if summary(results, r)),
@@ -563,7 +564,7 @@ def format_table(results: dict, recipes: list[str]) -> str:
         m = summary(results, recipe)
         lines.append(
             f"| {recipe} | {m['decided_right']:.3f} | {'yes' if m['eligible'] else 'no'} | {_pct(m['max_fpr'])} | {m['roc_auc']:.3f} "
-            f"| {_pct(m['fakes_fake'])} | {_pct(m['reals_real'])} | {_pct(m['wild_real'])} |"
+            f"| {_pct(m['fakes_fake'])} | {_pct(m['fakes_real'])} | {_pct(m['reals_real'])} | {_pct(m['wild_real'])} |"
         )
     for recipe in recipes:
         if not results["rows"].get(recipe):
