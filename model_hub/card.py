@@ -175,6 +175,21 @@ def build_card(
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
 
 
+def _pair_rows(pair) -> list[str]:
+    """How the checkpoint decides beside the fast view (config.json's `pair`), when it says more than "agree"."""
+    if pair.rule == "agree":
+        return []
+    if pair.rule == "veto":
+        return ["| beside the fast view | fake where both views say fake; real where one says real and the other not fake |"]
+    w_fast, w_accurate, intercept = pair.weights
+    return [
+        f"| beside the fast view (`default+…`) | stacked: p = sigmoid(({w_fast:.4f}·logit(p_fast) + {w_accurate:.4f}·"
+        f"logit(p_this) + {intercept:.4f}) / {pair.temperature:.4f} + {pair.bias:.4f}), fake if p ≥ "
+        f"{pair.uncertain_band[1]:.4f} and both views say fake, real if p ≤ {pair.uncertain_band[0]:.4f}; fitted on val "
+        f"with the fast view `{pair.fast_revision}` |"
+    ]
+
+
 def _crossval_section(results_file: str | os.PathLike | None) -> list[str]:
     """The cross-source table of `python -m detector crossval` (its results.json), which chooses recipes."""
     if results_file is None:
@@ -342,7 +357,9 @@ def _body(
             "view. OpenAI's CLIP ViT-B/16 image tower, frozen, embeds each face crop (512-d, unit length); a "
             f"{lstm} reads the embeddings of one face track in time order, a per-frame head scores each key frame and a",
             "clip head the whole track. This folder holds the heads only (and a sample of training embeddings that tells",
-            "a face unlike all of them, answered `uncertain`); the CLIP encoder is fetched into the cache with",
+            "a face unlike all of them"
+            + (", answered `uncertain`" if config.decision.unfamiliar_above is not None else ", kept but not used to answer")
+            + "); the CLIP encoder is fetched into the cache with",
             "`python -m detector clip-fetch` (an int8 ONNX export of `openai/clip-vit-base-patch16`, MIT).",
             "",
         ]
@@ -365,6 +382,7 @@ def _body(
         f"| decision | fake if calibrated probability ≥ {decision.threshold:.4f}; `uncertain` inside "
         f"[{decision.uncertain_band[0]:.4f}, {decision.uncertain_band[1]:.4f}]; Platt calibration "
         f"T = {decision.temperature:.4f}, b = {decision.bias:.4f} |",
+        *_pair_rows(config.pair),
         f"| files | `{CONFIG_FILE}` (everything above), `{WEIGHTS_FILE}` ({_size(weights)}, sha256 `{_sha256(weights)[:16]}…`)"
         + "".join(f", `{d}` (face detector)" for d in detectors)
         + _describe_export(folder, exported)
