@@ -6,10 +6,11 @@ look at what the assertions read.
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
+
+from tests.test_gradio_demo import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "test-artifacts" / "demo"
@@ -17,12 +18,6 @@ FRAMES = 4
 WAIT_MS = 180_000
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +143,10 @@ def test_the_links_table_shows_each_error_whole_and_in_view(page):
     texts = [cell.inner_text() for cell in cells]
     assert any("DEEPFAKE_ALLOW_PRIVATE_URLS" in t for t in texts), (texts, shot)
     assert any("looking up the host no-such-host.invalid failed" in t for t in texts), (texts, shot)
-    clipped = [cell.evaluate("cell => cell.scrollWidth > cell.clientWidth + 1 || cell.scrollHeight > cell.clientHeight + 1") for cell in cells]
+    clipped = [
+        cell.evaluate("cell => cell.scrollWidth > cell.clientWidth + 1 || cell.scrollHeight > cell.clientHeight + 1")
+        for cell in cells
+    ]
     assert not any(clipped), (texts, shot)
 
 

@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from .metrics import MAX_FALSE_POSITIVE_RATE, calibrated_probabilities
+from .metrics import MAX_FALSE_POSITIVE_RATE, calibrated_probabilities, threshold_for_false_positives
 
 MAX_MISSED = 0.10
 SUFFIX = "@oos"  # a crossval recipe name with this suffix: the base recipe's scores under the out-of-source rule
@@ -80,14 +80,9 @@ def _weighted_logistic(x: np.ndarray, labels: np.ndarray, groups: np.ndarray) ->
 
 
 def _lowest_within_fpr(probs: np.ndarray, labels: np.ndarray, groups: np.ndarray, max_fpr: float) -> float:
-    """The lowest probability at which, in every group, at most `max_fpr` of the reals score at or above it."""
-    high = 0.5
-    for group in np.unique(groups[labels == 0]):
-        reals = np.sort(probs[(labels == 0) & (groups == group)])[::-1]
-        allowed = int(math.floor(max_fpr * len(reals) + 1e-9))
-        if allowed < len(reals):
-            high = max(high, float(np.nextafter(reals[allowed], 1.0)))
-    return min(high, 0.9999)
+    """The lowest probability at which, in every group, at most `max_fpr` of the reals score at or above it (never
+    below one half nor above 0.9999)."""
+    return min(max(0.5, threshold_for_false_positives(labels, probs, groups, max_fpr)), 0.9999)
 
 
 def _highest_within_missed(probs: np.ndarray, labels: np.ndarray, groups: np.ndarray, max_missed: float) -> float:
