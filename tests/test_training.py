@@ -519,14 +519,18 @@ def test_compare_command_reads_two_evaluations_and_names_the_better_one(tmp_path
     strong = np.where(labels == 1, np.sqrt(weak), weak**2)  # fakes up, reals down: ranks improve
     for name, probs in (("a", weak), ("b", strong)):
         (tmp_path / name).mkdir()
+        told = np.where(probs >= 0.7, "fake", np.where(probs <= 0.3, "real", "uncertain"))  # what users were told
         rows = ["path,label,source,method,fake_probability,verdict,no_face"]
-        rows += [f"f{i}.jpg,{labels[i]},{'lfw' if i % 2 else 'gan'},,{probs[i]:.6f},x,False" for i in range(120)]
+        rows += [f"f{i}.jpg,{labels[i]},{'lfw' if i % 2 else 'gan'},,{probs[i]:.6f},{told[i]},False" for i in range(120)]
         (tmp_path / name / "scores.csv").write_text("\n".join(rows) + "\n")
     assert detector_main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result) == {"all", "gan", "lfw"} and result["all"]["n"] == 120 and result["gan"]["n"] == 60
     assert result["all"]["verdict"] == "better" and result["all"]["roc_auc_b"] > result["all"]["roc_auc_a"]
-    assert all(set(row) == {"n", "roc_auc_a", "roc_auc_b", "difference", "interval", "verdict"} for row in result.values())
+    keys = {"n", "roc_auc_a", "roc_auc_b", "difference", "interval", "verdict", "decided_right"}
+    assert all(set(row) == keys for row in result.values())
+    decided = result["all"]["decided_right"]  # the sharper scores leave fewer files uncertain, rightly
+    assert decided["b"] > decided["a"] and decided["verdict"] == "better" and decided["interval"][0] > 0
     assert detector_main(["compare", str(tmp_path / "b"), str(tmp_path / "a")]) == 0
     assert "worse" in capsys.readouterr().out
 
