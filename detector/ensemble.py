@@ -3,7 +3,7 @@
     det = Detector.load("default+runs/accurate")   # or --model default+FOLDER, DEEPFAKE_MODEL=default+FOLDER
 
 Faces are found, tracked and cropped once; both models score every track. A track's fake probability is the mean
-of the two calibrated probabilities. A "fake" needs both views to say so: on real faces the pair labels fewer of them
+of the two calibrated probabilities (the stacked one under `stack`). A "fake" needs both views to say so: on real faces the pair labels fewer of them
 fake than either view alone. How it answers is the accurate view's `pair` section (config.json, `PairConfig`):
 - `agree` (the rule until December 2026): the verdict both views give, else `uncertain`;
 - `veto`: "fake" where both say fake; "real" where one view says real and the other does not say fake; `uncertain`
