@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_gradio_demo import free_port
+from tests.test_gradio_demo import launched_demo
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "test-artifacts" / "demo"
@@ -22,20 +22,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def demo_url(detector, tmp_path_factory):
-    from gradio_demo.analysis import DemoAnalyzer, model_pool
-    from gradio_demo.app import build_demo
-    from gradio_demo.settings import DemoSettings
-
-    settings = DemoSettings(allow_private_urls=False, frames=FRAMES, example_links=())
-    analyzer = DemoAnalyzer(settings, model_pool(settings, preloaded={"default": detector}), tmp_path_factory.mktemp("results"))
-    demo = build_demo(settings, analyzer)
-    port = free_port()
-    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
-        analyzer.close()
+    with launched_demo(detector, tmp_path_factory.mktemp("results"), FRAMES, allow_private_urls=False) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ All traffic stays on 127.0.0.1.
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import io
 import json
@@ -37,16 +38,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def demo_url(detector, tmp_path_factory):
+@contextlib.contextmanager
+def launched_demo(detector, results: Path, frames: int, allow_private_urls: bool):
+    """The real demo app on a free loopback port, with `detector` as its `default` model: yields its URL."""
     from gradio_demo.analysis import DemoAnalyzer, model_pool
     from gradio_demo.app import build_demo
     from gradio_demo.settings import DemoSettings
 
-    settings = DemoSettings(allow_private_urls=True, frames=FRAMES, example_links=())
-    analyzer = DemoAnalyzer(
-        settings, model_pool(settings, preloaded={"default": detector}), tmp_path_factory.mktemp("results")
-    )
+    settings = DemoSettings(allow_private_urls=allow_private_urls, frames=frames, example_links=())
+    analyzer = DemoAnalyzer(settings, model_pool(settings, preloaded={"default": detector}), results)
     demo = build_demo(settings, analyzer)
     port = free_port()
     demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
@@ -55,6 +55,12 @@ def demo_url(detector, tmp_path_factory):
     finally:
         demo.close()
         analyzer.close()
+
+
+@pytest.fixture(scope="module")
+def demo_url(detector, tmp_path_factory):
+    with launched_demo(detector, tmp_path_factory.mktemp("results"), FRAMES, allow_private_urls=True) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
