@@ -1,4 +1,6 @@
-"""The decision rule fitted on out-of-source scores: what a model tells users about kinds of media it never saw.
+"""Decision rules learned from scores rather than set by hand: one fitted out of source, and the stacked pair.
+
+**Out of source**: what a model tells users about kinds of media it never saw.
 
 A rule fitted on validation files (`metrics.choose_decision`) is fitted where the model is at its best: val comes from
 the sources it trained on. On what users meet, its scores are less extreme and differently placed, so most of them
@@ -12,7 +14,12 @@ gives to sources it never saw, the held-out files of the cross-source folds (`cr
   are labelled real (telling a user a fake is real is the next worst; "uncertain" comes after it).
 
 `python -m detector crossval ... --recipes R,R@oos` measures the rule without flattering it: on each fold, the rule
-is fitted on the other folds' held-out scores only. A shipped checkpoint gets the rule fitted on all folds.
+is fitted on the other folds' held-out scores only (`train-clip --rule-from` ships it). Measured in run 4 of
+docs/cross-source.md: it widens the band and decides less, so no checkpoint ships it.
+
+**The stacked pair** (`fit_pair_stack`): the fast and the accurate view's calibrated logits combined by logistic
+regression on val, with the decision a checkpoint's own rule gets; the served `default+accurate` decides by it
+(detector/ensemble.py).
 """
 
 from __future__ import annotations
@@ -35,21 +42,6 @@ def fit_rule(logits: np.ndarray, labels: np.ndarray, groups: np.ndarray, max_fpr
     temperature, bias = _weighted_platt(logits, labels, groups)
     decision = {"temperature": round(temperature, 5), "bias": round(bias, 5)}
     return _with_band(decision, calibrated_probabilities(logits, decision), labels, groups, max_fpr, max_missed)
-
-
-def fit_stacked_rule(logits: np.ndarray, labels: np.ndarray, groups: np.ndarray, max_fpr: float = MAX_FALSE_POSITIVE_RATE,
-                     max_missed: float = MAX_MISSED) -> dict:  # fmt: skip
-    """The rule of several views at once: logistic stacking of their logits ((N, V) `logits`; `weights` and `bias`:
-    probability = sigmoid(logits @ weights + bias)), every (fold, class) weighted alike, then the band as `fit_rule`."""
-    logits, labels, groups = np.atleast_2d(np.asarray(logits, float)), np.asarray(labels, int), np.asarray(groups)
-    weights, bias = _weighted_logistic(logits, labels, groups)
-    decision = {"weights": [round(w, 5) for w in weights], "bias": round(bias, 5)}
-    return _with_band(decision, stacked_probabilities(logits, decision), labels, groups, max_fpr, max_missed)
-
-
-def stacked_probabilities(logits: np.ndarray, decision: dict) -> np.ndarray:
-    z = np.asarray(logits, float) @ np.asarray(decision["weights"]) + decision["bias"]
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
 
 
 def _with_band(decision: dict, probs: np.ndarray, labels, groups, max_fpr: float, max_missed: float) -> dict:
