@@ -3,8 +3,8 @@
     det = Detector.load("default+runs/accurate")   # or --model default+FOLDER, DEEPFAKE_MODEL=default+FOLDER
 
 Faces are found, tracked and cropped once; both models score every track. A track's fake probability is the mean
-of the two calibrated probabilities (the stacked one under `stack`). A "fake" needs both views to say so: on real faces the pair labels fewer of them
-fake than either view alone. How it answers is the accurate view's `pair` section (config.json, `PairConfig`):
+of the two calibrated probabilities (the stacked one under `stack`). A "fake" needs both views to say so: on real
+faces the pair labels fewer of them fake than either view alone. How it answers is the accurate view's `pair` section (config.json, `PairConfig`):
 - `agree` (the rule until December 2026): the verdict both views give, else `uncertain`;
 - `veto`: "fake" where both say fake; "real" where one view says real and the other does not say fake; `uncertain`
   where one says fake and the other does not, or where neither decides;
@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 
 from .analyzer import Detector, TrackScores
 from .config import PairConfig
-from .decision import decide
+from .decision import calibrated, decide
 from .errors import ModelFormatError
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class CombinedDetector(Detector):
         """The stacked pair's calibrated probability from the two views' calibrated probabilities."""
         w_fast, w_accurate, intercept = self.pair.weights
         z = w_fast * _logit(fast) + w_accurate * _logit(accurate) + intercept
-        return _sigmoid(z / self.pair.temperature + self.pair.bias)
+        return calibrated(z, self.pair.temperature, self.pair.bias)
 
     def _decide(self, scores: list[TrackScores]) -> tuple[str, float | None, float | None]:
         if not scores:
@@ -127,7 +127,3 @@ def pair_verdict(fast: str, accurate: str, rule: str) -> str:
 def _logit(p: float) -> float:
     p = min(max(p, 1e-7), 1 - 1e-7)
     return math.log(p) - math.log1p(-p)
-
-
-def _sigmoid(z: float) -> float:
-    return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))

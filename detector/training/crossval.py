@@ -46,6 +46,7 @@ from .metrics import (
     MAX_FALSE_POSITIVE_RATE,
     calibrated_probabilities,
     choose_decision,
+    interval_verdict,
     labelled_fake,
     labelled_real,
     paired_mean_auc_difference,
@@ -248,12 +249,12 @@ def evaluate_fold(fitted: Fitted, data: FoldData, gate: bool = False) -> tuple[d
     row.update(threshold=decision["threshold"], decision=decision)
     distances = {}
     if gate:  # what the familiarity gate of a CLIP view costs
-        distances, gate = familiarity(data)
-        gated = [told(p, decision, distances[part] > gate) for part, p in (("held_out", probs), (WILD, wild_probs))]
+        distances, limit = familiarity(data)
+        gated = [told(p, decision, distances[part] > limit) for part, p in (("held_out", probs), (WILD, wild_probs))]
         row["familiarity_gate"] = {
-            "limit": gate,
-            "unfamiliar": float(np.mean(distances["held_out"] > gate)),
-            "wild_unfamiliar": float(np.mean(distances[WILD] > gate)) if len(wild_probs) else None,
+            "limit": limit,
+            "unfamiliar": float(np.mean(distances["held_out"] > limit)),
+            "wild_unfamiliar": float(np.mean(distances[WILD] > limit)) if len(wild_probs) else None,
             **{
                 k: v
                 for k, v in fold_row(labels, test_logits, gated[0], gated[1]).items()
@@ -360,11 +361,8 @@ def run(
     return results
 
 
-# A+B: a verdict both views give (served until December 2026); A&B: either view vetoes a fake; A*B: stacked on val
-PAIR_RULES = {"+": "agree", "&": "veto", "*": "stack"}
-
-
 def _members(recipe: str) -> list[str]:
+    """The views of a pair: A+B agree (served until December 2026), A&B veto, A*B stacked on val (`pair_fold`)."""
     return re.split(r"[+&*]", recipe)
 
 
@@ -390,12 +388,7 @@ def out_of_source_folds(out: Path, results: dict, recipe: str, folds: list[str])
     for fold in folds:
         # the other source folds: each file once, and none of the fold's own (an FF++ method's fold is within ffpp's)
         others = [f for f in _rule_folds(folds) if f != fold.split("/")[0]]
-        fitting = [(r, other) for other in others for r in tables[other] if r["part"] == "held_out"]
-        decision = fit_rule(
-            np.array([float(r["logit"]) for r, _ in fitting]),
-            np.array([int(r["label"]) for r, _ in fitting]),
-            np.array([other for _, other in fitting]),
-        )
+        decision = _fit_on_held_out({other: tables[other] for other in others})
         mine = tables[fold]
         logits = np.array([float(r["logit"]) for r in mine])
         labels = np.array([int(r["label"]) for r in mine])
@@ -433,9 +426,12 @@ def out_of_source_decision(out: Path, recipe: str) -> dict:
         raise DetectorError(
             f"{out} holds no cross-source scores of {recipe}: run python -m detector crossval --recipes {recipe} first"
         )
-    fitting = [
-        (r, fold) for fold in folds for r in _score_rows(_scores_file(out, recipe, fold)).values() if r["part"] == "held_out"
-    ]
+    return _fit_on_held_out({fold: list(_score_rows(_scores_file(out, recipe, fold)).values()) for fold in folds})
+
+
+def _fit_on_held_out(tables: dict[str, list[dict]]) -> dict:
+    """The out-of-source rule fitted on the held-out rows of each fold's scores, every fold its own group."""
+    fitting = [(r, fold) for fold, rows in tables.items() for r in rows if r["part"] == "held_out"]
     return fit_rule(
         np.array([float(r["logit"]) for r, _ in fitting]),
         np.array([int(r["label"]) for r, _ in fitting]),
@@ -511,8 +507,7 @@ def compare_recipes(out: Path, recipes: list[str], folds: list[str]) -> dict:
                            ("decided_right", paired_mean_decided_difference(decided) if decided else None)):  # fmt: skip
             if found:
                 delta, low, high = found
-                verdict = "better" if low > 0 else "worse" if high < 0 else "no clear difference"
-                entry[key] = {"difference": delta, "interval": [low, high], "verdict": verdict}
+                entry[key] = {"difference": delta, "interval": [low, high], "verdict": interval_verdict(low, high)}
         if len(entry) > 1:
             comparisons[recipe] = entry
     return comparisons
@@ -552,16 +547,13 @@ def format_table(results: dict, recipes: list[str]) -> str:
         "mean ROC-AUC | fakes labelled fake | fakes labelled real | reals labelled real | wild reals labelled real |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    summaries = {r: summary(results, r) for r in recipes}
     ranked = sorted(
-        (r for r in recipes if summary(results, r)),
-        key=lambda r: (
-            not summary(results, r)["eligible"],
-            -summary(results, r)["decided_right"],
-            -summary(results, r)["roc_auc"],
-        ),
+        (r for r in recipes if summaries[r]),
+        key=lambda r: (not summaries[r]["eligible"], -summaries[r]["decided_right"], -summaries[r]["roc_auc"]),
     )
     for recipe in ranked:
-        m = summary(results, recipe)
+        m = summaries[recipe]
         lines.append(
             f"| {recipe} | {m['decided_right']:.3f} | {'yes' if m['eligible'] else 'no'} | {_pct(m['max_fpr'])} | {m['roc_auc']:.3f} "
             f"| {_pct(m['fakes_fake'])} | {_pct(m['fakes_real'])} | {_pct(m['reals_real'])} | {_pct(m['wild_real'])} |"

@@ -26,6 +26,7 @@ from .metrics import (
     answers_of,
     decided_right,
     group_indices,
+    interval_verdict,
     paired_auc_difference,
     paired_mean_decided_difference,
     report_metrics,
@@ -285,7 +286,7 @@ def compare_scores(rows_a: list[tuple], rows_b: list[tuple], verdicts: tuple[dic
                 roc_auc_b=roc_auc(members, [probs_b[i] for i in idx]),
                 difference=delta,
                 interval=[low, high],
-                verdict="better" if low > 0 else "worse" if high < 0 else "no clear difference",
+                verdict=interval_verdict(low, high),
             )
         if verdicts is not None:
             told_a, told_b = ([answers_of([v[files[i]] for i in idx])] for v in verdicts)
@@ -295,7 +296,7 @@ def compare_scores(rows_a: list[tuple], rows_b: list[tuple], verdicts: tuple[dic
                 "b": decided_right(np.array(members), told_b[0]),
                 "difference": delta,
                 "interval": [low, high],
-                "verdict": "better" if low > 0 else "worse" if high < 0 else "no clear difference",
+                "verdict": interval_verdict(low, high),
             }
         result[name] = row
     return result

@@ -142,6 +142,11 @@ def paired_mean_decided_difference(
     return float(np.mean(differences)), float(low), float(high)
 
 
+def interval_verdict(low: float, high: float) -> str:
+    """What a 95% interval of B - A says: `better` or `worse` when it excludes 0, else `no clear difference`."""
+    return "better" if low > 0 else "worse" if high < 0 else "no clear difference"
+
+
 def told(probs: np.ndarray, decision: dict, unfamiliar: np.ndarray | None = None) -> np.ndarray:
     """What `decision` tells users for each calibrated probability: fake, real or uncertain (and uncertain where a
     face is unfamiliar, when `unfamiliar` is given)."""
