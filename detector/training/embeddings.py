@@ -10,12 +10,12 @@ and its cache, keyed without a version, could not be checked).
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 
 from ..clip import ClipEncoder
+from ..paths import sha256_file
 from ..progress import ProgressLine
 from .crops import CropCache, FaceCrops, file_md5
 from .datasets import Sample
@@ -29,10 +29,9 @@ class EmbeddingCache:
 
     def __init__(self, crops: CropCache, encoder: ClipEncoder):
         self.encoder = encoder
-        with open(encoder.tower, "rb") as handle:
-            digest = hashlib.sha256(handle.read()).hexdigest()[:12]
+        self.digest = sha256_file(encoder.tower)[:12]  # the tower's weights, whichever file of them runs
         kind = "-deep" if encoder.deep else ""
-        self.dir = crops.dir.parent.parent / "embeddings" / f"{crops.key}-{digest}{kind}-v{CACHE_VERSION}"
+        self.dir = crops.dir.parent.parent / "embeddings" / f"{crops.key}-{self.digest}{kind}-v{CACHE_VERSION}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.hits = self.misses = 0
 
@@ -67,9 +66,7 @@ def load_crops(samples: list[Sample], embeddings: bool, cache_dir: str | None = 
     """Face crops (as inference makes them, 224 px) of every sample, and with `embeddings` their CLIP embeddings
     (with `deep`, every block's class token too: see `EmbeddingCache`), from the caches (computing what is missing):
     (crops, embeddings or None), in the samples' order."""
-    from ..config import PreprocessingConfig
-
-    cache = CropCache(PreprocessingConfig(input_size=224), cache_dir)
+    cache = CropCache(crops_config(), cache_dir)
     crops = cache.load(samples)
     log(f"face crops: {cache.hits} from cache, {cache.misses} computed")
     if not embeddings:
@@ -93,10 +90,9 @@ def pseudo_fake_embeddings(
     from .augment import cross_blend, self_blend
 
     encoder = ClipEncoder.load(deep=True)
-    with open(encoder.tower, "rb") as handle:
-        digest = hashlib.sha256(handle.read()).hexdigest()[:12]
     cache = CropCache(crops_config())
-    folder = cache.dir.parent.parent / "embeddings" / f"{cache.key}-{digest}-pseudo-deep-v{PSEUDO_VERSION}"
+    store = EmbeddingCache(cache, encoder)  # the pseudo-fakes' folder sits beside the embeddings of the real files
+    folder = store.dir.parent / f"{cache.key}-{store.digest}-pseudo-deep-v{PSEUDO_VERSION}"
     folder.mkdir(parents=True, exist_ok=True)
     chosen: list[int] = []
     for source in sorted({s.source for s in samples}):
@@ -135,6 +131,7 @@ def pseudo_fake_embeddings(
 
 
 def crops_config():
+    """How the crops of the training caches are made: as inference makes them, at 224 px."""
     from ..config import PreprocessingConfig
 
     return PreprocessingConfig(input_size=224)
