@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -157,3 +160,18 @@ def start_server(tmp_path, detector):
 @pytest.fixture
 def live(start_server):
     return start_server()
+
+
+def run_extension_label(function: str, value) -> subprocess.CompletedProcess:
+    """Call `function` of extension/lib/labels.js under node with `value` (as JSON): what the badge's tooltip says."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is missing: scripts/setup --dev installs it (Debian package nodejs)")
+    script = (
+        f"import {{ {function} }} from './extension/lib/labels.js';"
+        "let input = ''; process.stdin.on('data', (c) => (input += c));"
+        f"process.stdin.on('end', () => console.log({function}(JSON.parse(input))));"
+    )
+    return subprocess.run(
+        [node, "--input-type=module", "-e", script], cwd=ROOT, input=json.dumps(value), capture_output=True, text=True, timeout=60
+    )

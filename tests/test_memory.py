@@ -5,9 +5,7 @@ Run on SQLite and on PostgreSQL (tests/postgres.py)."""
 
 from __future__ import annotations
 
-import json
 import random
-import shutil
 import subprocess
 
 import numpy as np
@@ -17,7 +15,7 @@ from PIL import Image
 from sqlalchemy import text
 
 from server.memory import BANDS, band_probes, bands, distance, hamming, seen_before, to_signed, to_unsigned
-from tests.conftest import ROOT
+from tests.conftest import run_extension_label
 from tests.liveserver import assert_error
 from tests.test_distributed import cluster, finish, wait_ready  # noqa: F401 (cluster: the Celery fixture, used by name)
 
@@ -87,23 +85,7 @@ def screenshot_of(video, timestamp_s: float, target):
 
 
 def extension_line(matches: list[dict]) -> str:
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node is missing: scripts/setup --dev installs it (Debian package nodejs)")
-    script = (
-        "import { seenBeforeLine } from './extension/lib/labels.js';"
-        "let input = ''; process.stdin.on('data', (c) => (input += c));"
-        "process.stdin.on('end', () => console.log(seenBeforeLine(JSON.parse(input))));"
-    )
-    done = subprocess.run(
-        [node, "--input-type=module", "-e", script],
-        cwd=ROOT,
-        input=json.dumps(matches),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    return done.stdout.strip()
+    return run_extension_label("seenBeforeLine", matches).stdout.strip()
 
 
 def analysed(live, path, key: str | None = None) -> dict:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import shutil
 import subprocess
 import sys
 
@@ -19,7 +18,7 @@ from PIL import Image
 from detector.provenance import describe, read_provenance, read_xmp_digital_source_type
 from detector.report import SCHEMA_VERSION, Report
 from gradio_demo.analysis import summary_markdown
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_extension_label
 
 IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 AI = IPTC + "trainedAlgorithmicMedia"
@@ -300,20 +299,5 @@ def test_where_users_look(detector, signed_photo, live):
     page = live.get(f"/analyses/{answer['id']}")
     assert page.status_code == 200 and expected in page.text and "signingCredential.untrusted" in page.text
 
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node is missing: scripts/setup --dev installs it (Debian package nodejs)")
-    script = (
-        "import { provenanceLine } from './extension/lib/labels.js';"
-        "let input = ''; process.stdin.on('data', (c) => (input += c));"
-        "process.stdin.on('end', () => console.log(provenanceLine(JSON.parse(input))));"
-    )
-    tooltip = subprocess.run(
-        [node, "--input-type=module", "-e", script],
-        cwd=ROOT,
-        input=json.dumps(answer["report"]["provenance"]),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    tooltip = run_extension_label("provenanceLine", answer["report"]["provenance"])
     assert tooltip.stdout.strip() == expected, tooltip.stderr
