@@ -31,6 +31,7 @@ import numpy as np
 
 from .checkpoint import WEIGHTS_FILE, Checkpoint, weights_digest
 from .env import threads as chosen_threads
+from .ortoptions import spin_within_runs
 from .paths import cache_dir
 
 ENCODER_FILE = "encoder.onnx"
@@ -105,9 +106,7 @@ class OnnxBackend:
         options.intra_op_num_threads = chosen_threads(threads)
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        # Threads that spin after a run take the cores from whatever runs next (face detection, the other view's
-        # encoder): with spinning, the CLIP encoder took 2.5x its own time per image inside the pipeline here.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        spin_within_runs(options)
         providers = ["CPUExecutionProvider"]
         self.name = "onnxruntime-int8" if int8 else "onnxruntime"
         self.folder = folder

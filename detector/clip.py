@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError
+from .ortoptions import spin_within_runs
 from .paths import cache_dir, sha256_file
 
 HUB_ID = "openai/clip-vit-base-patch16"
@@ -83,7 +84,7 @@ class ClipEncoder:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        spin_within_runs(options)
         self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
         outputs = [o.name for o in self.session.get_outputs()]
