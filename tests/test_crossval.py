@@ -121,7 +121,7 @@ def test_a_cross_source_table_with_the_clip_recipes(tiny_faces, tmp_path, monkey
     monkeypatch.setattr("detector.training.crossval.HEAD_SCHEDULE", {"epochs": 3, "samples_per_epoch": 512})
     out = tmp_path / "crossval"
     recipes = ["clip-linear", "clip-lstm", "clip-deep-lstm", "clip-linear+clip-lstm", "clip-linear&clip-lstm",
-               "clip-linear*clip-lstm", "clip-lstm@oos"]  # fmt: skip
+               "clip-linear*clip-lstm", "clip-lstm@oos", "clip-lstm-jpeg"]  # fmt: skip
     folds = ["ciplab", "gan", "ffpp/deepfakes"]  # in the order folds_of gives them
     results = run(str(tiny_faces), recipes, out, quick=True, folds=folds)
     for recipe in recipes:
@@ -212,7 +212,22 @@ def test_a_face_unlike_the_training_faces_is_told_apart():
 def tiny_accurate(tiny_faces, tmp_path_factory):
     from detector.training.cliptrain import HeadOptions, train_clip
 
-    return train_clip(str(tiny_faces), str(tmp_path_factory.mktemp("accurate")), HeadOptions(epochs=3, samples_per_epoch=256))
+    out = str(tmp_path_factory.mktemp("accurate"))
+    return train_clip(str(tiny_faces), out, HeadOptions(epochs=3, samples_per_epoch=256), jpeg_copies=True)
+
+
+@pytest.mark.slow
+def test_jpeg_copies_are_embedded_once_per_file_at_a_quality_of_its_own(tiny_faces):
+    from detector.training.embeddings import compressed_embeddings, load_crops
+
+    samples = [s for s in read_dataset(str(tiny_faces)) if s.source in ("lfw", "gan")][:8]
+    crops, clean = load_crops(samples, True)
+    copies = compressed_embeddings(samples, crops)
+    again = compressed_embeddings(samples, crops)
+    for a, b, c in zip(clean, copies, again):
+        assert a.shape == b.shape == (len(a), 512) and np.array_equal(b, c)  # the same copy whenever it is read
+        cosine = (a * b).sum(axis=1)  # unit embeddings: the copy moved, but it is still the same face
+        assert (cosine < 0.9999).all() and (cosine > 0.8).all()
 
 
 @pytest.mark.slow
@@ -223,6 +238,7 @@ def test_a_clip_lstm_checkpoint_saves_exports_and_analyses(tiny_accurate, face_p
     config = ModelConfig.load(tiny_accurate / "config.json")
     assert config.architecture.name == "clip-lstm" and config.architecture.reference_size > 0 and config.trained
     assert config.decision.unfamiliar_above is not None and config.preprocessing.mean[0] == pytest.approx(0.4815, abs=1e-4)
+    assert "JPEG" in config.training["jpeg_copies"]
     assert (tiny_accurate / "sequence.onnx").is_file() and not (tiny_accurate / "encoder.onnx").exists()
     onnx = Detector.load(str(tiny_accurate), yunet_path=str(yunet_model))
     torch_backend = Detector.load(str(tiny_accurate), yunet_path=str(yunet_model), backend="torch")

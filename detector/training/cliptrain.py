@@ -239,11 +239,13 @@ def train_clip(
     familiarity_gate: bool = True,
     pair_rule: str = "agree",
     pair_with: str = "default",
+    jpeg_copies: bool = False,
 ) -> Path:
     """Train, calibrate and save a clip-lstm checkpoint from the dataset's train and val splits. With `rule_from` (a
     crossval --out folder holding `rule_recipe`), the verdict's decision is the out-of-source rule fitted on every
     fold's held-out scores, not the one fitted on val. Without `familiarity_gate`, faces unlike the training faces
-    are not forced to "uncertain" (the sample of training embeddings is kept all the same)."""
+    are not forced to "uncertain" (the sample of training embeddings is kept all the same). With `jpeg_copies`, the
+    heads also train on every training file re-encoded as JPEG (training/embeddings.py `compressed_embeddings`)."""
     import sys
     import time
 
@@ -251,7 +253,7 @@ def train_clip(
     from ..export import export_onnx
     from ..familiarity import choose_limit, choose_reference
     from .datasets import read_dataset
-    from .embeddings import load_crops
+    from .embeddings import compressed_embeddings, load_crops
     from .train import build_items, calibrate
 
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
@@ -264,6 +266,11 @@ def train_clip(
     n = len(train_samples)
     train_items = with_layers(build_items(train_samples, crops[:n], True, embedded[:n]), options.clip_layers)
     val_items = with_layers(build_items(val_samples, crops[n:], False, embedded[n:]), options.clip_layers)
+    if jpeg_copies:
+        if options.clip_layers:
+            raise ValueError("JPEG copies are embedded without the class tokens of other blocks: use no --clip-layers")
+        copies = compressed_embeddings(train_samples, crops[:n], log=log)
+        train_items = train_items + build_items(train_samples, crops[:n], True, copies)
     model, config, score = fit_sequence_head(train_items, val_items, options, log)
     calibrate(config, val_items, score(val_items), "balanced")
     if rule_from:  # the verdict's rule from what the recipe told users on sources it never saw (training/rule.py)
@@ -291,6 +298,7 @@ def train_clip(
         "options": {k: v for k, v in vars(options).items()},
         "decision": f"out-of-source rule of {rule_recipe} in {rule_from}" if rule_from else "fitted on val",
         "train_samples": len(train_samples),
+        "jpeg_copies": "every training file also re-encoded as JPEG at quality 30-90" if jpeg_copies else None,
         "val_samples": len(val_samples),
         "minutes": round((time.time() - started) / 60, 1),
     }
@@ -351,6 +359,8 @@ def register(commands, add_model_options) -> None:
     p.add_argument("--pair-rule", choices=PAIR_RULES, default="agree",
                    help="how a pair with the fast view decides (detector/ensemble.py); stack: fitted on val")  # fmt: skip
     p.add_argument("--pair-with", default="default", help="the fast view a stacked pair is fitted with")
+    p.add_argument("--jpeg-copies", action="store_true",
+                   help="also train on every training file re-encoded as JPEG at quality 30-90 (robustness to platforms)")  # fmt: skip
     p.set_defaults(run=run_train_clip)
 
 
@@ -378,5 +388,6 @@ def run_train_clip(args) -> int:
         familiarity_gate=args.familiarity_gate,
         pair_rule=args.pair_rule,
         pair_with=args.pair_with,
+        jpeg_copies=args.jpeg_copies,
     )
     return 0

@@ -16,7 +16,8 @@ ROC-AUC beside the mean of the per-frame scores.
 
 Recipes (`RECIPES`): `clip-linear` (frozen CLIP + logistic regression, the baseline), `clip-lstm` (frozen CLIP + the
 LSTM heads), `clip-deep-lstm` (the same heads on several depths of the tower: the class tokens of blocks
-`DEEP_LAYERS` beside the final embedding, RINE), `clip-deep-linear` (logistic regression on those), `mobilenet`
+`DEEP_LAYERS` beside the final embedding, RINE), `clip-deep-linear` (logistic regression on those), `clip-lstm-jpeg`
+(`clip-lstm` trained on the training files twice: as they are and re-encoded as JPEG at quality 30-90), `mobilenet`
 (the MobileNetV3-LSTM recipe of `train`), `student` (the same, distilled from the CLIP teacher), `mobilenet-sbi`
 (real faces and pseudo-fakes only), `mobilenet-pf80` (80% of the fakes drawn as pseudo-fakes instead of 50%).
 Two recipes joined by `+` (`mobilenet+clip-lstm`) are the pair `default+accurate` served until December 2026
@@ -91,6 +92,7 @@ class FoldData:
     test: list[Item]
     wild: list[Item]  # the wild reals, scored in every fold beside what the fold left out
     pseudo: list[Item] = field(default_factory=list)  # pseudo-fakes blended from the fold's training reals
+    compressed: list[Item] = field(default_factory=list)  # the training items again, from JPEG-compressed crops
 
 
 # ------------------------------------------------------------------------------------------------- recipes
@@ -117,12 +119,12 @@ def _clip_linear(layers: tuple[int, ...] = ()) -> Callable:
     return fit
 
 
-def _clip_lstm(layers: tuple[int, ...] = (), pseudo: bool = False) -> Callable:
+def _clip_lstm(layers: tuple[int, ...] = (), pseudo: bool = False, compressed: bool = False) -> Callable:
     def fit(data: FoldData, workdir: Path, quick: bool, seed: int, log) -> Fitted:
         from .cliptrain import HeadOptions, fit_sequence_head, with_layers
 
         options = HeadOptions(seed=seed, clip_layers=layers, **HEAD_SCHEDULE)
-        train = data.train + (data.pseudo if pseudo else [])
+        train = data.train + (data.pseudo if pseudo else []) + (data.compressed if compressed else [])
         _, config, score = fit_sequence_head(with_layers(train, layers), with_layers(data.val, layers), options)
         return Fitted(lambda items: score(with_layers(items, layers)), config.decision.clip_weight)
 
@@ -155,6 +157,7 @@ RECIPES: dict[str, tuple[Callable, bool]] = {  # name -> (fit, needs CLIP embedd
     "clip-deep-linear": (_clip_linear(DEEP_LAYERS), True),
     "clip-deep-lstm": (_clip_lstm(DEEP_LAYERS), True),
     "clip-deep-lstm-sbi": (_clip_lstm(DEEP_LAYERS, pseudo=True), True),
+    "clip-lstm-jpeg": (_clip_lstm(compressed=True), True),
     "mobilenet": (_mobilenet(), False),
     "student": (_mobilenet(distill=1.0), True),
     "mobilenet-sbi": (_mobilenet(real_only=True, pseudo_fakes=1.0), False),
@@ -166,14 +169,15 @@ RECIPES: dict[str, tuple[Callable, bool]] = {  # name -> (fit, needs CLIP embedd
 
 
 PSEUDO_RECIPES = ("clip-deep-lstm-sbi",)  # recipes that train with pseudo-fakes on CLIP features
+COMPRESSED_RECIPES = ("clip-lstm-jpeg",)  # recipes that also train on JPEG-compressed copies of the training files
 
 
-def fold_data(fold: Fold, samples: list[Sample], crops, embedded, pseudo=None) -> FoldData:
+def fold_data(fold: Fold, samples: list[Sample], crops, embedded, pseudo=None, compressed=None) -> FoldData:
     index = {id(s): i for i, s in enumerate(samples)}
 
-    def items(chosen: list[Sample], group: bool) -> list[Item]:
+    def items(chosen: list[Sample], group: bool, features=embedded) -> list[Item]:
         return build_items(
-            chosen, [crops[index[id(s)]] for s in chosen], group, [embedded[index[id(s)]] for s in chosen] if embedded else None
+            chosen, [crops[index[id(s)]] for s in chosen], group, [features[index[id(s)]] for s in chosen] if features else None
         )
 
     kept = [s for s in samples if not fold.held_out(s) and s.source != WILD]
@@ -196,6 +200,7 @@ def fold_data(fold: Fold, samples: list[Sample], crops, embedded, pseudo=None) -
         items(test, True),
         items(wild, False),
         blended,
+        items(train_samples, True, compressed) if compressed is not None else [],
     )
 
 
@@ -315,6 +320,11 @@ def run(
         from .embeddings import pseudo_fake_embeddings
 
         pseudo = pseudo_fake_embeddings(samples, crops, seed=seed, log=log)
+    compressed = None
+    if any(_base(part) in COMPRESSED_RECIPES for r in recipes for part in _members(r)):
+        from .embeddings import compressed_embeddings
+
+        compressed = compressed_embeddings(samples, crops, log=log)
     out.mkdir(parents=True, exist_ok=True)
     results = _read_results(out)
     if rescore:
@@ -322,7 +332,7 @@ def run(
             results.get("rows", {}).pop(recipe, None)
     results.update({"data": data, "quick": quick, "seed": seed, "folds": [f.name for f in chosen]})
     for fold in chosen:
-        fold_set = fold_data(fold, samples, crops, embedded, pseudo)
+        fold_set = fold_data(fold, samples, crops, embedded, pseudo, compressed)
         for recipe in recipes:
             done = results.setdefault("rows", {}).setdefault(recipe, {})
             if fold.name in done or SUFFIX in recipe:

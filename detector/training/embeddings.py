@@ -27,10 +27,11 @@ class EmbeddingCache:
     """With a deep encoder (`ClipEncoder(deep=True)`), each row is the unit embedding followed by the class token of
     every block ((T, 512 + 12 * 768) float16, about 19 KB a crop), in a folder of its own."""
 
-    def __init__(self, crops: CropCache, encoder: ClipEncoder):
+    def __init__(self, crops: CropCache, encoder: ClipEncoder, jpeg: tuple[int, int] | None = None):
         self.encoder = encoder
+        self.jpeg = jpeg
         self.digest = sha256_file(encoder.tower)[:12]  # the tower's weights, whichever file of them runs
-        kind = "-deep" if encoder.deep else ""
+        kind = ("-deep" if encoder.deep else "") + (f"-jpeg{jpeg[0]}-{jpeg[1]}" if jpeg else "")
         self.dir = crops.dir.parent.parent / "embeddings" / f"{crops.key}-{self.digest}{kind}-v{CACHE_VERSION}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.hits = self.misses = 0
@@ -47,7 +48,7 @@ class EmbeddingCache:
         for position, index in enumerate(todo):
             batch.append(index)
             if sum(len(crops[i].crops) for i in batch) >= 16 or position == len(todo) - 1:
-                pixels = np.concatenate([crops[i].crops for i in batch])
+                pixels = np.concatenate([self._pixels(crops[i].crops, digests[i]) for i in batch])
                 embedded = self.encoder.embed_deep(pixels) if self.encoder.deep else self.encoder.embed(pixels)
                 start = 0
                 for i in batch:
@@ -60,6 +61,16 @@ class EmbeddingCache:
                 batch = []
         bar.close()
         return [np.load(self.dir / f"{d}.npy").astype(np.float32) if c is not None else None for d, c in zip(digests, crops)]
+
+    def _pixels(self, crops: np.ndarray, digest: str) -> np.ndarray:
+        """The crops as the encoder sees them: re-encoded as JPEG at one quality per file, drawn from the file's digest
+        within `jpeg` (so a file always gets the same copy), where this cache holds compressed copies."""
+        if not self.jpeg:
+            return crops
+        from .augment import jpeg
+
+        quality = int(np.random.default_rng(int(digest[:8], 16)).integers(self.jpeg[0], self.jpeg[1] + 1))
+        return np.stack([jpeg(crop, quality) for crop in crops])
 
 
 def load_crops(samples: list[Sample], embeddings: bool, cache_dir: str | None = None, log=print, deep: bool = False):
@@ -75,6 +86,22 @@ def load_crops(samples: list[Sample], embeddings: bool, cache_dir: str | None = 
     embedded = store.load(samples, crops)
     log(f"CLIP embeddings: {store.hits} from cache, {store.misses} computed")
     return crops, embedded
+
+
+JPEG_QUALITY = (30, 90)  # what platforms re-encode uploads at, from a heavy WhatsApp-like 30 to a light 90
+
+
+def compressed_embeddings(
+    samples: list[Sample], crops: list[FaceCrops | None], quality: tuple[int, int] = JPEG_QUALITY, log=print
+) -> list[np.ndarray | None]:
+    """CLIP embeddings (the final one, (T, 512)) of every sample's crops re-encoded as JPEG at a quality drawn per file
+    within `quality`, cached beside the clean ones: training copies of the files as a platform would serve them, for
+    heads whose features must not move when an upload is re-compressed. The crop is compressed, not the whole picture
+    before face detection: close to it for faces of about 224 px, milder for small faces that the crop enlarges."""
+    store = EmbeddingCache(CropCache(crops_config()), ClipEncoder.load(), jpeg=quality)
+    embedded = store.load(samples, crops)
+    log(f"CLIP embeddings of JPEG {quality[0]}-{quality[1]} copies: {store.hits} from cache, {store.misses} computed")
+    return embedded
 
 
 PSEUDO_VERSION = 1
