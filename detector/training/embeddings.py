@@ -17,6 +17,7 @@ import numpy as np
 from ..clip import ClipEncoder
 from ..paths import sha256_file
 from ..progress import ProgressLine
+from ..settings import CoreSettings
 from .crops import CropCache, FaceCrops, file_md5
 from .datasets import Sample
 
@@ -62,19 +63,31 @@ class EmbeddingCache:
         return [np.load(self.dir / f"{d}.npy").astype(np.float32) if c is not None else None for d, c in zip(digests, crops)]
 
 
-def load_crops(samples: list[Sample], embeddings: bool, cache_dir: str | None = None, log=print, deep: bool = False):
+def load_crops(
+    samples: list[Sample],
+    embeddings: bool,
+    cache_dir: str | None = None,
+    log=print,
+    deep: bool = False,
+    settings: CoreSettings | None = None,
+):
     """Face crops (as inference makes them, 224 px) of every sample, and with `embeddings` their CLIP embeddings
     (with `deep`, every block's class token too: see `EmbeddingCache`), from the caches (computing what is missing):
     (crops, embeddings or None), in the samples' order."""
-    cache = CropCache(crops_config(), cache_dir)
+    cache = CropCache(crops_config(), cache_dir, settings=settings)
     crops = cache.load(samples)
     log(f"face crops: {cache.hits} from cache, {cache.misses} computed")
     if not embeddings:
         return crops, None
-    store = EmbeddingCache(cache, ClipEncoder.load(deep=deep))
+    store = EmbeddingCache(cache, clip_encoder(cache.settings, deep))
     embedded = store.load(samples, crops)
     log(f"CLIP embeddings: {store.hits} from cache, {store.misses} computed")
     return crops, embedded
+
+
+def clip_encoder(settings: CoreSettings, deep: bool = False) -> ClipEncoder:
+    """The CLIP image tower the settings find (`clip_onnx`, else their CLIP cache)."""
+    return ClipEncoder.load(settings.cache_folder("clip"), settings.clip_onnx, deep=deep)
 
 
 PSEUDO_VERSION = 1
@@ -89,8 +102,8 @@ def pseudo_fake_embeddings(
     the same pseudo-fake whatever else is computed."""
     from .augment import cross_blend, self_blend
 
-    encoder = ClipEncoder.load(deep=True)
     cache = CropCache(crops_config())
+    encoder = clip_encoder(cache.settings, deep=True)
     store = EmbeddingCache(cache, encoder)  # the pseudo-fakes' folder sits beside the embeddings of the real files
     folder = store.dir.parent / f"{cache.key}-{store.digest}-pseudo-deep-v{PSEUDO_VERSION}"
     folder.mkdir(parents=True, exist_ok=True)
