@@ -39,13 +39,14 @@ def modules(root: Path, package: str = "detector") -> dict[str, Path]:
     return found
 
 
-def imported(module: str, path: Path, known: dict[str, Path]) -> set[str]:
-    """The modules of `known` that `module` imports anywhere: at the top, inside functions, under TYPE_CHECKING."""
+def import_statements(module: str, path: Path) -> list[tuple[str, list[str]]]:
+    """(the module an import statement names, the names it takes from it) of every import statement of `module`,
+    relative ones made absolute: at the top, inside functions, under TYPE_CHECKING."""
     is_package = path.name == "__init__.py"
-    names = []
+    statements = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            names += [alias.name for alias in node.names]
+            statements += [(alias.name, []) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = module.split(".") if is_package else module.split(".")[:-1]
@@ -53,7 +54,15 @@ def imported(module: str, path: Path, known: dict[str, Path]) -> set[str]:
                 prefix = ".".join(base + ([node.module] if node.module else []))
             else:
                 prefix = node.module or ""
-            names += [prefix, *(f"{prefix}.{alias.name}" for alias in node.names)]
+            statements.append((prefix, [alias.name for alias in node.names]))
+    return statements
+
+
+def imported(module: str, path: Path, known: dict[str, Path]) -> set[str]:
+    """The modules of `known` that `module` imports anywhere: at the top, inside functions, under TYPE_CHECKING."""
+    names = []
+    for prefix, taken in import_statements(module, path):
+        names += [prefix, *(f"{prefix}.{name}" for name in taken)]
     targets = set()
     for name in names:
         while name and name not in known:  # `from .x import Name` imports module x; `from . import x` module x
@@ -113,6 +122,18 @@ def test_the_cycle_finder_finds_a_cycle_through_a_function_level_import(tmp_path
 
 def test_no_import_cycle_among_the_core_modules():
     assert import_cycles(ROOT) == []
+
+
+def test_every_import_of_a_core_module_names_one_that_exists():
+    # A module moved away must not stay importable by its old name from another checkout on the path.
+    known = modules(ROOT)
+    dangling = [
+        f"{name}: {target}"
+        for name, path in known.items()
+        for target, _ in import_statements(name, path)
+        if target.split(".")[0] == "detector" and target not in known
+    ]
+    assert dangling == []
 
 
 def functions(path: Path):

@@ -211,10 +211,10 @@ def train_clip(
     import time
 
     from ..checkpoint import load_checkpoint, save_checkpoint
-    from ..export import export_onnx
     from ..familiarity import choose_limit, choose_reference
     from .datasets import read_dataset
     from .embeddings import load_crops
+    from .export import export_onnx
     from .items import build_items
     from .validation import calibrate
 

@@ -80,7 +80,7 @@ class CropCache:
         detector_id = detector.name
         if getattr(detector, "model_path", None):
             detector_id += ":" + file_md5(Path(detector.model_path))[:12]
-        settings = {
+        crop_settings = {  # what the crops depend on: their folder's key
             "version": CACHE_VERSION,
             "detector": detector_id,
             "margin": prep.crop_margin,
@@ -88,10 +88,10 @@ class CropCache:
             "frames": prep.frames,
             "min_face_size": prep.min_face_size,
         }
-        self.key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+        self.key = hashlib.sha1(json.dumps(crop_settings, sort_keys=True).encode()).hexdigest()[:16]
         self.dir = Path(cache_dir or settings.cache_folder("crops")) / self.key
         self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "settings.json").write_text(json.dumps(settings, indent=2))
+        (self.dir / "settings.json").write_text(json.dumps(crop_settings, indent=2))
         self.hits = 0
         self.misses = 0
 
