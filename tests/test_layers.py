@@ -136,6 +136,21 @@ def test_every_import_of_a_core_module_names_one_that_exists():
     assert dangling == []
 
 
+# What the core may not import: the shells above it, and their frameworks (docs/architecture.md).
+SHELLS = ("server", "gradio_demo", "model_hub", "extension", "bench", "flask", "gradio", "gradio_client", "celery")
+
+
+def test_the_core_imports_no_shell():
+    known = modules(ROOT)
+    upward = [
+        f"{name}: {target}"
+        for name, path in known.items()
+        for target, _ in import_statements(name, path)
+        if target.split(".")[0] in SHELLS
+    ]
+    assert upward == []
+
+
 def functions(path: Path):
     """(qualified name, node) of every function and method of a module."""
 
