@@ -33,7 +33,7 @@ from sqlalchemy import text
 
 from detector.keyframes import select_key_frames
 from detector.media import ImageMedia, open_media
-from detector.paths import shared_dir
+from detector.settings import CoreSettings
 from server.db import Database, utc_now
 from server.memory import MATCH_DISTANCE, Memory, bands, frame_fingerprints, to_signed
 
@@ -106,7 +106,7 @@ def store(db: Database, memory: Memory, images: list[np.ndarray], name: str) -> 
 
 
 def rates(folder: Path) -> dict:
-    media = shared_dir() / "data" / "media"
+    media = CoreSettings.from_env().shared_folder() / "data" / "media"
     originals = sorted([*media.glob("videos/*.mp4"), *media.glob("seed/*"), *media.glob("frames/*.png")])
     originals = [p for p in originals if p.suffix.lower() in (".mp4", ".jpg", ".png")]
     db = Database(folder / "rates.sqlite")
@@ -140,7 +140,7 @@ def rates(folder: Path) -> dict:
 def face_false_matches(count: int = FACES) -> dict:
     """Pairs of different face pictures (one per source group) within the threshold: aligned, centred faces are
     the hard case for a global hash, as every picture has the same layout."""
-    faces = shared_dir() / "data" / "faces"
+    faces = CoreSettings.from_env().shared_folder() / "data" / "faces"
     with open(faces / "manifest.csv") as handle:
         rows = list(csv.DictReader(handle))
     random.Random(0).shuffle(rows)

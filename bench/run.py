@@ -107,7 +107,7 @@ def bench_model(detector, image: Path, quick: bool) -> dict:
     crop = found.crops[0][0]
     out = {}
     for name in ("torch", "onnx"):
-        backend = create_backend(detector.checkpoint, name, threads=os.cpu_count())
+        backend = create_backend(detector.checkpoint, detector.settings, name, threads=os.cpu_count())
         for batch in (1, 8, 32):
             inputs = crops_to_array(np.stack([crop] * batch), prep)
 
@@ -149,10 +149,12 @@ def bench_clip_paths(inputs: dict[str, Path], quick: bool, accurate: str | None)
 
     from detector import Detector
     from detector.clip import ClipEncoder
+    from detector.settings import CoreSettings
 
-    if ClipEncoder.locate() is None:
+    settings = CoreSettings.from_env()
+    if settings.clip_tower() is None:
         return {"clip_paths": "skipped: no CLIP encoder (python -m detector clip-fetch)"}
-    encoder = ClipEncoder.load()
+    encoder = ClipEncoder.load(settings.cache_folder("clip"), settings.clip_onnx)
     crops = np.random.default_rng(0).integers(0, 256, (16, 224, 224, 3), dtype=np.uint8)
     encoder.embed(crops[:2])  # warm-up
     timings = []
@@ -424,13 +426,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from detector import Detector
     from detector.env import set_threads
-    from detector.paths import shared_dir
+    from detector.settings import CoreSettings
 
-    set_threads(None)
+    settings = CoreSettings.from_env()
+    set_threads(None, settings.threads)
     results: dict = {"cpu_cores": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        inputs = make_inputs(Path(tmp), shared_dir(), args.quick)
-        detector = Detector.load(args.model)
+        inputs = make_inputs(Path(tmp), settings.shared_folder(), args.quick)
+        detector = Detector.load(args.model, settings=settings)
         results["model"] = f"{detector.checkpoint.id}@{detector.checkpoint.revision} backend {detector.backend.name}"
         if run & {"core", "original", "vit"}:
             results.update(bench_model(detector, inputs["image"], args.quick))

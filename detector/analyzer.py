@@ -1,13 +1,16 @@
-"""The front door: a `Detector` holds one loaded checkpoint and turns a media file into a `Report`.
+"""The front door: a `Detector` holds the loaded model(s) (a `TrackScorer`: one checkpoint, or the pair) and turns a
+media file into a `Report`.
 
 open (by content) ─► key frames ─► faces: detect, track, crop ─► model ─► calibrate, smooth, decide ─► Report
+
+It is handed its `CoreSettings` (backend, threads, where files lie, C2PA trust anchors); `Detector.load` without them
+reads them from the environment, once, for library users.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -15,20 +18,18 @@ import numpy as np
 
 from .backends import create_backend
 from .checkpoint import Checkpoint, load_checkpoint
-from .decision import calibrated, clip_logit, decide, moving_average
-from .explain import FRAME_HEAD_WEIGHT, grad_cam, paste_heatmap
-from .faces import Face, FaceTracks, Track, create_face_detector, extract_face_tracks
-from .familiarity import unfamiliarity
+from .decision import moving_average
+from .ensemble import PairedViews
+from .faces import Face, Track, create_face_detector, extract_face_tracks
 from .fetching.fetch import MediaFetcher, is_url
 from .keyframes import KeyFrame, select_key_frames
 from .media import ImageMedia, MediaLimits, open_media
-from .preprocess import crops_to_array, encode_crops
 from .provenance import disagreement, read_provenance
 from .report import FaceResult, FrameResult, Report, TrackResult
+from .scoring import Progress, SingleView, TrackScorer, TrackScores
 from .settings import CoreSettings
 
-# progress(stage, done, total); stages: "decode", "faces", "model"
-Progress = Callable[[str, int, int], None]
+__all__ = ["Analysis", "AnalysisOptions", "Detector", "Progress", "TrackScores", "analyze", "load"]
 
 
 @dataclass
@@ -52,66 +53,72 @@ class Analysis:
     heatmaps: list[np.ndarray | None]
 
 
-@dataclass
-class TrackScores:
-    track: Track
-    frame_probabilities: dict[int, float]  # key-frame position -> calibrated probability
-    probability: float
-    unfamiliar: bool = False  # the face is unlike the faces the model learned from (detector/familiarity.py)
-
-
 class Detector:
     def __init__(
         self,
-        checkpoint: Checkpoint,
+        checkpoint: Checkpoint | None = None,
         options: AnalysisOptions | None = None,
         yunet_path: str | None = None,
         batch_size: int = 32,
         device: str | None = None,
         backend: str | None = None,
         threads: int | None = None,
+        settings: CoreSettings | None = None,
+        scorer: TrackScorer | None = None,
     ):
-        self.checkpoint = checkpoint
-        self.config = checkpoint.config
+        """One `checkpoint` run on `backend` (default: the settings'), or a `scorer` made already (the pair).
+        `settings`: what the shell read at start-up; None reads them from the environment now (library use)."""
+        self.settings = settings if settings is not None else CoreSettings.from_env()
         self.options = options or AnalysisOptions()
         self.yunet_path = yunet_path
-        self.batch_size = batch_size
         self.device = str(device or "cpu")  # another device than the CPU runs on PyTorch (the train extra)
-        self.backend = create_backend(checkpoint, backend or CoreSettings.current().backend, self.device, threads)
-        self._head_weight: np.ndarray | None = None
-        self._reference: np.ndarray | None = None
-        if checkpoint.config.architecture.reference_size:
-            self._reference = checkpoint.array("reference")
+        if scorer is None:
+            engine = create_backend(checkpoint, self.settings, backend, self.device, threads)
+            scorer = SingleView(checkpoint, engine, batch_size)
+        self.scorer = scorer
 
     @classmethod
     def load(cls, model: str | os.PathLike | None = "default", revision: str | None = None, **kwargs) -> Detector:
         """`default`, a folder, a Hub id, or two of them joined by `+` (the fast and the accurate view combined,
-        see detector/ensemble.py)."""
+        see detector/ensemble.py). Keyword arguments are the constructor's; without `settings`, they are read from
+        the environment here, once."""
         name = str(model or "default")
+        if kwargs.get("settings") is None:
+            kwargs["settings"] = CoreSettings.from_env()
         if "+" in name:
-            from .ensemble import CombinedDetector
-
-            fast, accurate = name.split("+", 1)
-            return CombinedDetector(cls.load(fast, revision, **kwargs), cls.load(accurate, revision, **kwargs))
+            fast, accurate = (cls.load(part, revision, **kwargs).scorer for part in name.split("+", 1))
+            kwargs = {k: v for k, v in kwargs.items() if k not in ("batch_size", "backend", "threads")}
+            return cls(scorer=PairedViews(fast, accurate), **kwargs)
         return cls(load_checkpoint(name, revision), **kwargs)
 
     @property
+    def checkpoint(self) -> Checkpoint:
+        """The checkpoint whose preprocessing crops the faces (the fast view's, for the pair)."""
+        return self.scorer.checkpoint
+
+    @property
+    def config(self):
+        """The preprocessing, and the decision the Report states (for the pair: the pair's rule)."""
+        return self.scorer.config
+
+    @config.setter
+    def config(self, config) -> None:
+        self.scorer.config = config
+
+    @property
+    def backend(self):
+        return self.scorer.backend
+
+    @property
     def model_info(self) -> dict:
-        ckpt = self.checkpoint
-        return {
-            "id": ckpt.id,
-            "revision": ckpt.revision,
-            "architecture": ckpt.architecture,
-            "input_size": self.config.preprocessing.input_size,
-            "trained": self.config.trained,
-            "backend": self.backend.name,
-        }
+        return self.scorer.model_info
 
     def face_detector(self, backend: str | None = None):
         return create_face_detector(
             backend or self.options.face_detector or self.config.preprocessing.face_detector,
             self.checkpoint.path,
             self.yunet_path,
+            self.settings,
         )
 
     # ------------------------------------------------------------------------------------------------ analyze
@@ -193,81 +200,17 @@ class Detector:
         timings["faces"] = _ms_since(t)
 
         t = time.perf_counter()
-        scores = self._score_tracks(found.tracks, found.crops, progress)
+        scores = self.scorer.score(found.tracks, found.crops, progress)
         timings["model"] = _ms_since(t)
 
         report = self._build_report(source_name or Path(source).name, info, key_frames, scores, warnings)
         # the original bytes (a fetched file before anything re-encodes it): what the file says about itself
-        report.provenance = read_provenance(source, CoreSettings.current().c2pa_trust_anchors)
+        report.provenance = read_provenance(source, self.settings.c2pa_trust_anchors)
         report.warnings += filter(None, [disagreement(report.provenance, report.verdict)])
         timings["total"] = _ms_since(started) + timings["fetch"]
         report.timings_ms = {k: round(v, 1) for k, v in timings.items()}
-        heatmaps = self._heatmaps(key_frames, found, scores) if explain else [None] * len(key_frames)
+        heatmaps = self.scorer.heatmaps(key_frames, found, scores) if explain else [None] * len(key_frames)
         return Analysis(report, key_frames, heatmaps)
-
-    def _heatmaps(self, key_frames: list[KeyFrame], found: FaceTracks, scores: list[TrackScores]) -> list[np.ndarray | None]:
-        """A frame-sized Grad-CAM map per key frame (None where no face was analysed, and for CLIP's frozen
-        encoder, whose maps are not ours to explain)."""
-        prep, decision = self.config.preprocessing, self.config.decision
-        maps: list[np.ndarray | None] = [None] * len(key_frames)
-        if self.config.architecture.frozen_encoder:
-            return maps
-        if self._head_weight is None:
-            self._head_weight = self.checkpoint.array(FRAME_HEAD_WEIGHT)
-        for track, crops, score in zip(found.tracks, found.crops, scores):
-            activations = self.backend.feature_maps(crops_to_array(np.stack(crops), prep))
-            if activations is None:  # an export made before feature maps were one of its outputs
-                return maps
-            towards_fake = np.full(len(crops), score.probability >= decision.threshold)
-            cams = grad_cam(activations, self._head_weight, towards_fake, prep.input_size)
-            for cam, (position, face) in zip(cams, sorted(track.faces.items())):
-                image = key_frames[position].image
-                if maps[position] is None:
-                    maps[position] = np.zeros(image.shape[:2], dtype=np.float32)
-                paste_heatmap(maps[position], cam, face, prep.crop_margin)
-        return maps
-
-    def _score_tracks(self, tracks: list[Track], crops: list[list[np.ndarray]], progress: Progress | None) -> list[TrackScores]:
-        """All crops of the clip through the encoder in batches, then each track's features through the LSTM."""
-        if not tracks:
-            return []
-        flat = [c for track_crops in crops for c in track_crops]
-        features = []
-        for start in range(0, len(flat), self.batch_size):
-            batch = np.stack(flat[start : start + self.batch_size])
-            features.append(encode_crops(self.backend.encode, batch, self.config.preprocessing))
-            if progress:
-                progress("model", min(start + self.batch_size, len(flat)), len(flat))
-        features = np.concatenate(features)
-        decision = self.config.decision
-        reference = self._reference
-        results, offset = [], 0
-        for track, track_crops in zip(tracks, crops):
-            n = len(track_crops)
-            track_features = features[offset : offset + n]
-            frame_logits, clip = self.backend.sequence(track_features[None])
-            offset += n
-            frame_logits = frame_logits[0].astype(np.float64).tolist()
-            positions = sorted(track.faces)
-            probs = {p: calibrated(lg, decision.frame_temperature, decision.frame_bias) for p, lg in zip(positions, frame_logits)}
-            logit = clip_logit(float(clip[0]), frame_logits, decision.clip_weight)
-            unfamiliar = False
-            if reference is not None and decision.unfamiliar_above is not None:
-                distance = float(unfamiliarity(track_features[:, : reference.shape[1]], reference).mean())
-                unfamiliar = distance > decision.unfamiliar_above
-            results.append(TrackScores(track, probs, calibrated(logit, decision.temperature, decision.bias), unfamiliar))
-        return results
-
-    def _decide(self, scores: list[TrackScores]) -> tuple[str, float | None, float | None]:
-        """(verdict, fake probability, confidence) of the clip: its most suspicious face track decides; a face
-        unlike anything in training is answered uncertain rather than guessed."""
-        if not scores:
-            return "no_face", None, None
-        worst = max(scores, key=lambda s: s.probability)
-        verdict, confidence = decide(worst.probability, self.config.decision)
-        if worst.unfamiliar and verdict in ("real", "fake"):
-            verdict, confidence = "uncertain", max(worst.probability, 1.0 - worst.probability)
-        return verdict, worst.probability, confidence
 
     def _build_report(
         self, source: str, info, key_frames: list[KeyFrame], scores: list[TrackScores], warnings: list[str]
@@ -294,7 +237,7 @@ class Detector:
         for frame, value in zip(frames, moving_average([f.fake_probability for f in frames], decision.smoothing_window)):
             frame.smoothed_probability = _r(value) if value is not None else None
 
-        verdict, probability, confidence = self._decide(scores)
+        verdict, probability, confidence = self.scorer.decide(scores)
         if any(s.unfamiliar for s in scores):
             warnings = [*warnings, UNFAMILIAR_WARNING]
         tracks = [

@@ -4,13 +4,10 @@ or on PyTorch.
 ONNX Runtime runs MobileNetV3 several times faster than eager PyTorch on a small CPU and keeps its speed when
 other processes load the cores, so `auto` uses it whenever the export exists (files beside the weights, or a
 cached export keyed by the weights' digest) or can be made; PyTorch otherwise. Serving from an export needs no
-PyTorch at all (the serving install has none); making an export does (detector/export.py). Both backends are
+PyTorch at all (the serving install has none); making an export does (detector/training/export.py). Both backends are
 checked against each other by a parity test.
 
-    encoder.onnx   images (N, 3, S, S) float32, normalised   -> features (N, D), activations (N, C, h, w)
-    sequence.onnx  features (B, T, D)                        -> frame_logits (B, T), clip_logits (B,)
-
-`activations` are the backbone's last feature maps, which the explanation heatmaps are made from (detector/explain.py).
+The export's files, inputs and outputs are named in detector/onnxlayout.py; `activations` are the backbone's last feature maps, which the explanation heatmaps are made from (detector/explain.py).
 A clip-lstm checkpoint has no encoder of its own: its features are CLIP's embeddings (detector/clip.py, ONNX
 Runtime in both backends) and only its sequence head is exported.
 """
@@ -19,7 +16,6 @@ from __future__ import annotations
 
 import atexit
 import importlib.util
-import json
 import logging
 import os
 import shutil
@@ -29,17 +25,22 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import WEIGHTS_FILE, Checkpoint, weights_digest
+from .checkpoint import Checkpoint, export_is_current, weights_digest
 from .env import threads as chosen_threads
+from .onnxlayout import (
+    ACTIVATIONS,
+    ENCODER_FILE,
+    ENCODER_INT8_FILE,
+    FEATURES,
+    IMAGES,
+    MANIFEST_FILE,
+    SEQUENCE_FILE,
+    read_manifest,
+)
 from .ortoptions import spin_within_runs
-from .paths import cache_dir
+from .settings import CoreSettings
 
-ENCODER_FILE = "encoder.onnx"
-SEQUENCE_FILE = "sequence.onnx"
-ENCODER_INT8_FILE = "encoder.int8.onnx"
-MANIFEST_FILE = "onnx.json"
-OPSET = 17
-ACTIVATIONS = "activations"  # the encoder output heatmaps are made from
+__all__ = ["MANIFEST_FILE", "export_is_current", "read_manifest"]  # read by model_hub/ from here
 BACKENDS = ("auto", "onnx", "onnx-int8", "torch")
 log = logging.getLogger(__name__)
 
@@ -48,11 +49,12 @@ class ClipFeatures:
     """The frame encoder of a clip-lstm checkpoint: CLIP's image tower on ONNX Runtime, unit-length embeddings, and
     the class tokens of the blocks the checkpoint reads (`clip_layers`), from the same forward pass."""
 
-    def __init__(self, checkpoint: Checkpoint, threads: int | None = None):
+    def __init__(self, checkpoint: Checkpoint, settings: CoreSettings, threads: int | None = None):
         from .clip import ClipEncoder, deep_columns
 
         layers = checkpoint.config.architecture.clip_layers
-        self.encoder = ClipEncoder.load(beside=checkpoint.path, threads=threads, deep=bool(layers))
+        cache = settings.cache_folder("clip")
+        self.encoder = ClipEncoder.load(cache, settings.clip_onnx, checkpoint.path, threads, deep=bool(layers))
         self.columns = deep_columns(layers) if layers else None
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
@@ -121,39 +123,17 @@ class OnnxBackend:
     def encode(self, images: np.ndarray) -> np.ndarray:
         if self.clip is not None:
             return self.clip(images)
-        return self._encoder.run(["features"], {"images": np.ascontiguousarray(images, dtype=np.float32)})[0]
+        return self._encoder.run([FEATURES], {IMAGES: np.ascontiguousarray(images, dtype=np.float32)})[0]
 
     def feature_maps(self, images: np.ndarray) -> np.ndarray | None:
         """The backbone's last feature maps (N, C, h, w); None for an export made before they were an output."""
         if not self._maps:
             return None
-        return self._encoder.run([ACTIVATIONS], {"images": np.ascontiguousarray(images, dtype=np.float32)})[0]
+        return self._encoder.run([ACTIVATIONS], {IMAGES: np.ascontiguousarray(images, dtype=np.float32)})[0]
 
     def sequence(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        frame_logits, clip_logits = self._sequence.run(None, {"features": np.ascontiguousarray(features, dtype=np.float32)})
+        frame_logits, clip_logits = self._sequence.run(None, {FEATURES: np.ascontiguousarray(features, dtype=np.float32)})
         return frame_logits, clip_logits
-
-
-def read_manifest(folder: Path) -> dict | None:
-    """The manifest an ONNX export wrote into `folder` (weights revision, input size, opset, files); None if absent
-    or unreadable."""
-    try:
-        manifest = json.loads((folder / MANIFEST_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return manifest if isinstance(manifest, dict) else None
-
-
-def export_is_current(folder: Path, digest: str | None = None) -> bool | None:
-    """Whether the ONNX export in a checkpoint folder was made from the weights now beside it (the manifest's
-    `weights_revision` against the weights' content hash, `digest` when the caller has it); None when the folder
-    holds no export."""
-    manifest = read_manifest(folder)
-    if manifest is None:
-        return None
-    if not (folder / WEIGHTS_FILE).is_file():
-        return False
-    return manifest.get("weights_revision") == (digest or weights_digest(folder))
 
 
 def _export_matches(folder: Path, checkpoint: Checkpoint, int8: bool, revision: str | None = None, maps: bool = True) -> bool:
@@ -180,19 +160,16 @@ def _beside(checkpoint: Checkpoint, int8: bool, maps: bool = True) -> bool:
     )
 
 
-def onnx_cache_dir() -> Path:
-    return cache_dir("onnx")
-
-
 _export_lock = threading.Lock()
 
 
-def find_or_export(checkpoint: Checkpoint, int8: bool = False) -> Path:
-    """The folder holding an ONNX export of these exact weights: beside the checkpoint, else the cache (made now,
-    which needs PyTorch). Without PyTorch, an older export without feature maps still serves (without heatmaps)."""
+def find_or_export(checkpoint: Checkpoint, cache: Path, int8: bool = False) -> Path:
+    """The folder holding an ONNX export of these exact weights: beside the checkpoint, else the `cache` folder
+    (`CoreSettings.cache_folder("onnx")`; made now, which needs PyTorch). Without PyTorch, an older export without
+    feature maps still serves (without heatmaps)."""
     if _beside(checkpoint, int8):
         return checkpoint.path
-    target = onnx_cache_dir() / checkpoint.revision if checkpoint.revision else None
+    target = cache / checkpoint.revision if checkpoint.revision else None
     if target is not None and _export_matches(target, checkpoint, int8):
         return target
     if importlib.util.find_spec("torch") is None:
@@ -200,7 +177,7 @@ def find_or_export(checkpoint: Checkpoint, int8: bool = False) -> Path:
             return checkpoint.path
         if target is not None and _export_matches(target, checkpoint, int8, maps=False):
             return target
-    from .export import export_onnx  # PyTorch from here on
+    from .training.export import export_onnx  # PyTorch from here on
 
     if target is None:
         # an in-memory model (untrained): nothing to key a cache by, so an export for this process only
@@ -222,17 +199,26 @@ def find_or_export(checkpoint: Checkpoint, int8: bool = False) -> Path:
     return target
 
 
-def create_backend(checkpoint: Checkpoint, preference: str = "auto", device: str | None = None, threads: int | None = None):
-    """The backend to run inference with: `auto` (ONNX Runtime when possible), `onnx`, `onnx-int8` or `torch`."""
+def create_backend(
+    checkpoint: Checkpoint,
+    settings: CoreSettings,
+    preference: str | None = None,
+    device: str | None = None,
+    threads: int | None = None,
+):
+    """The backend to run inference with: `preference` (default: the settings' `backend`), `auto` (ONNX Runtime when
+    possible), `onnx`, `onnx-int8` or `torch`; `threads` (default: the settings' `threads`, else every core)."""
     device = str(device or "cpu")
+    preference = preference or settings.backend
+    threads = threads or settings.threads or None
     if preference not in BACKENDS:
         raise ValueError(f"unknown backend {preference!r}; choose one of {', '.join(BACKENDS)}")
-    clip = ClipFeatures(checkpoint, threads) if checkpoint.config.architecture.frozen_encoder else None
+    clip = ClipFeatures(checkpoint, settings, threads) if checkpoint.config.architecture.frozen_encoder else None
     if preference == "torch" or (preference == "auto" and device != "cpu"):
         return TorchBackend(checkpoint.model, device, clip, threads)
     int8 = preference == "onnx-int8" and clip is None
     try:
-        return OnnxBackend(find_or_export(checkpoint, int8), threads, int8, clip)
+        return OnnxBackend(find_or_export(checkpoint, settings.cache_folder("onnx"), int8), threads, int8, clip)
     except Exception as exc:  # no onnxruntime, no revision, export failure: fall back rather than fail
         if preference != "auto" or importlib.util.find_spec("torch") is None:
             raise

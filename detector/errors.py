@@ -1,6 +1,7 @@
 """Typed errors raised at the edge of the core; each shell maps them once to an HTTP status, a UI message or a badge.
 
-Every error carries a stable machine-readable `code` and a message a user can act on.
+Every error carries a stable machine-readable `code` and a message a user can act on. The core knows nothing of
+HTTP: the web shell's table of statuses by code is server/errors.py (`HTTP_STATUS`).
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ class DetectorError(Exception):
     """Base class of every error the core raises on purpose."""
 
     code = "detector_error"
-    # The HTTP status a web shell should answer with; kept here so every shell maps errors the same way.
-    http_status = 500
 
     def __init__(self, message: str):
         super().__init__(message)
@@ -25,143 +24,119 @@ class MediaError(DetectorError):
     """The input is not media we can analyse."""
 
     code = "bad_media"
-    http_status = 422
 
 
 class UnsupportedMediaError(MediaError):
     code = "unsupported_media"
-    http_status = 415
 
 
 class MissingMediaError(UnsupportedMediaError):
     """The path given names no file (a typo, a file moved): not a question of what kind of media it is."""
 
     code = "file_not_found"
-    http_status = 404
 
 
 class EmptyMediaError(MediaError):
     code = "empty_media"
-    http_status = 422
 
 
 class CorruptMediaError(MediaError):
     code = "corrupt_media"
-    http_status = 422
 
 
 class MediaTooLargeError(MediaError):
     code = "media_too_large"
-    http_status = 413
 
 
 class MediaTooLongError(MediaError):
     code = "media_too_long"
-    http_status = 413
 
 
 class ModelError(DetectorError):
     """A model could not be found or loaded."""
 
     code = "model_error"
-    http_status = 500
 
 
 class ModelNotFoundError(ModelError):
     code = "model_not_found"
-    http_status = 404
 
 
 class ModelNotOfferedError(ModelError):
     """A request named a model this service does not offer."""
 
     code = "unknown_model"
-    http_status = 400
 
 
 class ModelFormatError(ModelError):
     code = "model_format"
-    http_status = 422
 
 
 class ModelOfflineError(ModelError):
     code = "model_offline"
-    http_status = 503
 
 
 class ModelFileMissingError(ModelFormatError):
     """A checkpoint (a folder or a Hub repository) lacks a file the format requires, e.g. model.safetensors."""
 
     code = "model_file_missing"
-    http_status = 422
 
 
 class ModelUploadError(ModelError):
     """Publishing a checkpoint to the Hub failed: no write access, a refused commit, the Hub unreachable."""
 
     code = "model_upload_failed"
-    http_status = 502
 
 
 class FaceDetectorError(DetectorError):
     code = "face_detector"
-    http_status = 500
 
 
 class UrlError(DetectorError):
     """A URL given to fetch media from cannot or must not be fetched."""
 
     code = "bad_url"
-    http_status = 400
 
 
 class InvalidUrlError(UrlError):
     code = "invalid_url"
-    http_status = 400
 
 
 class UnsupportedUrlSchemeError(UrlError):
     """blob:, data:, file:, javascript: ... anything but http(s)."""
 
     code = "unsupported_url_scheme"
-    http_status = 400
 
 
 class UnsafeUrlError(UrlError):
     """The URL (or a redirect, playlist or fragment it leads to) points at a private or special address."""
 
     code = "unsafe_url"
-    http_status = 400
 
 
 class NoMediaFoundError(UrlError):
     """The page was fetched but holds no image or video we can take (or only a live stream)."""
 
     code = "no_media_found"
-    http_status = 422
 
 
 class FetchError(DetectorError):
     """The source failed: unreachable, an HTTP error, a broken download."""
 
     code = "fetch_failed"
-    http_status = 502
 
 
 class HostNotFoundError(UrlError):
     """The URL's host name does not exist: the user's input, not a failure of the source."""
 
     code = "host_not_found"
-    http_status = 400
 
 
 class HostLookupError(FetchError):
     """The host name could not be looked up just now (a DNS failure that may pass): worth retrying."""
 
     code = "host_lookup_failed"
-    http_status = 502
 
 
 class FetchTimeoutError(FetchError):
     code = "fetch_timeout"
-    http_status = 504

@@ -21,7 +21,7 @@ import numpy as np
 
 from .config import FACE_DETECTORS
 from .errors import FaceDetectorError
-from .paths import shared_dir
+from .settings import CoreSettings
 
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
@@ -146,15 +146,17 @@ def whole_frame_face(rgb: np.ndarray) -> Face:
     return WholeFrameDetector().detect(rgb)[0]
 
 
-def find_yunet_model(checkpoint_dir: str | os.PathLike | None = None, explicit: str | None = None) -> str | None:
-    """Where to find a YuNet file: explicit path, $DEEPFAKE_YUNET_MODEL, the checkpoint folder, the shared models."""
-    from .settings import CoreSettings
-
-    configured = CoreSettings.current().yunet_model
+def find_yunet_model(
+    checkpoint_dir: str | os.PathLike | None = None, explicit: str | None = None, settings: CoreSettings | None = None
+) -> str | None:
+    """Where to find a YuNet file: explicit path, the settings' `yunet_model` ($DEEPFAKE_YUNET_MODEL), the checkpoint
+    folder, the shared models (the settings' `shared_dir`)."""
+    settings = settings or CoreSettings()
+    configured = settings.yunet_model
     candidates = [explicit, str(configured) if configured else None]
     if checkpoint_dir:
         candidates += sorted(glob.glob(os.path.join(str(checkpoint_dir), "*yunet*.onnx")))
-    candidates.append(str(shared_dir() / "models" / YUNET_FILE))
+    candidates.append(str(settings.shared_folder() / "models" / YUNET_FILE))
     for candidate in candidates:
         if candidate and Path(candidate).is_file():
             return candidate
@@ -166,12 +168,16 @@ _cache_lock = threading.Lock()
 
 
 def create_face_detector(
-    backend: str = "auto", checkpoint_dir: str | os.PathLike | None = None, yunet_path: str | None = None
+    backend: str = "auto",
+    checkpoint_dir: str | os.PathLike | None = None,
+    yunet_path: str | None = None,
+    settings: CoreSettings | None = None,
 ) -> FaceDetector:
-    """Build (once per process and settings) the face detector for `backend`."""
+    """Build (once per process and settings) the face detector for `backend`; `settings` (default: the built-in
+    defaults) say where a YuNet file may lie."""
     if backend not in BACKENDS:
         raise FaceDetectorError(f"unknown face detector {backend!r}; choose one of {', '.join(BACKENDS)}")
-    model = find_yunet_model(checkpoint_dir, yunet_path) if backend in ("auto", "yunet") else None
+    model = find_yunet_model(checkpoint_dir, yunet_path, settings) if backend in ("auto", "yunet") else None
     if backend == "yunet" and model is None:
         raise FaceDetectorError("the yunet face detector needs its model file: pass its path or set DEEPFAKE_YUNET_MODEL")
     if backend == "auto":

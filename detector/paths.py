@@ -1,7 +1,8 @@
 """Where things live: the repository, the embedded default checkpoint, and the shared third-party data.
 
 Third-party data (face images, media, detector model files) is never part of the repository; it is read from
-`$DEEPFAKE_SHARED_DIR`, by default the `shared` folder beside the checkout (`../shared`).
+the `shared_dir` setting (`$DEEPFAKE_SHARED_DIR`), by default the `shared` folder beside the checkout (`../shared`).
+A leaf: the functions take the configured folders (`CoreSettings`) as arguments and read no settings themselves.
 """
 
 from __future__ import annotations
@@ -18,24 +19,21 @@ ACCURATE_CHECKPOINT_DIR = REPO_ROOT / "model_hub" / "accurate"
 EMBEDDED_CHECKPOINTS = {"default": DEFAULT_CHECKPOINT_DIR, "accurate": ACCURATE_CHECKPOINT_DIR}
 
 
-def shared_dir() -> Path:
-    from .settings import CoreSettings
-
-    return CoreSettings.current().shared_dir or REPO_ROOT.parent / "shared"
-
-
-def imagenet_backbone_file() -> Path:
-    """The ImageNet-pretrained MobileNetV3-Small in torchvision's layout (see shared/models/README.md)."""
-    return shared_dir() / "models" / "mobilenet_v3_small_imagenet.safetensors"
+def shared_dir(configured: str | os.PathLike | None = None) -> Path:
+    """The third-party data folder: `configured` (the `shared_dir` setting), by default ../shared beside the checkout."""
+    return Path(configured).expanduser() if configured else REPO_ROOT.parent / "shared"
 
 
-def cache_dir(kind: str) -> Path:
-    """A folder of this project's cache: `$DEEPFAKE_CACHE_DIR/KIND`, by default ~/.cache/deepfake-checker/KIND
-    (kinds: crops, onnx, clip, embeddings)."""
-    from .settings import CoreSettings
+def imagenet_backbone_file(shared: str | os.PathLike | None = None) -> Path:
+    """The ImageNet-pretrained MobileNetV3-Small in torchvision's layout (see shared/models/README.md), in the shared
+    data folder `shared` (default: `shared_dir()`)."""
+    return Path(shared or shared_dir()) / "models" / "mobilenet_v3_small_imagenet.safetensors"
 
-    configured = CoreSettings.current().cache_dir
-    base = configured or Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "deepfake-checker"
+
+def cache_dir(kind: str, configured: str | os.PathLike | None = None) -> Path:
+    """A folder of this project's cache: `configured/KIND` (the `cache_dir` setting), by default
+    $XDG_CACHE_HOME/deepfake-checker/KIND, i.e. ~/.cache/deepfake-checker/KIND (kinds: crops, onnx, clip, embeddings)."""
+    base = configured or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "deepfake-checker"
     return Path(base).expanduser() / kind
 
 

@@ -6,7 +6,7 @@
 
 Each model is loaded once, on first use, with one load at a time per name (other names load meanwhile); a load
 that failed is remembered for `describe` and tried again on the next request. Only offered names, and Hub ids
-when `allow_hub_ids`, can be loaded; anything else is a `ModelNotOfferedError` (HTTP 400). With a `capacity`, the
+when `allow_hub_ids`, can be loaded; anything else is a `ModelNotOfferedError`. With a `capacity`, the
 least recently used model other than the default is dropped when more are loaded.
 """
 
@@ -22,6 +22,7 @@ from pathlib import Path
 from .analyzer import AnalysisOptions, Detector
 from .checkpoint import HUB_ID
 from .errors import DetectorError, ModelError, ModelNotOfferedError
+from .settings import CoreSettings
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,11 @@ class ModelPool:
         threads: int | None = None,
         preloaded: dict[str, Detector] | None = None,
         loader: Callable[[str], Detector] | None = None,
+        settings: CoreSettings | None = None,
     ):
+        """`settings`: what the shell read at start-up (its own settings are a `CoreSettings`); None reads them from
+        the environment now, once."""
+        self.settings = settings if settings is not None else CoreSettings.from_env()
         self.default = default
         self.names = list(dict.fromkeys([default, *others]))
         self.allow_hub_ids = allow_hub_ids
@@ -104,8 +109,8 @@ class ModelPool:
         if self.threads:
             from .env import set_threads
 
-            set_threads(self.threads)  # process-wide: the shell's workers share these cores
-        detector = Detector.load(name, options=AnalysisOptions(face_detector=self.face_detector))
+            set_threads(self.threads, self.settings.threads)  # process-wide: the shell's workers share these cores
+        detector = Detector.load(name, options=AnalysisOptions(face_detector=self.face_detector), settings=self.settings)
         detector.face_detector()  # fail now, not on the first request, when a face detector file is missing
         return detector
 

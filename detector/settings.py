@@ -1,7 +1,7 @@
 """Settings as typed dataclasses, read from `DEEPFAKE_*` environment variables named after their fields.
 
-Each layer has one settings class: `CoreSettings` (this package), `ServingSettings` (what every serving shell
-shares: the model, the limits, the URL policy), `server.config.ServerSettings` and
+Each layer has one settings class: `CoreSettings` (this package), `ServingSettings` (a `CoreSettings` with what every
+serving shell shares: the model, the limits, the URL policy), `server.config.ServerSettings` and
 `gradio_demo.settings.DemoSettings`, both `ServingSettings` with their own fields added. A field `max_pixels` is read
 from `DEEPFAKE_MAX_PIXELS`; a field may name another variable (`env_field(..., env="FACES")`) or none
 (`env=None`: set in code only). `environment(cls)` lists the variables of a class: the README's tables are tested
@@ -21,14 +21,22 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .env import parse_bool
-
 PREFIX = "DEEPFAKE_"
 T = TypeVar("T")
 
 
 class SettingsError(ValueError):
     """A DEEPFAKE_* variable has a value that cannot be used; the message names the variable."""
+
+
+def parse_bool(value: str) -> bool:
+    """1/true/yes/on or 0/false/no/off (empty means no); anything else is a ValueError the shell reports."""
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{value!r} is not a yes/no value (use 1 or 0)")
 
 
 def env_field(default: Any = MISSING, *, env: str | None | type[MISSING] = MISSING, default_factory: Any = MISSING):
@@ -90,7 +98,10 @@ def convert(raw: str, kind: Any) -> Any:
 
 @dataclass(frozen=True)
 class CoreSettings:
-    """What the core reads from the environment, at the moment it needs it (`CoreSettings.current()`)."""
+    """What the core is configured with. A shell reads it once at start-up (`CoreSettings.from_env()`, or its own
+    settings class, which is a `CoreSettings`) and hands it down: `Detector(..., settings=)`, `ModelPool(settings=)`.
+    `Detector.load` without settings reads it from the environment once, for library users; below the front door
+    nothing reads the environment."""
 
     backend: str = "auto"  # auto | onnx | onnx-int8 | torch (detector/backends.py)
     threads: int = 0  # CPU threads for OpenCV, ONNX Runtime and PyTorch; 0: every core
@@ -103,8 +114,28 @@ class CoreSettings:
     c2pa_trust_anchors: Path | None = None
 
     @classmethod
-    def current(cls, environ: Mapping[str, str] | None = None) -> CoreSettings:
-        return from_env(cls, environ)
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> CoreSettings:
+        """Defaults, then the `DEEPFAKE_*` variables `environ` (default: os.environ) sets, then `overrides`."""
+        return from_env(cls, environ, **overrides)
+
+    def cache_folder(self, kind: str) -> Path:
+        """A folder of this project's cache: `cache_dir/KIND`, by default ~/.cache/deepfake-checker/KIND
+        (kinds: crops, onnx, clip, embeddings)."""
+        from .paths import cache_dir
+
+        return cache_dir(kind, self.cache_dir)
+
+    def shared_folder(self) -> Path:
+        """The third-party data folder: `shared_dir`, by default ../shared beside the checkout."""
+        from .paths import shared_dir
+
+        return shared_dir(self.shared_dir)
+
+    def clip_tower(self) -> Path | None:
+        """The CLIP image tower's ONNX file these settings find (`clip_onnx`, else the cache), or None."""
+        from .clip import ClipEncoder
+
+        return ClipEncoder.locate(self.cache_folder("clip"), self.clip_onnx)
 
 
 FAST_MODEL = "default"  # the MobileNetV3-LSTM alone: embedded, offline, the cheapest
@@ -112,37 +143,33 @@ ACCURATE_MODEL = "accurate"  # the CLIP-backed view (its heads are embedded; the
 PAIRED_MODEL = f"{FAST_MODEL}+{ACCURATE_MODEL}"  # both views together (detector/ensemble.py)
 
 
-def served_model() -> str:
+def served_model(settings: CoreSettings) -> str:
     """What the CLI, the server and the demo analyse with unless told otherwise: the two views together where the
     CLIP image tower is installed (scripts/setup fetches it), the fast view alone where it is not. The pair, stacked
     by the rule the accurate checkpoint carries, decides more often rightly than either the old pair or the fast view
     on sources it never saw, without labelling their reals fake (docs/cross-source.md, run 4); it costs the CLIP
     tower's time per face on top of the fast view's (docs/performance.md)."""
-    from .clip import ClipEncoder
-
-    return PAIRED_MODEL if ClipEncoder.locate() is not None else FAST_MODEL
+    return PAIRED_MODEL if settings.clip_tower() is not None else FAST_MODEL
 
 
-def offered_models() -> tuple[str, ...]:
+def offered_models(settings: CoreSettings) -> tuple[str, ...]:
     """The model names requests may ask for unless configured: all three views where the CLIP tower is installed,
     the fast one alone where it is not (the others could not load)."""
-    from .clip import ClipEncoder
-
-    return (FAST_MODEL, ACCURATE_MODEL, PAIRED_MODEL) if ClipEncoder.locate() is not None else (FAST_MODEL,)
+    return (FAST_MODEL, ACCURATE_MODEL, PAIRED_MODEL) if settings.clip_tower() is not None else (FAST_MODEL,)
 
 
 @dataclass(frozen=True)
-class ServingSettings:
-    """The settings every serving shell (server, demo) shares, with the same variables and defaults."""
+class ServingSettings(CoreSettings):
+    """The settings every serving shell (server, demo) shares, with the same variables and defaults: the core's
+    (`threads`: shared among the shell's workers) and the serving ones below."""
 
     # the model analyses use unless a request names another allowed one: both views where the CLIP tower is
-    # installed, the fast one alone where it is not (see `served_model`)
-    model: str = env_field(default_factory=lambda: served_model())
+    # installed, the fast one alone where it is not (see `served_model`); None: decided from the other settings
+    model: str = None  # type: ignore[assignment]
     # other model names requests may ask for (names, checkpoint folders, Hub ids); by default the fast view, and the
     # CLIP-backed ones where the CLIP tower is installed
-    models: tuple[str, ...] = env_field(default_factory=lambda: offered_models())
+    models: tuple[str, ...] = None  # type: ignore[assignment]
     face_detector: str | None = env_field(None, env="FACES")  # auto | yunet | dlib (None: the checkpoint's choice)
-    threads: int = 0  # OpenCV and ONNX Runtime threads (0: every core, shared among the shell's workers)
     max_frames: int = 64  # key frames one request may ask for
     max_upload_bytes: int = 100 * 1024**2
     max_fetch_bytes: int = 200 * 1024**2
@@ -151,6 +178,13 @@ class ServingSettings:
     fetch_timeout_s: float = 60.0  # a whole fetch: resolving, the page, every request, the download
     allow_private_urls: bool = False  # let links reach loopback and private addresses (private deployments)
     trusted_endpoints: frozenset[tuple[str, int]] = env_field(env=None, default_factory=frozenset)  # tests only
+
+    def __post_init__(self):
+        # the defaults of `model` and `models` depend on where the CLIP tower is looked for (`clip_onnx`, `cache_dir`)
+        if self.model is None:
+            object.__setattr__(self, "model", served_model(self))
+        if self.models is None:
+            object.__setattr__(self, "models", offered_models(self))
 
     @property
     def url_policy(self):

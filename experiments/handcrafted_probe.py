@@ -28,7 +28,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
 from detector.checkpoint import load_folder
-from detector.paths import DEFAULT_CHECKPOINT_DIR, shared_dir  # noqa: E402
+from detector.paths import DEFAULT_CHECKPOINT_DIR  # noqa: E402
+from detector.settings import CoreSettings
 from detector.training.crops import CropCache
 from detector.training.datasets import read_dataset  # noqa: E402
 
@@ -71,7 +72,7 @@ def residual_stats(grey: np.ndarray, block: int = 16) -> np.ndarray:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=str(shared_dir() / "data" / "faces"))
+    parser.add_argument("--data", default=str(CoreSettings.from_env().shared_folder() / "data" / "faces"))
     parser.add_argument("--sources", default="gan,ciplab")
     parser.add_argument("--on", choices=["crops", "files"], default="crops")
     args = parser.parse_args()

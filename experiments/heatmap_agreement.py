@@ -2,7 +2,7 @@
 
 For a random sample of the cached face crops (the 224 px crops training cuts from ../shared/data/faces; run
 `python -m detector train` or `crossval` once to fill the cache), compare the map `detector.explain.grad_cam` makes
-from the ONNX export's feature maps with autograd Grad-CAM on the PyTorch model (`detector.export.autograd_grad_cam`),
+from the ONNX export's feature maps with autograd Grad-CAM on the PyTorch model (`detector.training.export.autograd_grad_cam`),
 explaining the side the default checkpoint decides: Pearson correlation, largest absolute difference, and the overlap
 (intersection over union) of the hottest 20% of each map.
 
@@ -22,9 +22,8 @@ import torch
 
 from detector import Detector
 from detector.explain import FRAME_HEAD_WEIGHT, grad_cam
-from detector.export import autograd_grad_cam
-from detector.paths import cache_dir
 from detector.preprocess import crops_to_array
+from detector.training.export import autograd_grad_cam
 
 
 def main() -> None:
@@ -35,7 +34,7 @@ def main() -> None:
 
     detector = Detector.load("default", backend="onnx")
     prep = detector.config.preprocessing
-    files = sorted(cache_dir("crops").glob("*/*.npz"))
+    files = sorted(detector.settings.cache_folder("crops").glob("*/*.npz"))
     if not files:
         raise SystemExit("no cached crops: run python -m detector train (or crossval) once")
     rng = np.random.default_rng(args.seed)

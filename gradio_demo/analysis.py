@@ -40,7 +40,6 @@ class InputError(DetectorError):
     """What the visitor gave cannot be used (nothing uploaded, no links, a model that is not offered...)."""
 
     code = "bad_input"
-    http_status = 400
 
 
 # ------------------------------------------------------------------------------------------------- detectors
@@ -55,6 +54,7 @@ def model_pool(settings: DemoSettings, preloaded: dict[str, Detector] | None = N
         capacity=settings.max_loaded_models,
         face_detector=settings.face_detector,
         preloaded=preloaded,
+        settings=settings,  # a CoreSettings: read once at start-up
     )
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector.paths import REPO_ROOT, shared_dir
+from detector.paths import REPO_ROOT
 
 from .settings import DemoSettings
 
@@ -35,7 +35,8 @@ def example_files(settings: DemoSettings, work_dir: Path) -> list[Path]:
     folder = settings.examples_dir or (REPO_ROOT / "examples")
     files = sorted(p for p in folder.glob("*") if p.suffix.lower() in MEDIA_SUFFIXES) if folder.is_dir() else []
     if not files and settings.examples_dir is None:
-        files = [shared_dir() / name for name in SHARED_EXAMPLES if (shared_dir() / name).is_file()]
+        shared = settings.shared_folder()
+        files = [shared / name for name in SHARED_EXAMPLES if (shared / name).is_file()]
     return [*files[:MAX_EXAMPLES], synthetic_no_face(work_dir / "synthetic-no-face.png")]
 
 

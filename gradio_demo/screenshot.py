@@ -90,10 +90,10 @@ def save_small_png(picture: bytes, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))  # a maintainer's script in the checkout: it uses bench/, which is not installed
-    from detector.paths import shared_dir
+    from detector.settings import CoreSettings
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--video", type=Path, default=shared_dir() / "data/media/videos/fake_ffpp_000_003.mp4")
+    parser.add_argument("--video", type=Path, default=CoreSettings.from_env().shared_folder() / "data/media/videos/fake_ffpp_000_003.mp4")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "gradio_demo.png")
     parser.add_argument("--frames", type=int, default=8, help="key frames to analyse (the gallery shows them all)")
     parser.add_argument("--width", type=int, default=1280, help="browser window width")

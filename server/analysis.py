@@ -42,7 +42,7 @@ from .alerts import WebhookNotifier, should_alert
 from .artefacts import ArtefactStore
 from .config import from_config
 from .db import Database, utc_now
-from .errors import ApiError
+from .errors import ApiError, http_status
 from .jobs import BrokerJobQueue, Fetched, Finished, JobProgress, JobQueue, remove_upload
 from .memory import Memory
 from .metrics import Metrics
@@ -276,7 +276,7 @@ class AnalysisService:
         try:
             outcome = self._analyze_file(job, path, progress, fetched, max_bytes)
         except DetectorError as exc:
-            if exc.http_status < 500:  # final: keep nothing; a retryable failure keeps the file for the retry
+            if http_status(exc) < 500:  # final: keep nothing; a retryable failure keeps the file for the retry
                 self.remove_upload(job["upload_path"])
             raise
         finally:

@@ -1,6 +1,7 @@
 """Every error the server answers is JSON `{"error": {"code", "message"}}` with the right status; mapped once here.
 
-Core errors (`DetectorError`) carry their own code and status; HTTP errors from Flask/werkzeug (404, 405, 413,
+Core errors (`DetectorError`) carry a stable code and no HTTP status: `HTTP_STATUS` below maps each code to one;
+HTTP errors from Flask/werkzeug (404, 405, 413,
 429...) get a code named after the status; anything unexpected is logged and answered as a plain 500.
 """
 
@@ -37,6 +38,53 @@ HTTP_CODES = {
 }
 
 
+# The status a core error (detector/errors.py, and the shells' own DetectorError subclasses) is answered with, by its
+# stable code; a code not listed takes its nearest base class's, else 500. The one place these statuses are decided.
+HTTP_STATUS = {
+    "detector_error": 500,
+    # the input
+    "bad_media": 422,
+    "unsupported_media": 415,
+    "file_not_found": 404,
+    "empty_media": 422,
+    "corrupt_media": 422,
+    "media_too_large": 413,
+    "media_too_long": 413,
+    # models
+    "model_error": 500,
+    "model_not_found": 404,
+    "unknown_model": 400,
+    "model_format": 422,
+    "model_file_missing": 422,
+    "model_offline": 503,
+    "model_upload_failed": 502,
+    "face_detector": 500,
+    # links and fetching
+    "bad_url": 400,
+    "invalid_url": 400,
+    "unsupported_url_scheme": 400,
+    "unsafe_url": 400,
+    "host_not_found": 400,
+    "no_media_found": 422,
+    "fetch_failed": 502,
+    "host_lookup_failed": 502,
+    "fetch_timeout": 504,
+    # the shells' and tools' own
+    "bad_input": 400,
+    "bad_dataset": 422,
+    "bad_evaluation_report": 422,
+}
+
+
+def http_status(exc: DetectorError) -> int:
+    """The HTTP status of a core error: its code's in `HTTP_STATUS`, else its nearest base class's, else 500."""
+    for cls in type(exc).__mro__:
+        status = HTTP_STATUS.get(getattr(cls, "code", None))
+        if status is not None:
+            return status
+    return 500
+
+
 def protocol_error(status: int, message: str) -> bytes:
     """The JSON body of an error the HTTP server itself answers (request line or headers over its limits, a
     malformed request) before the app sees the request."""
@@ -71,7 +119,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(DetectorError)
     def detector_error(exc: DetectorError):
-        return error_response(exc.http_status, exc.code, exc.message)
+        return error_response(http_status(exc), exc.code, exc.message)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -36,7 +36,7 @@ from pathlib import Path
 from detector.errors import DetectorError
 
 from .db import Database, database_failure, format_time, utc_now
-from .errors import ApiError
+from .errors import ApiError, http_status
 
 log = logging.getLogger(__name__)
 
@@ -518,7 +518,7 @@ class JobQueue:
     @staticmethod
     def _failure(exc: Exception) -> dict:
         if isinstance(exc, DetectorError):
-            code, message, status = exc.code, exc.message, exc.http_status
+            code, message, status = exc.code, exc.message, http_status(exc)
         elif isinstance(exc, ApiError):
             code, message, status = exc.code, exc.message, exc.status
         else:

@@ -15,9 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from detector.paths import shared_dir  # noqa: E402
+from detector.settings import CoreSettings  # noqa: E402
 
-SHARED = shared_dir()
+SHARED = CoreSettings.from_env().shared_folder()
 
 
 def shared_file(relative: str) -> Path:

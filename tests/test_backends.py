@@ -9,7 +9,8 @@ import torch
 from detector import Detector
 from detector.backends import OnnxBackend, TorchBackend, create_backend
 from detector.checkpoint import build_untrained, load_folder, save_checkpoint
-from detector.export import export_onnx
+from detector.settings import CoreSettings
+from detector.training.export import export_onnx
 
 
 @pytest.fixture(scope="module")
@@ -54,5 +55,5 @@ def test_dynamic_batch_and_sequence_length(checkpoint, tmp_path):
 
 
 def test_an_in_memory_model_is_exported_for_the_process():
-    assert create_backend(build_untrained(), "auto").name == "onnxruntime"
-    assert create_backend(build_untrained(), "torch").name == "torch"
+    assert create_backend(build_untrained(), CoreSettings(), "auto").name == "onnxruntime"
+    assert create_backend(build_untrained(), CoreSettings(), "torch").name == "torch"

@@ -258,16 +258,18 @@ def test_the_fast_and_accurate_views_combined(tiny_accurate, face_photo, yunet_m
     report = combined.analyze(face_photo)
     assert [m["architecture"].split("/")[0] for m in report.model["members"]] == ["mobilenetv3-lstm", "clip-lstm"]
     assert report.model["id"] == f"default+{tiny_accurate}"
-    fast = combined.fast.analyze(face_photo).fake_probability
-    accurate = combined.accurate.analyze(face_photo).fake_probability
+    pair = combined.scorer  # the two views, each also a detector of its own
+    fast_view, accurate_view = (Detector(scorer=view, yunet_path=str(yunet_model)) for view in (pair.fast, pair.accurate))
+    fast = fast_view.analyze(face_photo).fake_probability
+    accurate = accurate_view.analyze(face_photo).fake_probability
     assert report.fake_probability == pytest.approx((fast + accurate) / 2, abs=1e-5)
 
     def verdict(p_fast: float, p_accurate: float, unfamiliar: bool = False) -> str:
         track = PairedScores(None, {}, (p_fast + p_accurate) / 2, unfamiliar, p_fast, p_accurate)
-        return combined._decide([track])[0]
+        return pair.decide([track])[0]
 
-    high = max(combined.fast.config.decision.uncertain_band[1], combined.accurate.config.decision.uncertain_band[1])
-    low = min(combined.fast.config.decision.uncertain_band[0], combined.accurate.config.decision.uncertain_band[0])
+    high = max(pair.fast.config.decision.uncertain_band[1], pair.accurate.config.decision.uncertain_band[1])
+    low = min(pair.fast.config.decision.uncertain_band[0], pair.accurate.config.decision.uncertain_band[0])
     top, bottom = (1 + high) / 2, low / 2
     assert verdict(top, top) == "fake" and verdict(bottom, bottom) == "real"
     assert verdict(top, bottom) == verdict(bottom, top) == "uncertain"  # the views disagree
@@ -295,7 +297,7 @@ def test_the_embedded_accurate_view_loads_by_name(face_photo, fake_video, yunet_
         # some FF++ reals score 0.95) keeps it just short of "fake"; it is never called real
         assert real.verdict == "real" and fake.verdict != "real", (name, real.fake_probability, fake.fake_probability)
         assert fake.fake_probability > 0.75 > 0.1 > real.fake_probability, (name, real.fake_probability, fake.fake_probability)
-    assert Detector.load("default+accurate").accurate.config.pair.rule == "stack"  # the rule learned with the fast view
+    assert Detector.load("default+accurate").scorer.accurate.config.pair.rule == "stack"  # the rule learned with the fast view
 
 
 def test_what_users_are_told_is_counted_per_class():
@@ -406,8 +408,9 @@ def test_a_stacked_pair_says_one_probability_by_its_own_rule(tiny_faces, tmp_pat
 
     folder = train_clip(str(tiny_faces), str(tmp_path / "stacked"), HeadOptions(epochs=2, samples_per_epoch=256), pair_rule="stack")
     pair = Detector.load(f"default+{folder}", yunet_path=str(yunet_model))
-    rule = pair.accurate.config.pair
-    assert rule.rule == "stack" and rule.fast_revision == pair.fast.checkpoint.revision and len(rule.weights) == 3
+    rule = pair.scorer.accurate.config.pair
+    assert rule.rule == "stack" and rule.fast_revision == pair.scorer.fast.checkpoint.revision and len(rule.weights) == 3
+    fast_view, accurate_view = (Detector(scorer=v, yunet_path=str(yunet_model)) for v in (pair.scorer.fast, pair.scorer.accurate))
 
     def stacked(p_fast: float, p_accurate: float) -> float:
         logit = lambda p: math.log(p) - math.log1p(-p)  # noqa: E731
@@ -416,14 +419,14 @@ def test_a_stacked_pair_says_one_probability_by_its_own_rule(tiny_faces, tmp_pat
 
     for media in (face_photo, fake_video):
         report = pair.analyze(media, frames=4)
-        fast, accurate = pair.fast.analyze(media, frames=4), pair.accurate.analyze(media, frames=4)
+        fast, accurate = fast_view.analyze(media, frames=4), accurate_view.analyze(media, frames=4)
         assert report.fake_probability == pytest.approx(stacked(fast.fake_probability, accurate.fake_probability), abs=1e-5)
         assert (report.threshold, report.uncertain_band) == (rule.threshold, rule.uncertain_band)  # the rule it is judged by
         verdict = decide(report.fake_probability, pair.config.decision)[0]
-        views = [decide(r.fake_probability, d.config.decision)[0] for r, d in ((fast, pair.fast), (accurate, pair.accurate))]
+        views = [decide(r.fake_probability, d.config.decision)[0] for r, d in ((fast, fast_view), (accurate, accurate_view))]
         assert report.verdict == ("uncertain" if verdict == "fake" and views != ["fake", "fake"] else verdict)
         for mine, f, a in zip(report.frames, fast.frames, accurate.frames):
             if mine.fake_probability is not None:
                 assert mine.fake_probability == pytest.approx(stacked(f.fake_probability, a.fake_probability), abs=1e-5)
     other = Detector.load(f"{folder}+{folder}", yunet_path=str(yunet_model))  # not the fast view it was fitted with
-    assert other.pair.rule == "agree"
+    assert other.scorer.pair.rule == "agree"

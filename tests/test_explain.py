@@ -8,10 +8,10 @@ import torch
 
 from detector import Detector
 from detector.explain import FRAME_HEAD_WEIGHT, grad_cam
-from detector.export import autograd_grad_cam
 from detector.faces import extract_face_tracks
 from detector.media import open_media
 from detector.preprocess import crops_to_array
+from detector.training.export import autograd_grad_cam
 
 
 def face_crops(detector: Detector, *sources) -> np.ndarray:

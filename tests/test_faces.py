@@ -39,12 +39,13 @@ def test_noise_has_no_face(yunet_model):
         assert create_face_detector(backend, yunet_path=str(yunet_model)).detect(noise) == []
 
 
-def test_auto_falls_back_to_dlib_without_a_yunet_file(monkeypatch, tmp_path):
-    monkeypatch.setenv("DEEPFAKE_SHARED_DIR", str(tmp_path))
-    monkeypatch.delenv("DEEPFAKE_YUNET_MODEL", raising=False)
-    assert create_face_detector("auto").name == "dlib"
+def test_auto_falls_back_to_dlib_without_a_yunet_file(tmp_path):
+    from detector.settings import CoreSettings
+
+    nowhere = CoreSettings(shared_dir=tmp_path)  # no YuNet file configured, none in the shared folder
+    assert create_face_detector("auto", settings=nowhere).name == "dlib"
     with pytest.raises(FaceDetectorError, match="model file"):
-        create_face_detector("yunet")
+        create_face_detector("yunet", settings=nowhere)
     with pytest.raises(FaceDetectorError, match="unknown face detector"):
         create_face_detector("mtcnn")
 

@@ -357,7 +357,7 @@ def test_the_card_gives_bootstrap_intervals_when_the_per_file_scores_are_beside_
 
 
 def test_the_card_names_an_onnx_export_as_such_and_a_face_detector_as_such(checkpoint_b, tmp_path):
-    from detector.export import export_onnx
+    from detector.training.export import export_onnx
 
     folder = shutil.copytree(checkpoint_b, tmp_path / "exported")
     export_onnx(load_checkpoint(str(folder)), folder)
@@ -429,7 +429,7 @@ def test_push_creates_a_repository_that_pull_restores_and_check_accepts(hub_env,
 
 def test_a_checkpoint_pushed_with_its_export_is_served_without_building_the_network(hub_env, checkpoint_a, tmp_path, monkeypatch):
     from detector import Detector
-    from detector.export import export_onnx
+    from detector.training.export import export_onnx
 
     folder = shutil.copytree(checkpoint_a, tmp_path / "exported")
     export_onnx(load_checkpoint(str(folder)), folder)

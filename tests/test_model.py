@@ -100,7 +100,7 @@ def test_imagenet_backbone_classifies_like_imagenet_start():
     from detector.paths import imagenet_backbone_file
 
     ckpt = build_untrained()
-    reference = load_file(str(imagenet_backbone_file()))
+    reference = load_file(str(imagenet_backbone_file()))  # the default shared folder, as build_untrained's
     assert torch.equal(ckpt.model.features[0][0].weight, reference["features.0.0.weight"])
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from detector import ModelNotFoundError, ModelNotOfferedError
 from detector.pool import ModelPool
+from server.errors import http_status
 
 
 def test_only_offered_names_load_and_failures_are_told(detector, tmp_path):
@@ -15,7 +16,7 @@ def test_only_offered_names_load_and_failures_are_told(detector, tmp_path):
     assert pool.get(None) is detector and pool.get(" ") is detector and pool.is_ready()
     with pytest.raises(ModelNotOfferedError, match="not offered here") as refused:
         pool.get("someone/else")
-    assert refused.value.http_status == 400 and refused.value.code == "unknown_model"
+    assert http_status(refused.value) == 400 and refused.value.code == "unknown_model"
     with pytest.raises(ModelNotFoundError):
         pool.get(missing)
     described = {entry["name"]: entry for entry in pool.describe()}
@@ -41,10 +42,9 @@ def test_hub_ids_when_allowed_and_the_least_recently_used_goes(detector):
 
 
 def test_the_served_model_is_the_pair_only_where_the_clip_tower_is_installed(monkeypatch, tmp_path):
-    from detector.clip import ClipEncoder
-    from detector.settings import ServingSettings, from_env
+    from detector.settings import CoreSettings, ServingSettings, from_env
 
-    installed = ClipEncoder.locate()
+    installed = CoreSettings.from_env().clip_tower()
     assert installed is not None  # scripts/setup fetches it
     monkeypatch.setenv("DEEPFAKE_CLIP_ONNX", str(installed))
     settings = from_env(ServingSettings)

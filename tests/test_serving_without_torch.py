@@ -113,3 +113,35 @@ def test_demo_answers_without_torch(serving_python, tmp_path, face_photo):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+SERVING_ENTRY_POINTS = (
+    "detector",
+    "detector.analyzer",
+    "detector.ensemble",
+    "detector.pool",
+    "detector.cli",
+    "server",
+    "server.cli",
+    "gradio_demo.app",
+)
+
+
+def test_the_serving_entry_points_never_import_training_or_torch():
+    # In this environment PyTorch is installed (the train extra): importing the serving package, its command line
+    # (parser included) and the shells must still reach none of the training modules, nor torch.
+    probe = (
+        "import importlib, json, sys\n"
+        f"for name in {SERVING_ENTRY_POINTS!r}:\n"
+        "    importlib.import_module(name)\n"
+        "import detector.cli\n"
+        "detector.cli.build_parser('analyze')\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "detector.analyzer" in loaded and "server" in loaded  # the probe imported what it names
+    training = [m for m in loaded if m.startswith("detector.training") or m.split(".")[0] in ("torch", "torchvision", "sklearn")]
+    assert training == []

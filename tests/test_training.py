@@ -20,8 +20,10 @@ from detector.config import PreprocessingConfig
 from detector.errors import DetectorError
 from detector.model import MobileNetLSTM, load_backbone_state
 from detector.training.augment import AugmentConfig, augment_sequence, cross_blend, face_mask, self_blend
+from detector.training.backbone import backbone_state, reestimate_batchnorm
 from detector.training.crops import CropCache
 from detector.training.datasets import DatasetError, read_dataset
+from detector.training.items import EpochSampler, Item, make_batch
 from detector.training.metrics import (
     choose_threshold,
     choose_uncertain_band,
@@ -32,16 +34,8 @@ from detector.training.metrics import (
     roc_auc,
     roc_auc_interval,
 )
-from detector.training.train import (
-    EpochSampler,
-    Item,
-    TrainOptions,
-    backbone_state,
-    make_batch,
-    reestimate_batchnorm,
-    set_augment_probabilities,
-    train,
-)
+from detector.training.options import TrainOptions
+from detector.training.train import set_augment_probabilities, train
 from tests.conftest import ROOT, SHARED
 
 FACES = SHARED / "data" / "faces"
@@ -547,7 +541,7 @@ def test_training_keeps_freed_memory_instead_of_faulting_it_back_in_every_step()
     # varying number, more of them on a busy machine).
     code = (
         "import resource, sys, torch\n"
-        "from detector.training.train import keep_freed_memory\n"
+        "from detector.training.loopstate import keep_freed_memory\n"
         "tuned = keep_freed_memory() if sys.argv[1] == 'on' else False\n"
         "for _ in range(5):\n"
         "    torch.ones(16 << 20).sum()\n"
@@ -571,7 +565,7 @@ def test_training_keeps_freed_memory_instead_of_faulting_it_back_in_every_step()
 
 
 def test_distillation_pulls_the_students_features_and_scores_towards_the_teachers():
-    from detector.training.train import Teacher, distillation_loss
+    from detector.training.losses import Teacher, distillation_loss
 
     rng = np.random.default_rng(0)
     embeddings = rng.normal(size=(3, 8)).astype(np.float32)

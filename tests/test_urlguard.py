@@ -8,6 +8,7 @@ import pytest
 
 from detector.errors import HostLookupError, HostNotFoundError, InvalidUrlError, UnsafeUrlError, UnsupportedUrlSchemeError
 from detector.fetching.urlguard import AddressClass, UrlPolicy, check_url, classify_address, parse_url
+from server.errors import http_status
 
 C = AddressClass
 
@@ -120,7 +121,7 @@ def test_trusted_endpoint_is_exactly_one_address_and_port():
 def test_refused_urls_say_why(url, error):
     with pytest.raises(error) as caught:
         parse_url(url)
-    assert caught.value.http_status == 400 and caught.value.message
+    assert http_status(caught.value) == 400 and caught.value.message
 
 
 def test_scheme_errors_name_the_scheme():
@@ -189,10 +190,10 @@ def test_a_host_that_does_not_exist_is_the_users_input_and_a_failed_lookup_may_p
 
     with pytest.raises(HostNotFoundError) as caught:
         check_url("https://no-such-host.invalid/", resolver=resolver_answering(socket.EAI_NONAME, "Name or service not known"))
-    assert caught.value.http_status == 400 and "check the link" in caught.value.message
+    assert http_status(caught.value) == 400 and "check the link" in caught.value.message
     # Offline, every name fails like this one: the message says the lookup failed, not that the site does not exist.
     assert caught.value.message.startswith("looking up the host no-such-host.invalid failed")
     assert "does not exist" not in caught.value.message
     with pytest.raises(HostLookupError) as caught:
         check_url("https://example.com/", resolver=resolver_answering(socket.EAI_AGAIN, "Temporary failure in name resolution"))
-    assert caught.value.http_status == 502 and "try again" in caught.value.message
+    assert http_status(caught.value) == 502 and "try again" in caught.value.message

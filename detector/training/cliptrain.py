@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -38,9 +37,10 @@ from ..config import (
     PreprocessingConfig,
 )
 from ..model import MobileNetLSTM
-from .train import EpochSampler, Item, blend, cosine_with_warmup, random_window, validation_summary
-
-Scorer = Callable[[list[Item]], np.ndarray]
+from .items import EpochSampler, Item, random_window
+from .loopstate import cosine_with_warmup
+from .probe import Scorer
+from .validation import blend, validation_summary
 
 
 def with_layers(items: list[Item], layers) -> list[Item]:
@@ -62,44 +62,7 @@ def standardized(train: list[Item], val: list[Item]):
     return scale(train), scale(val), scale
 
 
-def frames_of(items: list[Item]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every frame's embedding, its item's label, and the item index it belongs to."""
-    embeddings = np.concatenate([item.embeddings for item in items])
-    labels = np.concatenate([[item.label] * len(item.embeddings) for item in items])
-    owners = np.concatenate([[i] * len(item.embeddings) for i, item in enumerate(items)])
-    return embeddings, labels, owners
-
-
-def mean_by_item(values: np.ndarray, owners: np.ndarray, count: int) -> np.ndarray:
-    return np.bincount(owners, weights=values, minlength=count) / np.maximum(np.bincount(owners, minlength=count), 1)
-
-
 # ------------------------------------------------------------------------------------------- linear probe
-
-
-def fit_linear(train_items: list[Item], val_items: list[Item], cs=(0.1, 1.0, 10.0)) -> tuple[Scorer, dict]:
-    """Logistic regression on frame embeddings, classes balanced, C chosen on validation; (score, description)."""
-    from sklearn.linear_model import LogisticRegression
-
-    x, y, _ = frames_of(train_items)
-    best = None
-    for c in cs:
-        fit = LogisticRegression(C=c, class_weight="balanced", max_iter=3000).fit(x, y)
-        scorer = _linear_scorer(fit)
-        summary = validation_summary(val_items, scorer(val_items)[:, 1])
-        if best is None or summary["selection"] > best[0]:
-            best = (summary["selection"], c, fit, scorer)
-    _, c, fit, scorer = best
-    return scorer, {"recipe": "clip-linear", "C": c, "weights": fit.coef_[0].tolist(), "bias": float(fit.intercept_[0])}
-
-
-def _linear_scorer(fit) -> Scorer:
-    def score(items: list[Item]) -> np.ndarray:
-        x, _, owners = frames_of(items)
-        per_item = mean_by_item(fit.decision_function(x), owners, len(items))
-        return np.stack([per_item, per_item], axis=1)
-
-    return score
 
 
 # ----------------------------------------------------------------------------------------- sequence head
@@ -250,11 +213,12 @@ def train_clip(
     import time
 
     from ..checkpoint import load_checkpoint, save_checkpoint
-    from ..export import export_onnx
     from ..familiarity import choose_limit, choose_reference
     from .datasets import read_dataset
     from .embeddings import compressed_embeddings, load_crops
-    from .train import build_items, calibrate
+    from .export import export_onnx
+    from .items import build_items
+    from .validation import calibrate
 
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
     started = time.time()
@@ -274,7 +238,7 @@ def train_clip(
     model, config, score = fit_sequence_head(train_items, val_items, options, log)
     calibrate(config, val_items, score(val_items), "balanced")
     if rule_from:  # the verdict's rule from what the recipe told users on sources it never saw (training/rule.py)
-        from .crossval import out_of_source_decision
+        from .foldscores import out_of_source_decision
 
         chosen = out_of_source_decision(Path(rule_from), rule_recipe)
         decision = config.decision
@@ -314,7 +278,7 @@ def pair_config(rule: str, fast_name: str, val_items: list[Item], raw: np.ndarra
     from ..checkpoint import load_checkpoint
     from .metrics import calibrated_probabilities
     from .rule import fit_pair_stack, logit
-    from .train import score_items
+    from .validation import score_items
 
     if rule != "stack":
         return PairConfig(rule=rule)

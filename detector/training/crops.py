@@ -22,15 +22,11 @@ from ..errors import MediaError
 from ..faces import create_face_detector, crop_landmarks, extract_face_tracks
 from ..keyframes import select_key_frames
 from ..media import ImageMedia, open_media
-from ..paths import cache_dir
 from ..progress import ProgressLine
+from ..settings import CoreSettings
 from .datasets import Sample
 
 CACHE_VERSION = 2
-
-
-def default_cache_dir() -> Path:
-    return cache_dir("crops")
 
 
 @dataclass
@@ -68,14 +64,23 @@ def compute_crops(path: Path, prep: PreprocessingConfig, detector) -> FaceCrops:
 
 
 class CropCache:
-    def __init__(self, prep: PreprocessingConfig, cache_dir: str | os.PathLike | None = None, yunet_path: str | None = None):
+    def __init__(
+        self,
+        prep: PreprocessingConfig,
+        cache_dir: str | os.PathLike | None = None,
+        yunet_path: str | None = None,
+        settings: CoreSettings | None = None,
+    ):
+        """`cache_dir`: default the settings' crops cache; `settings`: a training entry point reads them from the
+        environment when its caller passes none."""
         self.prep = prep
         self.yunet_path = yunet_path
-        detector = create_face_detector(prep.face_detector, yunet_path=yunet_path)
+        self.settings = settings = settings or CoreSettings.from_env()
+        detector = create_face_detector(prep.face_detector, yunet_path=yunet_path, settings=settings)
         detector_id = detector.name
         if getattr(detector, "model_path", None):
             detector_id += ":" + file_md5(Path(detector.model_path))[:12]
-        settings = {
+        crop_settings = {  # what the crops depend on: their folder's key
             "version": CACHE_VERSION,
             "detector": detector_id,
             "margin": prep.crop_margin,
@@ -83,10 +88,10 @@ class CropCache:
             "frames": prep.frames,
             "min_face_size": prep.min_face_size,
         }
-        self.key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-        self.dir = Path(cache_dir or default_cache_dir()) / self.key
+        self.key = hashlib.sha1(json.dumps(crop_settings, sort_keys=True).encode()).hexdigest()[:16]
+        self.dir = Path(cache_dir or settings.cache_folder("crops")) / self.key
         self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "settings.json").write_text(json.dumps(settings, indent=2))
+        (self.dir / "settings.json").write_text(json.dumps(crop_settings, indent=2))
         self.hits = 0
         self.misses = 0
 
@@ -100,7 +105,7 @@ class CropCache:
         self.misses += len(todo)
         self.hits += len(samples) - len(todo)
         if todo:
-            args = [(path, self.prep, self.yunet_path, str(self._file(d))) for d, path in todo]
+            args = [(path, self.prep, self.yunet_path, self.settings, str(self._file(d))) for d, path in todo]
             bar = ProgressLine("face crops", total=len(args), unit="file", quiet=not progress)
             if workers > 1 and len(args) > 8:
                 # spawn, not fork: forking after torch/OpenCV started their thread pools can deadlock
@@ -128,10 +133,10 @@ _worker_detectors: dict = {}
 
 
 def _crop_to_file(args: tuple) -> None:
-    path, prep, yunet_path, target = args
-    key = (prep.face_detector, yunet_path)
+    path, prep, yunet_path, settings, target = args
+    key = (prep.face_detector, yunet_path, settings)
     if key not in _worker_detectors:
-        _worker_detectors[key] = create_face_detector(prep.face_detector, yunet_path=yunet_path)
+        _worker_detectors[key] = create_face_detector(prep.face_detector, yunet_path=yunet_path, settings=settings)
     try:
         result = compute_crops(Path(path), prep, _worker_detectors[key])
     except MediaError as exc:

@@ -30,7 +30,6 @@ CLIP recipes always train at the schedule that ships (they are cheap).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import re
 import sys
@@ -43,6 +42,16 @@ import numpy as np
 
 from .datasets import Sample, read_dataset
 from .embeddings import load_crops
+from .foldscores import (
+    _fit_on_held_out,
+    _read_results,
+    _read_scores,
+    _rule_folds,
+    _score_rows,
+    _scores_file,
+    _write_scores,
+)
+from .items import Item, build_items
 from .metrics import (
     MAX_FALSE_POSITIVE_RATE,
     calibrated_probabilities,
@@ -57,8 +66,9 @@ from .metrics import (
     told,
     told_shares,
 )
-from .rule import SUFFIX, fit_pair_stack, fit_rule, logit, pair_stack_logits
-from .train import Item, TrainOptions, blend, build_items
+from .options import TrainOptions
+from .rule import SUFFIX, fit_pair_stack, logit, pair_stack_logits
+from .validation import blend
 
 SOURCE_FOLDS = ("ffpp", "ciplab", "gan", "lfw", "modern")
 WILD = "wild"  # real photos as people post them: never trained on in a fold, their reals scored in every fold
@@ -106,7 +116,8 @@ class Fitted:
 
 def _clip_linear(layers: tuple[int, ...] = ()) -> Callable:
     def fit(data: FoldData, workdir: Path, quick: bool, seed: int, log) -> Fitted:
-        from .cliptrain import fit_linear, standardized, with_layers
+        from .cliptrain import standardized, with_layers
+        from .probe import fit_linear
 
         train, val = with_layers(data.train, layers), with_layers(data.val, layers)
         if layers:  # class tokens of several depths: standardised with the training frames' statistics
@@ -137,7 +148,8 @@ TRAINED_MARK = "crossval-trained"  # written beside a fold model once its traini
 def _mobilenet(**overrides) -> Callable:
     def fit(data: FoldData, workdir: Path, quick: bool, seed: int, log) -> Fitted:
         from ..checkpoint import load_checkpoint
-        from .train import score_items, train
+        from .train import train
+        from .validation import score_items
 
         trained = workdir / TRAINED_MARK
         if not trained.is_file():  # a fold model of an earlier run is scored again, not trained again
@@ -419,36 +431,6 @@ def out_of_source_folds(out: Path, results: dict, recipe: str, folds: list[str])
     return rows
 
 
-def _rule_folds(folds: list[str]) -> list[str]:
-    """The folds a rule is fitted on: the source folds (each file in one of them), or every fold when there are none."""
-    sources = [f for f in folds if "/" not in f]
-    return sources or folds
-
-
-def out_of_source_decision(out: Path, recipe: str) -> dict:
-    """The out-of-source rule of `recipe` fitted on the held-out scores of every fold in a crossval --out folder:
-    the rule a checkpoint of that recipe ships with."""
-    from ..errors import DetectorError
-
-    results = _read_results(out)
-    folds = _rule_folds([f for f in results.get("folds", []) if f in results.get("rows", {}).get(recipe, {})])
-    if len(folds) < 2:
-        raise DetectorError(
-            f"{out} holds no cross-source scores of {recipe}: run python -m detector crossval --recipes {recipe} first"
-        )
-    return _fit_on_held_out({fold: list(_score_rows(_scores_file(out, recipe, fold)).values()) for fold in folds})
-
-
-def _fit_on_held_out(tables: dict[str, list[dict]]) -> dict:
-    """The out-of-source rule fitted on the held-out rows of each fold's scores, every fold its own group."""
-    fitting = [(r, fold) for fold, rows in tables.items() for r in rows if r["part"] == "held_out"]
-    return fit_rule(
-        np.array([float(r["logit"]) for r, _ in fitting]),
-        np.array([int(r["label"]) for r, _ in fitting]),
-        np.array([fold for _, fold in fitting]),
-    )
-
-
 def pair_fold(out: Path, results: dict, recipe: str, fold: str) -> tuple[dict, list[dict]]:
     """The row and scores of a pair on a fold, from the fold scores and decisions of its two views: the mean of the
     two calibrated probabilities; "fake" where both views label it fake. `a+b` (the pair served until December 2026):
@@ -645,41 +627,6 @@ def _gate_summary(results: dict, recipe: str) -> tuple | None:
 
 def _told(shares: dict | None, order: tuple[str, ...]) -> str:
     return " / ".join(f"{shares[k]:.0%}" for k in order) if shares else "–"
-
-
-def _read_results(out: Path) -> dict:
-    try:
-        return json.loads((out / "results.json").read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _write_scores(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def _scores_file(out: Path, recipe: str, fold: str) -> Path:
-    return out / "scores" / recipe / f"{fold.replace('/', '-')}.csv"
-
-
-def _score_rows(path: Path) -> dict[str, dict]:
-    """{"part|item": its row} of a scores file written by `_write_scores`."""
-    with open(path, newline="") as handle:
-        return {f"{row.get('part', 'held_out')}|{row['item']}": row for row in csv.DictReader(handle)}
-
-
-def _read_scores(path: Path) -> list[tuple[str, int, float, str]]:
-    """(item, label, logit, told) of the left-out files of a fold, sorted by item."""
-    try:
-        rows = _score_rows(path)
-    except OSError:
-        return []
-    held = [r for r in rows.values() if r.get("part", "held_out") == "held_out"]
-    return sorted((r["item"], int(r["label"]), float(r["logit"]), r.get("told", "")) for r in held)
 
 
 def _f(value) -> str:

@@ -30,7 +30,6 @@ KAGGLE_SPLITS = {"train": "train", "validation": "val", "valid": "val", "val": "
 
 class DatasetError(DetectorError):
     code = "bad_dataset"
-    http_status = 422
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import numpy as np
 from ..clip import ClipEncoder
 from ..paths import sha256_file
 from ..progress import ProgressLine
+from ..settings import CoreSettings
 from .crops import CropCache, FaceCrops, file_md5
 from .datasets import Sample
 
@@ -73,16 +74,23 @@ class EmbeddingCache:
         return np.stack([jpeg(crop, quality) for crop in crops])
 
 
-def load_crops(samples: list[Sample], embeddings: bool, cache_dir: str | None = None, log=print, deep: bool = False):
+def load_crops(
+    samples: list[Sample],
+    embeddings: bool,
+    cache_dir: str | None = None,
+    log=print,
+    deep: bool = False,
+    settings: CoreSettings | None = None,
+):
     """Face crops (as inference makes them, 224 px) of every sample, and with `embeddings` their CLIP embeddings
     (with `deep`, every block's class token too: see `EmbeddingCache`), from the caches (computing what is missing):
     (crops, embeddings or None), in the samples' order."""
-    cache = CropCache(crops_config(), cache_dir)
+    cache = CropCache(crops_config(), cache_dir, settings=settings)
     crops = cache.load(samples)
     log(f"face crops: {cache.hits} from cache, {cache.misses} computed")
     if not embeddings:
         return crops, None
-    store = EmbeddingCache(cache, ClipEncoder.load(deep=deep))
+    store = EmbeddingCache(cache, clip_encoder(cache.settings, deep))
     embedded = store.load(samples, crops)
     log(f"CLIP embeddings: {store.hits} from cache, {store.misses} computed")
     return crops, embedded
@@ -98,10 +106,16 @@ def compressed_embeddings(
     within `quality`, cached beside the clean ones: training copies of the files as a platform would serve them, for
     heads whose features must not move when an upload is re-compressed. The crop is compressed, not the whole picture
     before face detection: close to it for faces of about 224 px, milder for small faces that the crop enlarges."""
-    store = EmbeddingCache(CropCache(crops_config()), ClipEncoder.load(), jpeg=quality)
+    cache = CropCache(crops_config())
+    store = EmbeddingCache(cache, clip_encoder(cache.settings), jpeg=quality)
     embedded = store.load(samples, crops)
     log(f"CLIP embeddings of JPEG {quality[0]}-{quality[1]} copies: {store.hits} from cache, {store.misses} computed")
     return embedded
+
+
+def clip_encoder(settings: CoreSettings, deep: bool = False) -> ClipEncoder:
+    """The CLIP image tower the settings find (`clip_onnx`, else their CLIP cache)."""
+    return ClipEncoder.load(settings.cache_folder("clip"), settings.clip_onnx, deep=deep)
 
 
 PSEUDO_VERSION = 1
@@ -116,8 +130,8 @@ def pseudo_fake_embeddings(
     the same pseudo-fake whatever else is computed."""
     from .augment import cross_blend, self_blend
 
-    encoder = ClipEncoder.load(deep=True)
     cache = CropCache(crops_config())
+    encoder = clip_encoder(cache.settings, deep=True)
     store = EmbeddingCache(cache, encoder)  # the pseudo-fakes' folder sits beside the embeddings of the real files
     folder = store.dir.parent / f"{cache.key}-{store.digest}-pseudo-deep-v{PSEUDO_VERSION}"
     folder.mkdir(parents=True, exist_ok=True)

@@ -330,9 +330,12 @@ def run_compare(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     from ..analyzer import AnalysisOptions
     from ..env import set_threads
+    from ..settings import CoreSettings
 
-    set_threads(args.threads)
-    detector = Detector.load(args.model, options=AnalysisOptions(face_detector=args.faces), backend=args.backend)
+    settings = CoreSettings.from_env()  # read once, at the command's start
+    set_threads(args.threads, settings.threads)
+    options = AnalysisOptions(face_detector=args.faces)
+    detector = Detector.load(args.model, options=options, backend=args.backend, settings=settings)
     samples = read_dataset(args.data, args.split)
     metrics, rows = evaluate(detector, samples, args.perturb, progress=not getattr(args, "quiet", False))
     if args.out:

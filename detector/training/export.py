@@ -1,11 +1,9 @@
 """Export a checkpoint to ONNX: the one step between training and serving that needs PyTorch.
 
-    encoder.onnx   images (N, 3, S, S) -> features (N, D), activations (N, C, h, w)
-    sequence.onnx  features (B, T, D)  -> frame_logits (B, T), clip_logits (B,)
-    onnx.json      the weights' revision the files were made from, the input size, the opset, the outputs
-
-`python -m detector export-onnx --model DIR` writes them beside the weights, where a checkpoint ships them so that
-the serving install (no PyTorch) can run it; detector/backends.py reads them.
+The files, their inputs and outputs and the manifest are named in detector/onnxlayout.py. `python -m detector
+export-onnx --model DIR` (detector/training/exportcommand.py) writes them beside the weights, where a checkpoint
+ships them so that the serving install (no PyTorch) can run it; detector/backends.py reads them, and makes an export
+on first use through `export_onnx` where PyTorch is installed.
 """
 
 from __future__ import annotations
@@ -18,17 +16,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .backends import (
+from ..checkpoint import Checkpoint
+from ..model import MobileNetLSTM
+from ..onnxlayout import (
     ACTIVATIONS,
+    CLIP_LOGITS,
     ENCODER_FILE,
     ENCODER_INT8_FILE,
+    ENCODER_OUTPUTS,
+    FEATURES,
+    FRAME_LOGITS,
+    IMAGES,
     MANIFEST_FILE,
     OPSET,
     SEQUENCE_FILE,
-    find_or_export,
+    SEQUENCE_OUTPUTS,
 )
-from .checkpoint import Checkpoint
-from .model import MobileNetLSTM
 
 
 class _Encoder(torch.nn.Module):
@@ -68,9 +71,9 @@ def export_onnx(checkpoint: Checkpoint, out: str | os.PathLike, int8: bool = Fal
                 encoder,
                 (torch.zeros(2, 3, size, size),),
                 str(out / ENCODER_FILE),
-                input_names=["images"],
-                output_names=["features", ACTIVATIONS],
-                dynamic_axes={"images": {0: "n"}, "features": {0: "n"}, ACTIVATIONS: {0: "n"}},
+                input_names=[IMAGES],
+                output_names=list(ENCODER_OUTPUTS),
+                dynamic_axes={IMAGES: {0: "n"}, FEATURES: {0: "n"}, ACTIVATIONS: {0: "n"}},
                 opset_version=OPSET,
                 dynamo=False,
             )
@@ -78,9 +81,9 @@ def export_onnx(checkpoint: Checkpoint, out: str | os.PathLike, int8: bool = Fal
             sequence,
             (torch.zeros(1, 3, dim),),
             str(out / SEQUENCE_FILE),
-            input_names=["features"],
-            output_names=["frame_logits", "clip_logits"],
-            dynamic_axes={"features": {0: "b", 1: "t"}, "frame_logits": {0: "b", 1: "t"}, "clip_logits": {0: "b"}},
+            input_names=[FEATURES],
+            output_names=list(SEQUENCE_OUTPUTS),
+            dynamic_axes={FEATURES: {0: "b", 1: "t"}, FRAME_LOGITS: {0: "b", 1: "t"}, CLIP_LOGITS: {0: "b"}},
             opset_version=OPSET,
             dynamo=False,
         )
@@ -93,28 +96,9 @@ def export_onnx(checkpoint: Checkpoint, out: str | os.PathLike, int8: bool = Fal
         files.append(ENCODER_INT8_FILE)
     manifest = {"weights_revision": checkpoint.revision, "input_size": size, "opset": OPSET, "files": files}
     if not frozen:
-        manifest["encoder_outputs"] = ["features", ACTIVATIONS]
+        manifest["encoder_outputs"] = list(ENCODER_OUTPUTS)
     (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
     return out
-
-
-def register(commands, add_model_options) -> None:
-    p = commands.add_parser("export-onnx", help="export a checkpoint to ONNX (frame encoder and sequence head)")
-    add_model_options(p)
-    p.add_argument("--out", default=None, help="output folder (default: beside the weights when writable, else the cache)")
-    p.add_argument("--int8", action="store_true", help="also write a dynamically int8-quantised encoder")
-    p.set_defaults(run=run_export)
-
-
-def run_export(args) -> int:
-    from .checkpoint import load_checkpoint
-
-    checkpoint = load_checkpoint(args.model)
-    out = Path(args.out) if args.out else (checkpoint.path if checkpoint.path and os.access(checkpoint.path, os.W_OK) else None)
-    folder = export_onnx(checkpoint, out, int8=args.int8) if out else find_or_export(checkpoint, args.int8)
-    for name in sorted(p.name for p in folder.glob("*.onnx")):
-        print(f"{folder / name}  {(folder / name).stat().st_size / 1e6:.1f} MB")
-    return 0
 
 
 def autograd_grad_cam(model: MobileNetLSTM, images: torch.Tensor, towards_fake: torch.Tensor) -> np.ndarray:
