@@ -40,12 +40,14 @@ from detector.render import draw_faces, encode_jpeg, overlay_heatmap, timeline_p
 
 from .alerts import WebhookNotifier, should_alert
 from .artefacts import ArtefactStore
+from .brokerqueue import BrokerJobQueue
 from .config import from_config
 from .db import Database, utc_now
-from .errors import ApiError
-from .jobs import BrokerJobQueue, Fetched, Finished, JobProgress, JobQueue, remove_upload
+from .jobqueue import JobQueue
+from .jobs import Fetched, Finished, JobProgress, remove_upload
 from .memory import Memory
 from .metrics import Metrics
+from .serviceerrors import BadOption, BadRequest, CacheMiss, UploadGone, may_succeed_later
 from .urls import redact_fetch, redact_url, url_key
 
 log = logging.getLogger(__name__)
@@ -135,7 +137,7 @@ class AnalysisService:
         """Validated per-request options: model name and frame count (0 = the checkpoint's default)."""
         model = raw.get("model")
         if model is not None and not isinstance(model, str):  # true, {}, [] and 5 are no names, not the default
-            raise ApiError(400, "bad_option", f"model must be a name (a string), not {model!r}")
+            raise BadOption(f"model must be a name (a string), not {model!r}")
         model = self.models.check_name(model or None)
         frames = raw.get("frames")
         if frames in (None, ""):
@@ -143,7 +145,7 @@ class AnalysisService:
         else:
             frames = whole_number(frames, "frames")
             if not 1 <= frames <= self.config["MAX_FRAMES"]:
-                raise ApiError(400, "bad_option", f"frames must be between 1 and {self.config['MAX_FRAMES']}")
+                raise BadOption(f"frames must be between 1 and {self.config['MAX_FRAMES']}")
         return {"model": model, "frames": frames, "base_url": base_url}
 
     def limits(self, max_bytes: int) -> MediaLimits:
@@ -157,7 +159,7 @@ class AnalysisService:
         """A cached analysis, or a job queued for the fetch pool. Nothing here waits for the network: the host is
         looked up by the fetch, so a URL whose name server never answers holds a fetch thread, not this request."""
         if not isinstance(url, str):
-            raise ApiError(400, "bad_request", "url must be a string")
+            raise BadRequest("url must be a string")
         url = url.strip()
         precheck_url(url, self.policy)  # a clear 400 now for bad schemes, malformed URLs, forbidden addresses
         source, key = redact_url(url), url_key(url)
@@ -270,13 +272,13 @@ class AnalysisService:
         """Analysis pool: run the model on an upload or on a fetched URL job's media."""
         path = self._local_copy(job)
         if not path.is_file():
-            raise ApiError(410, "upload_gone", "the media of this job is no longer available; send it again")
+            raise UploadGone("the media of this job is no longer available; send it again")
         fetched = json.loads(job["fetch_json"]) if job.get("fetch_json") else None
         max_bytes = self.config["MAX_FETCH_BYTES"] if job["source_type"] == "url" else self.config["MAX_UPLOAD_BYTES"]
         try:
             outcome = self._analyze_file(job, path, progress, fetched, max_bytes)
         except DetectorError as exc:
-            if exc.http_status < 500:  # final: keep nothing; a retryable failure keeps the file for the retry
+            if not may_succeed_later(exc):  # final: keep nothing; a retryable failure keeps the file for the retry
                 self.remove_upload(job["upload_path"])
             raise
         finally:
@@ -360,7 +362,7 @@ class AnalysisService:
             return cached
         report = self.report(cached["id"])
         if report is None:  # its Report was deleted meanwhile: nothing to copy
-            raise ApiError(503, "cache_miss", "the earlier analysis of this media is gone; send the request again")
+            raise CacheMiss("the earlier analysis of this media is gone; send the request again")
         report["source"] = source
         record = {
             **cached,
@@ -436,13 +438,13 @@ class AnalysisService:
 def whole_number(value, name: str) -> int:
     """`value` as an int when it is a whole number (1, "8"); a 400 for 1.5, "1.5", true, "many"."""
     if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-        raise ApiError(400, "bad_option", f"{name} must be a whole number, not {value!r}")
+        raise BadOption(f"{name} must be a whole number, not {value!r}")
     # int() also reads other scripts' digits ("٣") and underscores ("1_0"): only ASCII digits are a number here
     if isinstance(value, str) and not re.fullmatch(r"\s*[+-]?[0-9]+\s*", value, re.ASCII):
-        raise ApiError(400, "bad_option", f"{name} must be a whole number, not {value!r}")
+        raise BadOption(f"{name} must be a whole number, not {value!r}")
     try:
         return int(value) if not isinstance(value, str) else int(value.strip())
     except (TypeError, ValueError):
-        raise ApiError(400, "bad_option", f"{name} must be a whole number, not {value!r}") from None
+        raise BadOption(f"{name} must be a whole number, not {value!r}") from None
 
 

@@ -24,7 +24,7 @@ from detector.report import VERDICTS
 
 from .auth import client_identity, current_key
 from .db import format_time
-from .errors import ApiError, error_response
+from .errors import ApiError, error_response, failed_job_status
 from .openapi import openapi_document
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -132,7 +132,7 @@ def job_answer(job: dict):
         return jsonify(job_body(job)), 200
     if job["status"] == "failed":
         return error_response(
-            job["error_status"] or 500,
+            failed_job_status(job["error_code"], job["error_status"]),
             job["error_code"],
             job["error_message"],
             job_id=job["id"],

@@ -7,7 +7,7 @@ the job from the database, fetches and analyses, and writes the outcome there, w
 The worker runs Celery's `solo` pool (the job runs in the process that loaded the model), asks for one message at
 a time (prefetch 1) and acknowledges it only when the job has ended (`acks_late`), so the message of a worker that
 dies mid-job goes back to the queue after `DEEPFAKE_BROKER_VISIBILITY_S` and another worker runs the job; the
-database's conditional updates make sure a job that is delivered twice runs once (server/jobs.py, `run`).
+database's conditional updates make sure a job that is delivered twice runs once (server/brokerqueue.py, `run`).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class Broker:
 
     def send(self, job_id: str) -> None:
         # kombu retries a publish while the broker is briefly unreachable; a job whose message is lost anyway stays
-        # queued in the database and is sent again (server/jobs.py, resend_lost)
+        # queued in the database and is sent again (server/brokerqueue.py, resend_lost)
         self.app.send_task(TASK, args=[job_id], queue=QUEUE, retry=True, retry_policy={"max_retries": 3, "interval_start": 0.2})
 
     def waiting(self) -> int | None:

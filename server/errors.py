@@ -1,7 +1,9 @@
 """Every error the server answers is JSON `{"error": {"code", "message"}}` with the right status; mapped once here.
 
-Core errors (`DetectorError`) carry their own code and status; HTTP errors from Flask/werkzeug (404, 405, 413,
-429...) get a code named after the status; anything unexpected is logged and answered as a plain 500.
+Core errors (`DetectorError`) carry their own code and status; the service and job layers' errors
+(`server.serviceerrors.ServiceError`) get theirs from `SERVICE_STATUSES`, here, as do the failed jobs they recorded
+(`failed_job_status`); HTTP errors from Flask/werkzeug (404, 405, 413, 429...) get a code named after the status;
+anything unexpected is logged and answered as a plain 500.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from detector.errors import DetectorError
+
+from .serviceerrors import INTERRUPTED, ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +39,42 @@ HTTP_CODES = {
     503: "unavailable",
     504: "gateway_timeout",
 }
+
+
+# The status of each service error's code (server/serviceerrors.py), and of the failures the job layer records.
+SERVICE_STATUSES = {
+    "bad_request": 400,
+    "bad_option": 400,
+    "not_found": 404,
+    "not_retryable": 409,
+    "upload_gone": 410,
+    "too_many_jobs": 429,
+    "queue_full": 503,
+    "cache_miss": 503,
+    "job_timeout": 504,
+    INTERRUPTED: 503,  # a job whose process stopped: the server's side
+    "internal_error": 500,
+}
+
+
+def service_status(exc: ServiceError) -> int:
+    return SERVICE_STATUSES.get(exc.code, 500)
+
+
+def core_statuses() -> dict[str, int]:
+    """The status of every core error's code (each `DetectorError` class names its own)."""
+    statuses, classes = {}, [DetectorError]
+    while classes:
+        cls = classes.pop()
+        statuses.setdefault(cls.code, cls.http_status)
+        classes += cls.__subclasses__()
+    return statuses
+
+
+def failed_job_status(code: str | None, stored: int | None = None) -> int:
+    """The status a failed job answers with, from its error code; `stored`: what rows written before the codes were
+    mapped here hold."""
+    return SERVICE_STATUSES.get(code or "") or core_statuses().get(code or "") or stored or 500
 
 
 def protocol_error(status: int, message: str) -> bytes:
@@ -68,6 +108,11 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError):
         return error_response(exc.status, exc.code, exc.message, exc.headers, **exc.extra)
+
+    @app.errorhandler(ServiceError)
+    def service_error(exc: ServiceError):
+        headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s is not None else None
+        return error_response(service_status(exc), exc.code, exc.message, headers)
 
     @app.errorhandler(DetectorError)
     def detector_error(exc: DetectorError):
