@@ -41,7 +41,7 @@ from detector.render import draw_faces, encode_jpeg, overlay_heatmap, timeline_p
 from .alerts import WebhookNotifier, should_alert
 from .artefacts import ArtefactStore
 from .brokerqueue import BrokerJobQueue
-from .config import from_config
+from .config import ServerSettings
 from .db import Database, utc_now
 from .jobqueue import JobQueue
 from .jobs import Fetched, Finished, JobProgress, remove_upload
@@ -71,7 +71,7 @@ class Submission:
 class AnalysisService:
     def __init__(
         self,
-        config: Mapping,
+        settings: ServerSettings,
         db: Database,
         store: ArtefactStore,
         models: ModelPool,
@@ -79,37 +79,36 @@ class AnalysisService:
         uploads_dir: Path,
         temp_dir: Path,
     ):
-        self.config = config
+        self.settings = settings
         self.db, self.store, self.models, self.notifier = db, store, models, notifier
         self.memory = Memory(db)
         # workers on other hosts read uploads from the object store; one host (or a shared data folder) uses files
-        self.uploads_in_store = config["QUEUE"] == "celery" and getattr(store, "kind", "") == "s3"
+        self.uploads_in_store = settings.queue == "celery" and getattr(store, "kind", "") == "s3"
         self.uploads_dir = uploads_dir
-        self.settings = from_config(config)
         self.policy = self.settings.url_policy
         fetch_limits = replace(self.settings.fetch_limits, max_page_bytes=self.settings.max_page_bytes)
         self.fetcher = MediaFetcher(self.policy, fetch_limits, temp_dir=temp_dir)
         queue_class, distributed = JobQueue, {}
-        if config["QUEUE"] == "celery":
+        if settings.queue == "celery":
             from .celeryapp import Broker
 
             queue_class = BrokerJobQueue
-            distributed = {"broker": Broker(config), "heartbeat_s": config["JOB_HEARTBEAT_S"]}
+            distributed = {"broker": Broker(settings), "heartbeat_s": settings.job_heartbeat_s}
         self.jobs = queue_class(
             db,
             self.fetch_job,
             self.analyze_job,
             **distributed,
-            workers=config["WORKERS"],
-            fetch_workers=config["FETCH_WORKERS"],
-            client_fetches=config["CLIENT_FETCHES"],
-            client_analyses=config["CLIENT_ANALYSES"],
-            client_url_jobs=config["CLIENT_URL_JOBS"],
-            queue_size=config["QUEUE_SIZE"],
-            retry_after_s=config["RETRY_AFTER_S"],
-            analysis_stuck_after_s=config["JOB_TIMEOUT_S"],
-            fetch_stuck_after_s=float(config["FETCH_TIMEOUT_S"]) + 30.0,
-            retention_s=config["JOB_RETENTION_S"],
+            workers=settings.workers,
+            fetch_workers=settings.fetch_workers,
+            client_fetches=settings.client_fetches,
+            client_analyses=settings.client_analyses,
+            client_url_jobs=settings.client_url_jobs,
+            queue_size=settings.queue_size,
+            retry_after_s=settings.retry_after_s,
+            analysis_stuck_after_s=settings.job_timeout_s,
+            fetch_stuck_after_s=float(settings.fetch_timeout_s) + 30.0,
+            retention_s=settings.job_retention_s,
             uploads_dir=uploads_dir,
             delete_upload=self.remove_upload,
             on_finish=lambda job, status, when: self.metrics.job_finished(job, status, when),
@@ -124,7 +123,7 @@ class AnalysisService:
     def _remove_stale_downloads(self) -> None:
         """Fetch folders left by a process that was killed mid-download: at once when it ran on this host, after an
         hour (no live fetch lasts that long) when another host shares the folder."""
-        older_than_s = max(3600.0, 2 * float(self.config["FETCH_TIMEOUT_S"]))
+        older_than_s = max(3600.0, 2 * float(self.settings.fetch_timeout_s))
         for folder in abandoned_fetch_folders(Path(self.fetcher.temp_dir), older_than_s):
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -144,8 +143,8 @@ class AnalysisService:
             frames = 0
         else:
             frames = whole_number(frames, "frames")
-            if not 1 <= frames <= self.config["MAX_FRAMES"]:
-                raise BadOption(f"frames must be between 1 and {self.config['MAX_FRAMES']}")
+            if not 1 <= frames <= self.settings.max_frames:
+                raise BadOption(f"frames must be between 1 and {self.settings.max_frames}")
         return {"model": model, "frames": frames, "base_url": base_url}
 
     def limits(self, max_bytes: int) -> MediaLimits:
@@ -163,7 +162,7 @@ class AnalysisService:
         url = url.strip()
         precheck_url(url, self.policy)  # a clear 400 now for bad schemes, malformed URLs, forbidden addresses
         source, key = redact_url(url), url_key(url)
-        ttl_s = min(self.config["URL_CACHE_TTL_S"], self.config["CACHE_TTL_S"])
+        ttl_s = min(self.settings.url_cache_ttl_s, self.settings.cache_ttl_s)
         cached = self.db.find_cached("url_key", key, options["model"], options["frames"], ttl_s, client=client)
         if cached:
             fetch = json.loads(cached["fetch_json"]) if cached["fetch_json"] else None
@@ -189,14 +188,14 @@ class AnalysisService:
             upload.save(path)
             digest = sha256_file(path)
             cached = self.db.find_cached(
-                "content_sha256", digest, options["model"], options["frames"], self.config["CACHE_TTL_S"]
+                "content_sha256", digest, options["model"], options["frames"], self.settings.cache_ttl_s
             )
             if cached:
                 remove_upload(path)
                 return Submission(name, analysis=self._answer_cached(cached, name, "upload", client, None, None))
             # What the upload is gets decided by its content, now: a wrong type or a limit answers at once. Only
             # headers are read here; pixels are decoded by the analysis pool, whose size bounds their memory.
-            kind = probe_media(path, self.limits(self.config["MAX_UPLOAD_BYTES"]))
+            kind = probe_media(path, self.limits(self.settings.max_upload_bytes))
             stored = self._hand_over(path)
             job = {
                 "id": uuid.uuid4().hex,
@@ -256,12 +255,12 @@ class AnalysisService:
         with self.fetcher.fetch(job["fetch_url"] or job["source"], progress=progress) as fetched:
             digest = sha256_file(fetched.path)
             details = {**redact_fetch(fetched.to_dict()), "sha256": digest}
-            cached = self.db.find_cached("content_sha256", digest, options["model"], options["frames"], self.config["CACHE_TTL_S"])
+            cached = self.db.find_cached("content_sha256", digest, options["model"], options["frames"], self.settings.cache_ttl_s)
             if cached:
                 record = self._answer_cached(cached, job["source"], "url", job["client"], url_key(job["fetch_url"] or job["source"]), details)
                 return Finished(record["id"], True)
             # unreadable media fails here, before it waits for an analysis worker (pixels are decoded there)
-            kind = probe_media(fetched.path, self.limits(self.config["MAX_FETCH_BYTES"]))
+            kind = probe_media(fetched.path, self.limits(self.settings.max_fetch_bytes))
             folder = self.uploads_dir / job["id"]
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / fetched.path.name
@@ -274,7 +273,7 @@ class AnalysisService:
         if not path.is_file():
             raise UploadGone("the media of this job is no longer available; send it again")
         fetched = json.loads(job["fetch_json"]) if job.get("fetch_json") else None
-        max_bytes = self.config["MAX_FETCH_BYTES"] if job["source_type"] == "url" else self.config["MAX_UPLOAD_BYTES"]
+        max_bytes = self.settings.max_fetch_bytes if job["source_type"] == "url" else self.settings.max_upload_bytes
         try:
             outcome = self._analyze_file(job, path, progress, fetched, max_bytes)
         except DetectorError as exc:
@@ -294,7 +293,7 @@ class AnalysisService:
             return Finished(made["id"], False)
         digest = (fetched or {}).get("sha256") or options.get("sha256") or sha256_file(path)
         source_url_key = url_key(job["fetch_url"] or job["source"]) if job["source_type"] == "url" else None
-        cached = self.db.find_cached("content_sha256", digest, options["model"], options["frames"], self.config["CACHE_TTL_S"])
+        cached = self.db.find_cached("content_sha256", digest, options["model"], options["frames"], self.settings.cache_ttl_s)
         if cached:  # an identical job finished while this one waited
             record = self._answer_cached(cached, job["source"], job["source_type"], job["client"], source_url_key, fetched)
             return Finished(record["id"], True)
@@ -304,7 +303,7 @@ class AnalysisService:
         detector = self.models.get(options["model"])
         analysis = detector.inspect(
             path,
-            explain=bool(self.config["HEATMAPS"]),
+            explain=bool(self.settings.heatmaps),
             source_name=job["source"],
             progress=progress,
             limits=limits,
@@ -316,7 +315,7 @@ class AnalysisService:
         progress("render", 0, 1)
         report_dict = report.to_dict()
         analysis_id = uuid.uuid4().hex
-        artefacts = self._store_artefacts(analysis_id, analysis, path if self.config["KEEP_MEDIA"] else None)
+        artefacts = self._store_artefacts(analysis_id, analysis, path if self.settings.keep_media else None)
         record = {
             "id": analysis_id,
             "job_id": job["id"],
@@ -404,7 +403,7 @@ class AnalysisService:
         return [entry for entry, _, _ in files]
 
     def _alert(self, record: dict, report: dict, base_url: str) -> None:
-        if not should_alert(report, self.config["ALERT_VERDICTS"], self.config["ALERT_MIN_PROBABILITY"]):
+        if not should_alert(report, self.settings.alert_verdicts, self.settings.alert_min_probability):
             return
         self.notifier.notify(
             f"analysis.{report['verdict']}",

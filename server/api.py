@@ -18,14 +18,16 @@ import io
 import json
 from datetime import date, datetime, timedelta, timezone
 
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, request, url_for
 
 from detector.report import VERDICTS
 
 from .auth import client_identity, current_key
+from .context import current_services, current_settings
 from .db import format_time
 from .errors import ApiError, error_response, failed_job_status
 from .openapi import openapi_document
+from .services import Services
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -47,19 +49,19 @@ EXPORT_COLUMNS = [
 ]
 
 
-def services():
-    return current_app.extensions["deepfake"]
+def services() -> Services:
+    return current_services()
 
 
 def absolute_url(endpoint: str, **values) -> str:
-    public = current_app.config["PUBLIC_URL"]
+    public = current_settings().public_url
     if public:
         return public.rstrip("/") + url_for(endpoint, **values)
     return url_for(endpoint, _external=True, **values)
 
 
 def base_url() -> str:
-    return current_app.config["PUBLIC_URL"] or request.host_url
+    return current_settings().public_url or request.host_url
 
 
 @bp.before_request
@@ -163,7 +165,7 @@ def parse_wait(limit: float) -> float:
 
 def json_body() -> dict:
     """The request's JSON object; a 413 over MAX_JSON_BYTES, a 400 for anything that is not a JSON object."""
-    limit = current_app.config["MAX_JSON_BYTES"]
+    limit = current_settings().max_json_bytes
     if (request.content_length or 0) > limit:
         raise ApiError(413, "request_too_large", f"the JSON body is over the {limit / 1024:.0f} KiB limit")
     data = request.stream.read(limit + 1)  # also bounds a chunked body, whose length nobody declared
@@ -192,7 +194,7 @@ def wait_for(job: dict, seconds: float) -> dict:
 def analyze():
     service = services().analyses
     client = client_identity(services().db)
-    wait = parse_wait(current_app.config["MAX_WAIT_S"])
+    wait = parse_wait(current_settings().max_wait_s)
     if request.mimetype == "multipart/form-data":
         upload = request.files.get("file")
         if upload is None:
@@ -212,7 +214,7 @@ def analyze():
     # An uploaded image answers with its Report (no fetch to wait for, a fraction of a second of analysis);
     # anything else answers 202 at once unless the request asked to wait.
     if not wait and job["source_type"] == "upload" and job["media_kind"] == "image":
-        wait = current_app.config["MAX_WAIT_S"]
+        wait = current_settings().max_wait_s
     return job_answer(wait_for(job, wait))
 
 
@@ -230,14 +232,14 @@ def owned(record: dict | None, what: str, record_id: str) -> dict:
 
 @bp.get("/jobs/<job_id>")
 def get_job(job_id: str):
-    wait = parse_wait(current_app.config["MAX_POLL_WAIT_S"])
+    wait = parse_wait(current_settings().max_poll_wait_s)
     job = owned(services().analyses.jobs.get(job_id), "job", job_id)
     return jsonify(job_body(wait_for(job, wait)))
 
 
 @bp.post("/jobs/<job_id>/retry")
 def retry_job(job_id: str):
-    wait = parse_wait(current_app.config["MAX_WAIT_S"])
+    wait = parse_wait(current_settings().max_wait_s)
     owned(services().analyses.jobs.get(job_id), "job", job_id)
     return job_answer(wait_for(services().analyses.jobs.retry(job_id), wait))
 

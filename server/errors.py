@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from detector.errors import DetectorError
 
+from .context import current_settings
 from .serviceerrors import INTERRUPTED, ServiceError
 
 log = logging.getLogger(__name__)
@@ -123,8 +124,8 @@ def register_error_handlers(app: Flask) -> None:
         status = exc.code or 500
         message = exc.description or exc.name
         if status == 413:
-            limit = app.config.get("MAX_CONTENT_LENGTH")
-            message = f"the upload is over the {limit / 1e6:.0f} MB limit" if limit else "the upload is too large"
+            limit = current_settings().max_request_bytes
+            message = f"the upload is over the {limit / 1e6:.0f} MB limit"
         elif status == 429:
             message = f"too many requests: the limit is {exc.description}; retry later"
         elif status == 404:
