@@ -44,9 +44,10 @@ from .brokerqueue import BrokerJobQueue
 from .config import ServerSettings
 from .db import Database, utc_now
 from .jobqueue import JobQueue
-from .jobs import Fetched, Finished, JobProgress, remove_upload
+from .jobs import Fetched, Finished, Job, JobProgress, remove_upload
 from .memory import Memory
 from .metrics import Metrics
+from .records import AnalysisRecord
 from .serviceerrors import BadOption, BadRequest, CacheMiss, UploadGone, may_succeed_later
 from .urls import redact_fetch, redact_url, url_key
 
@@ -64,8 +65,8 @@ class Submission:
     what the requester submitted, as shown back (credentials redacted)."""
 
     source: str
-    analysis: dict | None = None
-    job: dict | None = None
+    analysis: AnalysisRecord | None = None
+    job: Job | None = None
 
 
 class AnalysisService:
@@ -166,16 +167,16 @@ class AnalysisService:
         cached = self.db.find_cached("url_key", key, options["model"], options["frames"], ttl_s, client=client)
         if cached:
             fetch = json.loads(cached["fetch_json"]) if cached["fetch_json"] else None
-            return Submission(source, analysis=self._answer_cached(cached, source, "url", client, key, fetch))
-        job = {
-            "id": uuid.uuid4().hex,
-            "source_type": "url",
-            "source": source,
-            "fetch_url": url,
-            "options_json": options,
-            "cache_key": f"url:{key}:{options['model']}:{options['frames']}:{client}",
-            "client": client,
-        }
+            return Submission(source, analysis=AnalysisRecord.from_row(self._answer_cached(cached, source, "url", client, key, fetch)))
+        job = Job(
+            id=uuid.uuid4().hex,
+            source_type="url",
+            source=source,
+            fetch_url=url,
+            options=options,
+            cache_key=f"url:{key}:{options['model']}:{options['frames']}:{client}",
+            client=client,
+        )
         return Submission(source, job=self.jobs.submit(job)[0])
 
     def submit_upload(self, upload: FileStorage, options: dict, client: str) -> Submission:
@@ -192,21 +193,22 @@ class AnalysisService:
             )
             if cached:
                 remove_upload(path)
-                return Submission(name, analysis=self._answer_cached(cached, name, "upload", client, None, None))
+                record = self._answer_cached(cached, name, "upload", client, None, None)
+                return Submission(name, analysis=AnalysisRecord.from_row(record))
             # What the upload is gets decided by its content, now: a wrong type or a limit answers at once. Only
             # headers are read here; pixels are decoded by the analysis pool, whose size bounds their memory.
             kind = probe_media(path, self.limits(self.settings.max_upload_bytes))
             stored = self._hand_over(path)
-            job = {
-                "id": uuid.uuid4().hex,
-                "source_type": "upload",
-                "source": name,
-                "upload_path": stored,
-                "options_json": {**options, "sha256": digest},
-                "cache_key": f"sha:{digest}:{options['model']}:{options['frames']}:{client}",
-                "media_kind": kind,
-                "client": client,
-            }
+            job = Job(
+                id=uuid.uuid4().hex,
+                source_type="upload",
+                source=name,
+                upload_path=stored,
+                options={**options, "sha256": digest},
+                cache_key=f"sha:{digest}:{options['model']}:{options['frames']}:{client}",
+                media_kind=kind,
+                client=client,
+            )
             job, shared = self.jobs.submit(job)
         except BaseException:
             remove_upload(path)
@@ -235,13 +237,13 @@ class AnalysisService:
         else:
             remove_upload(Path(where))
 
-    def _local_copy(self, job: dict) -> Path:
+    def _local_copy(self, job: Job) -> Path:
         """The job's media as a file on this host (fetched from the object store when it waits there)."""
-        where = job["upload_path"] or ""
+        where = job.upload_path or ""
         if not where.startswith(STORED):
             return Path(where)
         data = self.store.get(where[len(STORED) :])
-        path = self.uploads_dir / f"{job['id']}-{uuid.uuid4().hex[:8]}" / where.rsplit("/", 1)[1]
+        path = self.uploads_dir / f"{job.id}-{uuid.uuid4().hex[:8]}" / where.rsplit("/", 1)[1]
         if data is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
@@ -249,62 +251,62 @@ class AnalysisService:
 
     # ------------------------------------------------------------------------------------------------ work
 
-    def fetch_job(self, job: dict, progress: JobProgress) -> Finished | Fetched:
+    def fetch_job(self, job: Job, progress: JobProgress) -> Finished | Fetched:
         """Fetch pool: download a URL job's media into its own upload folder, or answer it from the cache."""
-        options = job["options"]
-        with self.fetcher.fetch(job["fetch_url"] or job["source"], progress=progress) as fetched:
+        options = job.options
+        with self.fetcher.fetch(job.fetch_url or job.source, progress=progress) as fetched:
             digest = sha256_file(fetched.path)
             details = {**redact_fetch(fetched.to_dict()), "sha256": digest}
             cached = self.db.find_cached("content_sha256", digest, options["model"], options["frames"], self.settings.cache_ttl_s)
             if cached:
-                record = self._answer_cached(cached, job["source"], "url", job["client"], url_key(job["fetch_url"] or job["source"]), details)
+                record = self._answer_cached(cached, job.source, "url", job.client, url_key(job.fetch_url or job.source), details)
                 return Finished(record["id"], True)
             # unreadable media fails here, before it waits for an analysis worker (pixels are decoded there)
             kind = probe_media(fetched.path, self.limits(self.settings.max_fetch_bytes))
-            folder = self.uploads_dir / job["id"]
+            folder = self.uploads_dir / job.id
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / fetched.path.name
             shutil.move(fetched.path, path)
         return Fetched(path, details, kind)
 
-    def analyze_job(self, job: dict, progress: JobProgress) -> Finished:
+    def analyze_job(self, job: Job, progress: JobProgress) -> Finished:
         """Analysis pool: run the model on an upload or on a fetched URL job's media."""
         path = self._local_copy(job)
         if not path.is_file():
             raise UploadGone("the media of this job is no longer available; send it again")
-        fetched = json.loads(job["fetch_json"]) if job.get("fetch_json") else None
-        max_bytes = self.settings.max_fetch_bytes if job["source_type"] == "url" else self.settings.max_upload_bytes
+        fetched = job.fetch
+        max_bytes = self.settings.max_fetch_bytes if job.source_type == "url" else self.settings.max_upload_bytes
         try:
             outcome = self._analyze_file(job, path, progress, fetched, max_bytes)
         except DetectorError as exc:
             if not may_succeed_later(exc):  # final: keep nothing; a retryable failure keeps the file for the retry
-                self.remove_upload(job["upload_path"])
+                self.remove_upload(job.upload_path)
             raise
         finally:
-            if str(path) != job["upload_path"]:
+            if str(path) != job.upload_path:
                 remove_upload(path)  # this host's copy of a stored upload
-        self.remove_upload(job["upload_path"])
+        self.remove_upload(job.upload_path)
         return outcome
 
-    def _analyze_file(self, job: dict, path: Path, progress: JobProgress, fetched: dict | None, max_bytes: int) -> Finished:
-        options = job["options"]
-        made = self.db.analysis_for_job(job["id"])
+    def _analyze_file(self, job: Job, path: Path, progress: JobProgress, fetched: dict | None, max_bytes: int) -> Finished:
+        options = job.options
+        made = self.db.analysis_for_job(job.id)
         if made:  # this job ran before and stored its analysis, but its end was not written: no second analysis
             return Finished(made["id"], False)
         digest = (fetched or {}).get("sha256") or options.get("sha256") or sha256_file(path)
-        source_url_key = url_key(job["fetch_url"] or job["source"]) if job["source_type"] == "url" else None
+        source_url_key = url_key(job.fetch_url or job.source) if job.source_type == "url" else None
         cached = self.db.find_cached("content_sha256", digest, options["model"], options["frames"], self.settings.cache_ttl_s)
         if cached:  # an identical job finished while this one waited
-            record = self._answer_cached(cached, job["source"], job["source_type"], job["client"], source_url_key, fetched)
+            record = self._answer_cached(cached, job.source, job.source_type, job.client, source_url_key, fetched)
             return Finished(record["id"], True)
         limits = self.limits(max_bytes)
-        if not job.get("media_kind"):
+        if not job.media_kind:
             progress.media_kind(probe_media(path, limits))
         detector = self.models.get(options["model"])
         analysis = detector.inspect(
             path,
             explain=bool(self.settings.heatmaps),
-            source_name=job["source"],
+            source_name=job.source,
             progress=progress,
             limits=limits,
             fetch_ms=fetched["fetch_ms"] if fetched else None,
@@ -318,10 +320,10 @@ class AnalysisService:
         artefacts = self._store_artefacts(analysis_id, analysis, path if self.settings.keep_media else None)
         record = {
             "id": analysis_id,
-            "job_id": job["id"],
+            "job_id": job.id,
             "created_at": utc_now(),
-            "source": job["source"],
-            "source_type": job["source_type"],
+            "source": job.source,
+            "source_type": job.source_type,
             "url_key": source_url_key,
             "content_sha256": digest,
             "model": options["model"],
@@ -335,10 +337,10 @@ class AnalysisService:
             "model_revision": report.model.get("revision"),
             "fetch_json": json.dumps(fetched) if fetched else None,
             "artefacts_json": json.dumps(artefacts),
-            "client": job["client"],
+            "client": job.client,
         }
         self._insert(record)
-        self.memory.remember(analysis_id, job["client"], [key_frame.image for key_frame in analysis.key_frames])
+        self.memory.remember(analysis_id, job.client, [key_frame.image for key_frame in analysis.key_frames])
         progress("render", 1, 1)
         self._alert(record, report_dict, options.get("base_url", ""))
         return Finished(analysis_id, False)

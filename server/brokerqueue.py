@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .db import Database, format_time
 from .jobqueue import JobQueue
-from .jobs import FINISHED, AnalyzeJob, Fetched, FetchJob, Finished
+from .jobs import FINISHED, AnalyzeJob, Fetched, FetchJob, Finished, Job
 
 log = logging.getLogger(__name__)
 
@@ -57,17 +57,17 @@ class BrokerJobQueue(JobQueue):
         waiting = self.broker.waiting()
         if waiting is None:
             return 0
-        lost = [job for job in self.db.jobs_with_status("queued") if job["updated_at"] < stale]
+        lost = [job for job in self._jobs_with_status("queued") if job.updated_at < stale]
         if len(lost) <= waiting:
             lost = []
         for job in lost:
-            self.db.update_job(job["id"], only_if_status="queued")  # its clock restarts: not re-sent again at once
+            self.db.update_job(job.id, only_if_status="queued")  # its clock restarts: not re-sent again at once
         now = time.monotonic()
         self._resent = {job_id: at for job_id, at in self._resent.items() if now - at < 5 * self.heartbeat_s}
-        orphans = [job for job in self.db.jobs_with_status("running") if job["updated_at"] < stale and job["id"] not in self._resent]
+        orphans = [job for job in self._jobs_with_status("running") if job.updated_at < stale and job.id not in self._resent]
         for job in [*lost, *orphans]:
-            self.broker.send(job["id"])
-        self._resent.update((job["id"], now) for job in orphans)
+            self.broker.send(job.id)
+        self._resent.update((job.id, now) for job in orphans)
         if lost:
             log.warning("%d queued job(s) missing from the broker sent again", len(lost))
         if orphans:
@@ -77,8 +77,8 @@ class BrokerJobQueue(JobQueue):
     def recover(self) -> None:  # queued jobs wait in the broker; running ones belong to live or redelivered workers
         pass
 
-    def _enqueue(self, job: dict) -> None:
-        self.broker.send(job["id"])
+    def _enqueue(self, job: Job) -> None:
+        self.broker.send(job.id)
 
     def queued_count(self) -> int:
         return self.db.count_jobs_by_status().get("queued", 0)
@@ -110,17 +110,17 @@ class BrokerJobQueue(JobQueue):
         job = self._take(job_id)
         if job is None:
             return "skipped"
-        if job["source_type"] == "url" and job["upload_path"] and not Path(job["upload_path"]).is_file():
+        if job.source_type == "url" and job.upload_path and not Path(job.upload_path).is_file():
             self.db.update_job(job_id, upload_path=None)  # fetched on another worker's host (it died): fetch again
-            job["upload_path"] = None
+            job.upload_path = None
         beating = threading.Event()
         heart = threading.Thread(target=self._beat, args=(job_id, beating), name=f"heartbeat-{job_id[:8]}", daemon=True)
         heart.start()
         try:
-            if self._needs_fetch(job):
+            if job.needs_fetch:
                 outcome = self._fetch(job)  # fetched, the job goes on running here
                 if isinstance(outcome, Fetched):
-                    job = self.db.get_job(job_id)
+                    job = self._job(job_id)
                     outcome = self._attempt(job, self.analyze_job)
             else:
                 outcome = self._attempt(job, self.analyze_job)
@@ -133,20 +133,20 @@ class BrokerJobQueue(JobQueue):
             self._progress.pop(job_id, None)
         return "ran"
 
-    def _take(self, job_id: str) -> dict | None:
-        job = self.db.get_job(job_id)
-        if job is None or job["status"] in FINISHED:
+    def _take(self, job_id: str) -> Job | None:
+        job = self._job(job_id)
+        if job is None or job.status in FINISHED:
             return None
-        if job["status"] == "queued":
-            return self._claim(job_id, "fetch" if self._needs_fetch(job) else "decode")
+        if job.status == "queued":
+            return self._claim(job_id, "fetch" if job.needs_fetch else "decode")
         stale = format_time(datetime.now(timezone.utc) - timedelta(seconds=3 * self.heartbeat_s))
-        if job["updated_at"] >= stale:
+        if job.updated_at >= stale:
             return None  # another worker runs it and is alive
-        log.warning("job %s: its worker %s stopped beating; taking it over", job_id, job.get("worker"))
-        if not self.db.update_job(job_id, only_if_status="running", only_if_updated=job["updated_at"], worker=self.identity):
+        log.warning("job %s: its worker %s stopped beating; taking it over", job_id, job.worker)
+        if not self.db.update_job(job_id, only_if_status="running", only_if_updated=job.updated_at, worker=self.identity):
             return None
-        self.db.update_job(job_id, attempts=job["attempts"] + 1)
-        return self.db.get_job(job_id)
+        self.db.update_job(job_id, attempts=job.attempts + 1)
+        return self._job(job_id)
 
     def _beat(self, job_id: str, stop: threading.Event) -> None:
         while not stop.wait(self.heartbeat_s):

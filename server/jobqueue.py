@@ -35,7 +35,7 @@ from pathlib import Path
 from detector.errors import DetectorError
 
 from .db import Database, database_failure, format_time, utc_now
-from .jobs import ACTIVE, FINISHED, STAGES, AnalyzeJob, Fetched, FetchJob, Finished, JobProgress, remove_upload
+from .jobs import ACTIVE, FINISHED, STAGES, AnalyzeJob, Fetched, FetchJob, Finished, Job, JobProgress, remove_upload
 from .queueing import FairQueue
 from .serviceerrors import INTERRUPTED, JobNotFound, NotRetryable, QueueFull, ServiceError, TooManyJobs, may_succeed_later
 
@@ -86,7 +86,7 @@ class JobQueue:
         fetch_stuck_after_s: float = 90.0,
         retention_s: float = 7 * 86400.0,
         uploads_dir: Path | None = None,
-        on_finish: Callable[[dict, str, datetime], None] | None = None,
+        on_finish: Callable[[Job, str, datetime], None] | None = None,
         delete_upload: Callable[[str], None] | None = None,
     ):
         self.db = db
@@ -147,19 +147,19 @@ class JobQueue:
         self._flush_unwritten()
 
     def recover(self) -> None:
-        for job in self.db.jobs_with_status("running"):
-            if self._worker_alive(job.get("worker")):
+        for job in self._jobs_with_status("running"):
+            if self._worker_alive(job.worker):
                 continue
             self.db.update_job(
-                job["id"],
+                job.id,
                 only_if_status="running",
                 status="failed",
                 error_code=INTERRUPTED,
                 error_message="the server stopped while this job was running; retry it",
                 retryable=1,
             )
-            log.warning("job %s was interrupted by a restart: marked failed (retryable)", job["id"])
-        queued = self.db.jobs_with_status("queued")
+            log.warning("job %s was interrupted by a restart: marked failed (retryable)", job.id)
+        queued = self._jobs_with_status("queued")
         for job in queued:
             self._enqueue(job)
         if queued:
@@ -178,73 +178,75 @@ class JobQueue:
 
     # --------------------------------------------------------------------------------------------- submit
 
-    def submit(self, job: dict) -> tuple[dict, bool]:
-        """Store and queue a job; return (job, shared) where `shared` means an identical job was already active."""
+    def submit(self, job: Job) -> tuple[Job, bool]:
+        """Store and queue a new job; return (job, shared) where `shared` means an identical job was already active."""
         with self._submit_lock:
-            if job.get("cache_key"):
-                active = self.db.active_job_for(job["cache_key"])
+            if job.cache_key:
+                active = self.db.active_job_for(job.cache_key)
                 if active:
-                    return self.view(active), True
+                    return self.view(Job.from_row(active)), True
             self._ensure_room(job)
-            now = utc_now()
-            self.db.insert_job({**job, "created_at": now, "updated_at": now, "status": "queued", "stage": "queued"})
+            self.db.insert_job(job.new_row(utc_now()))
             self._enqueue(job)
-        return self.get(job["id"]), False
+        return self.get(job.id), False
 
-    def retry(self, job_id: str) -> dict:
+    def retry(self, job_id: str) -> Job:
         with self._submit_lock:
-            job = self.db.get_job(job_id)
+            job = self._job(job_id)
             if job is None:
                 raise JobNotFound(f"no job {job_id}")
-            if job["status"] != "failed" or not job["retryable"]:
-                raise NotRetryable(f"job {job_id} is {job['status']} and cannot be retried")
+            if job.status != "failed" or not job.retryable:
+                raise NotRetryable(f"job {job_id} is {job.status} and cannot be retried")
             fields = {"error_code": None, "error_message": None, "error_status": None, "retryable": 0}
-            if job["upload_path"] and not Path(job["upload_path"]).is_file() and job["source_type"] == "url":
-                fields["upload_path"] = job["upload_path"] = None  # the fetched file is gone: fetch again
+            if job.upload_path and not Path(job.upload_path).is_file() and job.source_type == "url":
+                fields["upload_path"] = job.upload_path = None  # the fetched file is gone: fetch again
             self._ensure_room(job)
             self.db.update_job(job_id, only_if_status="failed", status="queued", stage="queued", fraction=0, **fields)
             self._enqueue(job)
         return self.get(job_id)
 
-    def _ensure_room(self, job: dict) -> None:
+    def _ensure_room(self, job: Job) -> None:
         if self.queued_count() >= self.queue_size:
             raise QueueFull(
                 f"the server is busy: {self.queue_size} jobs are waiting; retry in a few seconds",
                 retry_after_s=self.retry_after_s,
             )
-        if self._needs_fetch(job) and self.db.url_jobs_before_analysis(job.get("client") or "") >= self.client_url_jobs:
+        if job.needs_fetch and self.db.url_jobs_before_analysis(job.client or "") >= self.client_url_jobs:
             raise TooManyJobs(
                 f"you already have {self.client_url_jobs} links waiting to be fetched; wait for them to finish",
                 retry_after_s=self.retry_after_s,
             )
 
-    @staticmethod
-    def _needs_fetch(job: dict) -> bool:
-        return job["source_type"] == "url" and not job.get("upload_path")
-
-    def _enqueue(self, job: dict) -> None:
-        pool = self.fetching if self._needs_fetch(job) else self.analysing
-        pool.queue.put(job.get("client") or "", job["id"])
+    def _enqueue(self, job: Job) -> None:
+        pool = self.fetching if job.needs_fetch else self.analysing
+        pool.queue.put(job.client or "", job.id)
 
     # ------------------------------------------------------------------------------------------ observing
 
-    def get(self, job_id: str) -> dict | None:
-        job = self.db.get_job(job_id)
+    def get(self, job_id: str) -> Job | None:
+        job = self._job(job_id)
         return self.view(job) if job else None
 
-    def view(self, job: dict) -> dict:
-        live = self._progress.get(job["id"])
-        if live and job["status"] == "running":
-            job["stage"], job["fraction"] = live
+    def view(self, job: Job) -> Job:
+        live = self._progress.get(job.id)
+        if live and job.status == "running":
+            job.stage, job.fraction = live
         return job
 
-    def wait(self, job_id: str, until: Callable[[dict], bool], timeout_s: float) -> dict | None:
+    def _job(self, job_id: str) -> Job | None:
+        row = self.db.get_job(job_id)
+        return Job.from_row(row) if row else None
+
+    def _jobs_with_status(self, status: str) -> list[Job]:
+        return [Job.from_row(row) for row in self.db.jobs_with_status(status)]
+
+    def wait(self, job_id: str, until: Callable[[Job], bool], timeout_s: float) -> Job | None:
         """The job once `until(job)` holds or it finished, or as it is when `timeout_s` runs out."""
         deadline = time.monotonic() + max(0.0, timeout_s)
         with self._changed:
             while True:
                 job = self.get(job_id)
-                if job is None or job["status"] in FINISHED or until(job):
+                if job is None or job.status in FINISHED or until(job):
                     return job
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -328,7 +330,7 @@ class JobQueue:
 
         threading.Thread(target=offer, name=f"offer-{job_id[:8]}", daemon=True).start()
 
-    def _claim(self, job_id: str, stage: str) -> dict | None:
+    def _claim(self, job_id: str, stage: str) -> Job | None:
         """Mark a queued job as running here; None when another worker, a retry or a deletion got there first.
         NotStarted when the database refuses the write: the job is still queued."""
         try:
@@ -338,8 +340,8 @@ class JobQueue:
         self._database_error = None
         if not claimed:
             return None
-        job = self.db.get_job(job_id)
-        self.db.update_job(job_id, attempts=job["attempts"] + 1)
+        job = self._job(job_id)
+        self.db.update_job(job_id, attempts=job.attempts + 1)
         self._progress[job_id] = (stage, STAGES.get(stage, (0.0, 0.0))[0])
         self._notify()
         return job
@@ -351,16 +353,16 @@ class JobQueue:
         if isinstance(outcome, Finished):
             self._finish(job_id, self._done(outcome))
         elif isinstance(outcome, Fetched):
-            self.analysing.queue.put(job.get("client") or "", job_id)
+            self.analysing.queue.put(job.client or "", job_id)
 
-    def _fetch(self, job: dict, **next_state) -> Finished | Fetched | None:
+    def _fetch(self, job: Job, **next_state) -> Finished | Fetched | None:
         """Fetch a URL job's media, or answer it from the cache; None when the fetch failed (the failure is then
         recorded). Fetched media is written on the job's row, with `next_state`, before the job goes on."""
         outcome = self._attempt(job, self.fetch_job)
         if isinstance(outcome, Fetched):
             try:
                 self.db.update_job(
-                    job["id"],
+                    job.id,
                     only_if_status="running",
                     stage="fetched",
                     upload_path=str(outcome.path),
@@ -380,17 +382,17 @@ class JobQueue:
         if outcome is not None:
             self._finish(job_id, self._done(outcome))
 
-    def _attempt(self, job: dict, run: Callable[[dict, JobProgress], Finished | Fetched]) -> Finished | Fetched | None:
+    def _attempt(self, job: Job, run: Callable[[Job, JobProgress], Finished | Fetched]) -> Finished | Fetched | None:
         """What `run` made of the job, or None when it failed (the failure is then recorded). An analysis runs
         under the job time limit (DEEPFAKE_JOB_TIMEOUT_S)."""
         limit = self.analysing.stuck_after_s if run == self.analyze_job else None
         try:
-            return run(job, JobProgress(self, job["id"], limit))
+            return run(job, JobProgress(self, job.id, limit))
         except (DetectorError, ServiceError) as exc:
-            self._finish(job["id"], self._failure(exc))
+            self._finish(job.id, self._failure(exc))
         except Exception as exc:  # a bug, or the database failing: the traceback goes to the log
-            log.exception("job %s failed unexpectedly", job["id"])
-            self._finish(job["id"], self._failure(exc))
+            log.exception("job %s failed unexpectedly", job.id)
+            self._finish(job.id, self._failure(exc))
         return None
 
     @staticmethod
@@ -427,7 +429,7 @@ class JobQueue:
         if self.on_finish is None:
             return
         try:
-            job = self.db.get_job(job_id)
+            job = self._job(job_id)
             if job is not None:
                 self.on_finish(job, status, datetime.now(timezone.utc))
         except Exception:  # observing must never fail a job

@@ -22,6 +22,7 @@ BELOW_HTTP = [
     "jobqueue.py",
     "jobs.py",
     "queueing.py",
+    "records.py",
     "serviceerrors.py",
     "services.py",
 ]
