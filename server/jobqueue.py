@@ -1,5 +1,5 @@
-"""The local job queue (`DEEPFAKE_QUEUE=local`): every analysis request is a job, stored in the database before any work starts, that passes through two
-bounded pools of worker threads:
+"""The local job queue (`DEEPFAKE_QUEUE=local`): every analysis request is a job, stored in the database before any
+work starts, that passes through two bounded pools of worker threads:
 
 - **fetch** (URL jobs only): `fetch_workers` threads download media, at most `client_fetches` of one client's jobs
   at a time. A source that never answers holds one fetch thread until the fetch deadline, never an analysis worker.
@@ -7,9 +7,9 @@ bounded pools of worker threads:
   client's jobs at a time (by default all workers but one, so another client's job always finds a worker soon).
 
 In both pools clients take turns (`FairQueue`): one client's many jobs wait behind each other, not in front of
-other clients' jobs. `submit` refuses with 503 (and Retry-After) when `queue_size` jobs already wait, and with 429
-when a client already has `client_url_jobs` URL jobs waiting for or in a fetch; a job identical to one of the same
-client's queued or running jobs is shared instead of analysing the same media twice.
+other clients' jobs. `submit` refuses (`QueueFull`, with a time to retry after) when `queue_size` jobs already wait,
+and (`TooManyJobs`) when a client already has `client_url_jobs` URL jobs waiting for or in a fetch; a job identical to
+one of the same client's queued or running jobs is shared instead of analysing the same media twice.
 
 A worker survives any exception, database errors included: the job is marked failed (retryable), and when the
 database cannot be written the outcome is kept in memory and written once it can (`health()` reports it
