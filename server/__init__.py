@@ -13,100 +13,37 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
-from typing import Any
 
-from flask import Flask, current_app, g, request
+from flask import Flask, g, request
 
-from detector.errors import DetectorError
-
-from .config import DEFAULTS, ConfigError, database_target, resolve_data_dir, settings_from_env
+from .config import ServerSettings, load_settings
+from .services import Services, build_services
 
 __all__ = ["create_app", "shutdown"]
 
 
-@dataclass
-class Services:
-    """Everything one app holds on to: found under `app.extensions["deepfake"]`."""
-
-    db: Any
-    store: Any
-    models: Any
-    analyses: Any
-    notifier: Any
-    limiter: Any
-    waiting: Any
-
-    def stop(self) -> None:
-        self.analyses.stop()
-        self.notifier.stop()
-
-
 def create_app(test_config: dict | None = None) -> Flask:
-    from detector.pool import ModelPool
-
-    from .alerts import WebhookNotifier
-    from .analysis import AnalysisService
-    from .artefacts import make_store
-    from .db import Database
-    from .waiting import WaitingRoom
+    """The app of the settings the environment gives, with `test_config` over them (config keys: the settings'
+    fields in capitals; `DETECTORS`: detectors already loaded, by model name)."""
+    overrides = dict(test_config or {})
+    preloaded = overrides.pop("DETECTORS", None)  # tests hand over already loaded detectors
+    settings = load_settings(os.environ, overrides)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings.check()
 
     app = Flask(__name__)
-    app.config.from_mapping(DEFAULTS)
-    app.config.update(settings_from_env(os.environ))
-    if test_config:
-        app.config.update(test_config)
-    config = app.config
-    logging.basicConfig(level=config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-    data_dir = resolve_data_dir(config["DATA_DIR"])
-    config["DATA_DIR"] = str(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    config["MAX_CONTENT_LENGTH"] = int(config["MAX_UPLOAD_BYTES"]) + 64 * 1024  # room for the multipart wrapping
-    config["JSON_SORT_KEYS"] = False
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes  # Flask's own limit on request bodies
     app.json.sort_keys = False
-
-    if config["QUEUE"] not in ("local", "celery"):
-        raise ConfigError(f"DEEPFAKE_QUEUE={config['QUEUE']!r}: choose local or celery")
-    if config["QUEUE"] == "celery" and not config["BROKER_URL"]:
-        raise ConfigError("DEEPFAKE_QUEUE=celery needs DEEPFAKE_BROKER_URL, e.g. redis://127.0.0.1:6379/0")
-    if config["QUEUE"] == "celery" and not config["S3_BUCKET"] and not config["SHARED_DATA_DIR"]:
-        raise ConfigError(
-            "DEEPFAKE_QUEUE=celery needs DEEPFAKE_S3_BUCKET: uploads and reports go through it to workers and API "
-            "processes on other hosts. On one host, or with a data folder they all share, set DEEPFAKE_SHARED_DATA_DIR=1"
-        )
-
-    if config["TRUST_PROXY"]:
+    if settings.trust_proxy:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
 
-    db = Database(database_target(config, data_dir), timeout_s=float(config["DB_TIMEOUT_S"]))
-    store = make_store(config, data_dir)
-    models = ModelPool(
-        config["MODEL"],
-        config["MODELS"],
-        face_detector=config["FACE_DETECTOR"],
-        threads=config["THREADS"] or max(1, (os.cpu_count() or 1) // max(1, config["WORKERS"])),
-        preloaded=config.get("DETECTORS"),  # tests hand over already loaded detectors
-    )
-    try:
-        notifier = WebhookNotifier(
-            config["WEBHOOK_URLS"],
-            config["WEBHOOK_SECRET"],
-            config["WEBHOOK_RETRIES"],
-            config["WEBHOOK_BACKOFF_S"],
-            config["WEBHOOK_TIMEOUT_S"],
-            allow_private=bool(config["WEBHOOK_ALLOW_PRIVATE"]),
-        )
-    except DetectorError as exc:
-        raise ConfigError(f"DEEPFAKE_WEBHOOK_URLS: {exc.message}") from None
-    (data_dir / "tmp").mkdir(exist_ok=True)
-    analyses = AnalysisService(config, db, store, models, notifier, data_dir / "uploads", data_dir / "tmp")
-    _response_headers(app)  # before the rate limiter: its header hook must run first (Flask runs them in reverse)
-    limiter = _rate_limiter(app, db)
-    waiting = WaitingRoom(config["WAITING_REQUESTS"], config["CLIENT_WAITING"])
-    app.extensions["deepfake"] = Services(db, store, models, analyses, notifier, limiter, waiting)
+    services = build_services(settings, preloaded)
+    _response_headers(app, settings)  # before the rate limiter: its header hook must run first (Flask runs them in reverse)
+    services.limiter = _rate_limiter(app, services.db, settings)
+    services.waiting = _waiting_room(settings)
+    app.extensions["deepfake"] = services
 
     from . import api, pages
     from .errors import register_error_handlers
@@ -114,12 +51,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     register_error_handlers(app)
-    _cors(app)
-
-    if config["QUEUE"] == "local" or config["WORKER_PROCESS"]:
-        models.start()  # an API process in front of Celery workers runs no model
-    notifier.start()
-    analyses.start()
+    _cors(app, settings)
+    services.start()
     return app
 
 
@@ -128,6 +61,12 @@ def shutdown(app: Flask) -> None:
     services: Services | None = app.extensions.get("deepfake")
     if services is not None:
         services.stop()
+
+
+def _waiting_room(settings: ServerSettings):
+    from .waiting import WaitingRoom
+
+    return WaitingRoom(settings.waiting_requests, settings.client_waiting)
 
 
 # Security headers of every answer. Report pages are HTML built only from our own data: no script at all, pictures
@@ -145,12 +84,12 @@ SECURITY_HEADERS = {
 RETRY_AFTER_STATUSES = (429, 503)
 
 
-def _response_headers(app: Flask) -> None:
+def _response_headers(app: Flask, settings: ServerSettings) -> None:
     @app.after_request
     def headers(response):
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
-        if app.config["CORS_ORIGINS"] and request.path.startswith("/api/"):
+        if settings.cors_origins and request.path.startswith("/api/"):
             response.vary.add("Origin")  # the answer depends on the Origin: caches must keep one per origin
         # Flask-Limiter puts Retry-After (seconds to its window's reset) on every answer, and over our own on a
         # 503 or a 429 of ours; clients wait that long before their next request. Keep it where it means
@@ -162,20 +101,19 @@ def _response_headers(app: Flask) -> None:
         return response
 
 
-def _rate_limiter(app: Flask, db):
+def _rate_limiter(app: Flask, db, settings: ServerSettings):
     from flask_limiter import Limiter
 
     from .auth import client_identity
 
     def limit_for_this_route() -> str:
-        config = current_app.config
-        return config["RATE_LIMIT"] if request.endpoint == "api.analyze" else config["RATE_LIMIT_DEFAULT"]
+        return settings.rate_limit if request.endpoint == "api.analyze" else settings.rate_limit_default
 
     limiter = Limiter(
         key_func=lambda: client_identity(db),
         app=app,
         default_limits=[limit_for_this_route],
-        storage_uri=app.config["RATE_LIMIT_STORAGE_URI"],
+        storage_uri=settings.rate_limit_storage_uri,
         headers_enabled=True,
         retry_after="delta-seconds",
     )
@@ -188,8 +126,8 @@ def _rate_limiter(app: Flask, db):
     return limiter
 
 
-def _cors(app: Flask) -> None:
-    origins = app.config["CORS_ORIGINS"]
+def _cors(app: Flask, settings: ServerSettings) -> None:
+    origins = settings.cors_origins
     if not origins:
         return  # no cross-origin access at all
     from flask_cors import CORS

@@ -40,12 +40,15 @@ from detector.render import draw_faces, encode_jpeg, overlay_heatmap, timeline_p
 
 from .alerts import WebhookNotifier, should_alert
 from .artefacts import ArtefactStore
-from .config import from_config
+from .brokerqueue import BrokerJobQueue
+from .config import ServerSettings
 from .db import Database, utc_now
-from .errors import ApiError, http_status
-from .jobs import BrokerJobQueue, Fetched, Finished, JobProgress, JobQueue, remove_upload
+from .jobqueue import JobQueue
+from .jobs import Fetched, Finished, Job, JobProgress, remove_upload
 from .memory import Memory
 from .metrics import Metrics
+from .records import AnalysisRecord
+from .serviceerrors import BadOption, BadRequest, CacheMiss, UploadGone, may_succeed_later
 from .urls import redact_fetch, redact_url, url_key
 
 log = logging.getLogger(__name__)
@@ -62,14 +65,14 @@ class Submission:
     what the requester submitted, as shown back (credentials redacted)."""
 
     source: str
-    analysis: dict | None = None
-    job: dict | None = None
+    analysis: AnalysisRecord | None = None
+    job: Job | None = None
 
 
 class AnalysisService:
     def __init__(
         self,
-        config: Mapping,
+        settings: ServerSettings,
         db: Database,
         store: ArtefactStore,
         models: ModelPool,
@@ -77,37 +80,36 @@ class AnalysisService:
         uploads_dir: Path,
         temp_dir: Path,
     ):
-        self.config = config
+        self.settings = settings
         self.db, self.store, self.models, self.notifier = db, store, models, notifier
         self.memory = Memory(db)
         # workers on other hosts read uploads from the object store; one host (or a shared data folder) uses files
-        self.uploads_in_store = config["QUEUE"] == "celery" and getattr(store, "kind", "") == "s3"
+        self.uploads_in_store = settings.queue == "celery" and getattr(store, "kind", "") == "s3"
         self.uploads_dir = uploads_dir
-        self.settings = from_config(config)
         self.policy = self.settings.url_policy
         fetch_limits = replace(self.settings.fetch_limits, max_page_bytes=self.settings.max_page_bytes)
         self.fetcher = MediaFetcher(self.policy, fetch_limits, temp_dir=temp_dir)
         queue_class, distributed = JobQueue, {}
-        if config["QUEUE"] == "celery":
+        if settings.queue == "celery":
             from .celeryapp import Broker
 
             queue_class = BrokerJobQueue
-            distributed = {"broker": Broker(config), "heartbeat_s": config["JOB_HEARTBEAT_S"]}
+            distributed = {"broker": Broker(settings), "heartbeat_s": settings.job_heartbeat_s}
         self.jobs = queue_class(
             db,
             self.fetch_job,
             self.analyze_job,
             **distributed,
-            workers=config["WORKERS"],
-            fetch_workers=config["FETCH_WORKERS"],
-            client_fetches=config["CLIENT_FETCHES"],
-            client_analyses=config["CLIENT_ANALYSES"],
-            client_url_jobs=config["CLIENT_URL_JOBS"],
-            queue_size=config["QUEUE_SIZE"],
-            retry_after_s=config["RETRY_AFTER_S"],
-            analysis_stuck_after_s=config["JOB_TIMEOUT_S"],
-            fetch_stuck_after_s=float(config["FETCH_TIMEOUT_S"]) + 30.0,
-            retention_s=config["JOB_RETENTION_S"],
+            workers=settings.workers,
+            fetch_workers=settings.fetch_workers,
+            client_fetches=settings.client_fetches,
+            client_analyses=settings.client_analyses,
+            client_url_jobs=settings.client_url_jobs,
+            queue_size=settings.queue_size,
+            retry_after_s=settings.retry_after_s,
+            analysis_stuck_after_s=settings.job_timeout_s,
+            fetch_stuck_after_s=float(settings.fetch_timeout_s) + 30.0,
+            retention_s=settings.job_retention_s,
             uploads_dir=uploads_dir,
             delete_upload=self.remove_upload,
             on_finish=lambda job, status, when: self.metrics.job_finished(job, status, when),
@@ -122,7 +124,7 @@ class AnalysisService:
     def _remove_stale_downloads(self) -> None:
         """Fetch folders left by a process that was killed mid-download: at once when it ran on this host, after an
         hour (no live fetch lasts that long) when another host shares the folder."""
-        older_than_s = max(3600.0, 2 * float(self.config["FETCH_TIMEOUT_S"]))
+        older_than_s = max(3600.0, 2 * float(self.settings.fetch_timeout_s))
         for folder in abandoned_fetch_folders(Path(self.fetcher.temp_dir), older_than_s):
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -135,15 +137,15 @@ class AnalysisService:
         """Validated per-request options: model name and frame count (0 = the checkpoint's default)."""
         model = raw.get("model")
         if model is not None and not isinstance(model, str):  # true, {}, [] and 5 are no names, not the default
-            raise ApiError(400, "bad_option", f"model must be a name (a string), not {model!r}")
+            raise BadOption(f"model must be a name (a string), not {model!r}")
         model = self.models.check_name(model or None)
         frames = raw.get("frames")
         if frames in (None, ""):
             frames = 0
         else:
             frames = whole_number(frames, "frames")
-            if not 1 <= frames <= self.config["MAX_FRAMES"]:
-                raise ApiError(400, "bad_option", f"frames must be between 1 and {self.config['MAX_FRAMES']}")
+            if not 1 <= frames <= self.settings.max_frames:
+                raise BadOption(f"frames must be between 1 and {self.settings.max_frames}")
         return {"model": model, "frames": frames, "base_url": base_url}
 
     def limits(self, max_bytes: int) -> MediaLimits:
@@ -157,24 +159,24 @@ class AnalysisService:
         """A cached analysis, or a job queued for the fetch pool. Nothing here waits for the network: the host is
         looked up by the fetch, so a URL whose name server never answers holds a fetch thread, not this request."""
         if not isinstance(url, str):
-            raise ApiError(400, "bad_request", "url must be a string")
+            raise BadRequest("url must be a string")
         url = url.strip()
         precheck_url(url, self.policy)  # a clear 400 now for bad schemes, malformed URLs, forbidden addresses
         source, key = redact_url(url), url_key(url)
-        ttl_s = min(self.config["URL_CACHE_TTL_S"], self.config["CACHE_TTL_S"])
+        ttl_s = min(self.settings.url_cache_ttl_s, self.settings.cache_ttl_s)
         cached = self.db.find_cached("url_key", key, options["model"], options["frames"], ttl_s, client=client)
         if cached:
             fetch = json.loads(cached["fetch_json"]) if cached["fetch_json"] else None
-            return Submission(source, analysis=self._answer_cached(cached, source, "url", client, key, fetch))
-        job = {
-            "id": uuid.uuid4().hex,
-            "source_type": "url",
-            "source": source,
-            "fetch_url": url,
-            "options_json": options,
-            "cache_key": f"url:{key}:{options['model']}:{options['frames']}:{client}",
-            "client": client,
-        }
+            return Submission(source, analysis=AnalysisRecord.from_row(self._answer_cached(cached, source, "url", client, key, fetch)))
+        job = Job(
+            id=uuid.uuid4().hex,
+            source_type="url",
+            source=source,
+            fetch_url=url,
+            options=options,
+            cache_key=f"url:{key}:{options['model']}:{options['frames']}:{client}",
+            client=client,
+        )
         return Submission(source, job=self.jobs.submit(job)[0])
 
     def submit_upload(self, upload: FileStorage, options: dict, client: str) -> Submission:
@@ -187,25 +189,26 @@ class AnalysisService:
             upload.save(path)
             digest = sha256_file(path)
             cached = self.db.find_cached(
-                "content_sha256", digest, options["model"], options["frames"], self.config["CACHE_TTL_S"]
+                "content_sha256", digest, options["model"], options["frames"], self.settings.cache_ttl_s
             )
             if cached:
                 remove_upload(path)
-                return Submission(name, analysis=self._answer_cached(cached, name, "upload", client, None, None))
+                record = self._answer_cached(cached, name, "upload", client, None, None)
+                return Submission(name, analysis=AnalysisRecord.from_row(record))
             # What the upload is gets decided by its content, now: a wrong type or a limit answers at once. Only
             # headers are read here; pixels are decoded by the analysis pool, whose size bounds their memory.
-            kind = probe_media(path, self.limits(self.config["MAX_UPLOAD_BYTES"]))
+            kind = probe_media(path, self.limits(self.settings.max_upload_bytes))
             stored = self._hand_over(path)
-            job = {
-                "id": uuid.uuid4().hex,
-                "source_type": "upload",
-                "source": name,
-                "upload_path": stored,
-                "options_json": {**options, "sha256": digest},
-                "cache_key": f"sha:{digest}:{options['model']}:{options['frames']}:{client}",
-                "media_kind": kind,
-                "client": client,
-            }
+            job = Job(
+                id=uuid.uuid4().hex,
+                source_type="upload",
+                source=name,
+                upload_path=stored,
+                options={**options, "sha256": digest},
+                cache_key=f"sha:{digest}:{options['model']}:{options['frames']}:{client}",
+                media_kind=kind,
+                client=client,
+            )
             job, shared = self.jobs.submit(job)
         except BaseException:
             remove_upload(path)
@@ -234,13 +237,13 @@ class AnalysisService:
         else:
             remove_upload(Path(where))
 
-    def _local_copy(self, job: dict) -> Path:
+    def _local_copy(self, job: Job) -> Path:
         """The job's media as a file on this host (fetched from the object store when it waits there)."""
-        where = job["upload_path"] or ""
+        where = job.upload_path or ""
         if not where.startswith(STORED):
             return Path(where)
         data = self.store.get(where[len(STORED) :])
-        path = self.uploads_dir / f"{job['id']}-{uuid.uuid4().hex[:8]}" / where.rsplit("/", 1)[1]
+        path = self.uploads_dir / f"{job.id}-{uuid.uuid4().hex[:8]}" / where.rsplit("/", 1)[1]
         if data is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
@@ -248,62 +251,62 @@ class AnalysisService:
 
     # ------------------------------------------------------------------------------------------------ work
 
-    def fetch_job(self, job: dict, progress: JobProgress) -> Finished | Fetched:
+    def fetch_job(self, job: Job, progress: JobProgress) -> Finished | Fetched:
         """Fetch pool: download a URL job's media into its own upload folder, or answer it from the cache."""
-        options = job["options"]
-        with self.fetcher.fetch(job["fetch_url"] or job["source"], progress=progress) as fetched:
+        options = job.options
+        with self.fetcher.fetch(job.fetch_url or job.source, progress=progress) as fetched:
             digest = sha256_file(fetched.path)
             details = {**redact_fetch(fetched.to_dict()), "sha256": digest}
-            cached = self.db.find_cached("content_sha256", digest, options["model"], options["frames"], self.config["CACHE_TTL_S"])
+            cached = self.db.find_cached("content_sha256", digest, options["model"], options["frames"], self.settings.cache_ttl_s)
             if cached:
-                record = self._answer_cached(cached, job["source"], "url", job["client"], url_key(job["fetch_url"] or job["source"]), details)
+                record = self._answer_cached(cached, job.source, "url", job.client, url_key(job.fetch_url or job.source), details)
                 return Finished(record["id"], True)
             # unreadable media fails here, before it waits for an analysis worker (pixels are decoded there)
-            kind = probe_media(fetched.path, self.limits(self.config["MAX_FETCH_BYTES"]))
-            folder = self.uploads_dir / job["id"]
+            kind = probe_media(fetched.path, self.limits(self.settings.max_fetch_bytes))
+            folder = self.uploads_dir / job.id
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / fetched.path.name
             shutil.move(fetched.path, path)
         return Fetched(path, details, kind)
 
-    def analyze_job(self, job: dict, progress: JobProgress) -> Finished:
+    def analyze_job(self, job: Job, progress: JobProgress) -> Finished:
         """Analysis pool: run the model on an upload or on a fetched URL job's media."""
         path = self._local_copy(job)
         if not path.is_file():
-            raise ApiError(410, "upload_gone", "the media of this job is no longer available; send it again")
-        fetched = json.loads(job["fetch_json"]) if job.get("fetch_json") else None
-        max_bytes = self.config["MAX_FETCH_BYTES"] if job["source_type"] == "url" else self.config["MAX_UPLOAD_BYTES"]
+            raise UploadGone("the media of this job is no longer available; send it again")
+        fetched = job.fetch
+        max_bytes = self.settings.max_fetch_bytes if job.source_type == "url" else self.settings.max_upload_bytes
         try:
             outcome = self._analyze_file(job, path, progress, fetched, max_bytes)
         except DetectorError as exc:
-            if http_status(exc) < 500:  # final: keep nothing; a retryable failure keeps the file for the retry
-                self.remove_upload(job["upload_path"])
+            if not may_succeed_later(exc):  # final: keep nothing; a retryable failure keeps the file for the retry
+                self.remove_upload(job.upload_path)
             raise
         finally:
-            if str(path) != job["upload_path"]:
+            if str(path) != job.upload_path:
                 remove_upload(path)  # this host's copy of a stored upload
-        self.remove_upload(job["upload_path"])
+        self.remove_upload(job.upload_path)
         return outcome
 
-    def _analyze_file(self, job: dict, path: Path, progress: JobProgress, fetched: dict | None, max_bytes: int) -> Finished:
-        options = job["options"]
-        made = self.db.analysis_for_job(job["id"])
+    def _analyze_file(self, job: Job, path: Path, progress: JobProgress, fetched: dict | None, max_bytes: int) -> Finished:
+        options = job.options
+        made = self.db.analysis_for_job(job.id)
         if made:  # this job ran before and stored its analysis, but its end was not written: no second analysis
             return Finished(made["id"], False)
         digest = (fetched or {}).get("sha256") or options.get("sha256") or sha256_file(path)
-        source_url_key = url_key(job["fetch_url"] or job["source"]) if job["source_type"] == "url" else None
-        cached = self.db.find_cached("content_sha256", digest, options["model"], options["frames"], self.config["CACHE_TTL_S"])
+        source_url_key = url_key(job.fetch_url or job.source) if job.source_type == "url" else None
+        cached = self.db.find_cached("content_sha256", digest, options["model"], options["frames"], self.settings.cache_ttl_s)
         if cached:  # an identical job finished while this one waited
-            record = self._answer_cached(cached, job["source"], job["source_type"], job["client"], source_url_key, fetched)
+            record = self._answer_cached(cached, job.source, job.source_type, job.client, source_url_key, fetched)
             return Finished(record["id"], True)
         limits = self.limits(max_bytes)
-        if not job.get("media_kind"):
+        if not job.media_kind:
             progress.media_kind(probe_media(path, limits))
         detector = self.models.get(options["model"])
         analysis = detector.inspect(
             path,
-            explain=bool(self.config["HEATMAPS"]),
-            source_name=job["source"],
+            explain=bool(self.settings.heatmaps),
+            source_name=job.source,
             progress=progress,
             limits=limits,
             fetch_ms=fetched["fetch_ms"] if fetched else None,
@@ -314,13 +317,13 @@ class AnalysisService:
         progress("render", 0, 1)
         report_dict = report.to_dict()
         analysis_id = uuid.uuid4().hex
-        artefacts = self._store_artefacts(analysis_id, analysis, path if self.config["KEEP_MEDIA"] else None)
+        artefacts = self._store_artefacts(analysis_id, analysis, path if self.settings.keep_media else None)
         record = {
             "id": analysis_id,
-            "job_id": job["id"],
+            "job_id": job.id,
             "created_at": utc_now(),
-            "source": job["source"],
-            "source_type": job["source_type"],
+            "source": job.source,
+            "source_type": job.source_type,
             "url_key": source_url_key,
             "content_sha256": digest,
             "model": options["model"],
@@ -334,10 +337,10 @@ class AnalysisService:
             "model_revision": report.model.get("revision"),
             "fetch_json": json.dumps(fetched) if fetched else None,
             "artefacts_json": json.dumps(artefacts),
-            "client": job["client"],
+            "client": job.client,
         }
         self._insert(record)
-        self.memory.remember(analysis_id, job["client"], [key_frame.image for key_frame in analysis.key_frames])
+        self.memory.remember(analysis_id, job.client, [key_frame.image for key_frame in analysis.key_frames])
         progress("render", 1, 1)
         self._alert(record, report_dict, options.get("base_url", ""))
         return Finished(analysis_id, False)
@@ -360,7 +363,7 @@ class AnalysisService:
             return cached
         report = self.report(cached["id"])
         if report is None:  # its Report was deleted meanwhile: nothing to copy
-            raise ApiError(503, "cache_miss", "the earlier analysis of this media is gone; send the request again")
+            raise CacheMiss("the earlier analysis of this media is gone; send the request again")
         report["source"] = source
         record = {
             **cached,
@@ -402,7 +405,7 @@ class AnalysisService:
         return [entry for entry, _, _ in files]
 
     def _alert(self, record: dict, report: dict, base_url: str) -> None:
-        if not should_alert(report, self.config["ALERT_VERDICTS"], self.config["ALERT_MIN_PROBABILITY"]):
+        if not should_alert(report, self.settings.alert_verdicts, self.settings.alert_min_probability):
             return
         self.notifier.notify(
             f"analysis.{report['verdict']}",
@@ -436,13 +439,13 @@ class AnalysisService:
 def whole_number(value, name: str) -> int:
     """`value` as an int when it is a whole number (1, "8"); a 400 for 1.5, "1.5", true, "many"."""
     if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-        raise ApiError(400, "bad_option", f"{name} must be a whole number, not {value!r}")
+        raise BadOption(f"{name} must be a whole number, not {value!r}")
     # int() also reads other scripts' digits ("٣") and underscores ("1_0"): only ASCII digits are a number here
     if isinstance(value, str) and not re.fullmatch(r"\s*[+-]?[0-9]+\s*", value, re.ASCII):
-        raise ApiError(400, "bad_option", f"{name} must be a whole number, not {value!r}")
+        raise BadOption(f"{name} must be a whole number, not {value!r}")
     try:
         return int(value) if not isinstance(value, str) else int(value.strip())
     except (TypeError, ValueError):
-        raise ApiError(400, "bad_option", f"{name} must be a whole number, not {value!r}") from None
+        raise BadOption(f"{name} must be a whole number, not {value!r}") from None
 
 

@@ -18,14 +18,18 @@ import io
 import json
 from datetime import date, datetime, timedelta, timezone
 
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, request, url_for
 
 from detector.report import VERDICTS
 
 from .auth import client_identity, current_key
+from .context import current_services, current_settings
 from .db import format_time
-from .errors import ApiError, error_response
+from .errors import ApiError, error_response, failed_job_status
+from .jobs import Job
 from .openapi import openapi_document
+from .records import AnalysisRecord
+from .services import Services
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -47,19 +51,19 @@ EXPORT_COLUMNS = [
 ]
 
 
-def services():
-    return current_app.extensions["deepfake"]
+def services() -> Services:
+    return current_services()
 
 
 def absolute_url(endpoint: str, **values) -> str:
-    public = current_app.config["PUBLIC_URL"]
+    public = current_settings().public_url
     if public:
         return public.rstrip("/") + url_for(endpoint, **values)
     return url_for(endpoint, _external=True, **values)
 
 
 def base_url() -> str:
-    return current_app.config["PUBLIC_URL"] or request.host_url
+    return current_settings().public_url or request.host_url
 
 
 @bp.before_request
@@ -85,58 +89,63 @@ def require_api_key():
 # ------------------------------------------------------------------------------------------------- bodies
 
 
-def done_body(record: dict, report: dict | None, cached: bool, source: str | None = None) -> dict:
+def done_body(record: AnalysisRecord, report: dict | None, cached: bool, source: str | None = None) -> dict:
     """A finished analysis as answered; `source`: what this request submitted, when a cache hit answers it."""
-    source = source or record["source"]
+    source = source or record.source
     if report is not None and report.get("source") != source:
         report = {**report, "source": source}
     return {
-        "id": record["id"],
+        "id": record.id,
         "status": "done",
         "cached": bool(cached),
-        "report_url": absolute_url("pages.report_page", analysis_id=record["id"]),
-        "api_url": absolute_url("api.get_analysis", analysis_id=record["id"]),
-        "created_at": record["created_at"],
+        "report_url": absolute_url("pages.report_page", analysis_id=record.id),
+        "api_url": absolute_url("api.get_analysis", analysis_id=record.id),
+        "created_at": record.created_at,
         "source": source,
         "report": report,
         # earlier analyses of the same media (re-encoded, rescaled, trimmed, screenshotted): server/memory.py
-        "matches": services().analyses.memory.matches(record["id"], own_client()),
+        "matches": services().analyses.memory.matches(record.id, own_client()),
     }
 
 
-def job_body(job: dict) -> dict:
+def stored_analysis(analysis_id: str) -> AnalysisRecord | None:
+    row = services().db.get_analysis(analysis_id)
+    return AnalysisRecord.from_row(row) if row else None
+
+
+def job_body(job: Job) -> dict:
     body = {
-        "job_id": job["id"],
-        "status": job["status"],
-        "progress": {"stage": job["stage"], "fraction": float(job["fraction"])},
-        "status_url": absolute_url("api.get_job", job_id=job["id"]),
-        "created_at": job["created_at"],
-        "source": job["source"],
-        "media_kind": job["media_kind"],
+        "job_id": job.id,
+        "status": job.status,
+        "progress": {"stage": job.stage, "fraction": float(job.fraction)},
+        "status_url": absolute_url("api.get_job", job_id=job.id),
+        "created_at": job.created_at,
+        "source": job.source,
+        "media_kind": job.media_kind,
     }
-    if job["status"] == "done":
-        record = services().db.get_analysis(job["analysis_id"]) if job["analysis_id"] else None
+    if job.status == "done":
+        record = stored_analysis(job.analysis_id) if job.analysis_id else None
         if record is not None:
-            body.update(done_body(record, services().analyses.report(record["id"]), bool(job["cached"]), job["source"]))
+            body.update(done_body(record, services().analyses.report(record.id), bool(job.cached), job.source))
             # A job's answers name the job's creation, as its 202 did; the analysis's own time is on its report page.
-            body.update(status="done", created_at=job["created_at"])
-    elif job["status"] == "failed":
-        body["error"] = {"code": job["error_code"], "message": job["error_message"]}
-        body["retryable"] = bool(job["retryable"])
+            body.update(status="done", created_at=job.created_at)
+    elif job.status == "failed":
+        body["error"] = {"code": job.error_code, "message": job.error_message}
+        body["retryable"] = bool(job.retryable)
     return body
 
 
-def job_answer(job: dict):
+def job_answer(job: Job):
     """A job as the answer to POST /analyze or /jobs/<id>/retry: 200 when done, the error when failed, else 202."""
-    if job["status"] == "done":
+    if job.status == "done":
         return jsonify(job_body(job)), 200
-    if job["status"] == "failed":
+    if job.status == "failed":
         return error_response(
-            job["error_status"] or 500,
-            job["error_code"],
-            job["error_message"],
-            job_id=job["id"],
-            retryable=bool(job["retryable"]),
+            failed_job_status(job.error_code, job.error_status),
+            job.error_code,
+            job.error_message,
+            job_id=job.id,
+            retryable=bool(job.retryable),
         )
     body = job_body(job)
     response = jsonify({key: body[key] for key in ("job_id", "status", "status_url", "progress", "created_at", "source")})
@@ -163,7 +172,7 @@ def parse_wait(limit: float) -> float:
 
 def json_body() -> dict:
     """The request's JSON object; a 413 over MAX_JSON_BYTES, a 400 for anything that is not a JSON object."""
-    limit = current_app.config["MAX_JSON_BYTES"]
+    limit = current_settings().max_json_bytes
     if (request.content_length or 0) > limit:
         raise ApiError(413, "request_too_large", f"the JSON body is over the {limit / 1024:.0f} KiB limit")
     data = request.stream.read(limit + 1)  # also bounds a chunked body, whose length nobody declared
@@ -178,21 +187,21 @@ def json_body() -> dict:
     return body
 
 
-def wait_for(job: dict, seconds: float) -> dict:
+def wait_for(job: Job, seconds: float) -> Job:
     """The job once it finished, or as it is after `seconds` (at once when the waiting room is full)."""
-    if seconds <= 0 or job["status"] in ("done", "failed"):
+    if seconds <= 0 or job.status in ("done", "failed"):
         return job
     with services().waiting.seat(client_identity(services().db)) as seated:
         if not seated:
             return job
-        return services().analyses.jobs.wait(job["id"], lambda j: False, seconds) or job
+        return services().analyses.jobs.wait(job.id, lambda j: False, seconds) or job
 
 
 @bp.post("/analyze")
 def analyze():
     service = services().analyses
     client = client_identity(services().db)
-    wait = parse_wait(current_app.config["MAX_WAIT_S"])
+    wait = parse_wait(current_settings().max_wait_s)
     if request.mimetype == "multipart/form-data":
         upload = request.files.get("file")
         if upload is None:
@@ -206,38 +215,38 @@ def analyze():
 
     if submission.analysis is not None:
         record = submission.analysis
-        return jsonify(done_body(record, service.report(record["id"]), True, submission.source)), 200
+        return jsonify(done_body(record, service.report(record.id), True, submission.source)), 200
 
     job = submission.job
     # An uploaded image answers with its Report (no fetch to wait for, a fraction of a second of analysis);
     # anything else answers 202 at once unless the request asked to wait.
-    if not wait and job["source_type"] == "upload" and job["media_kind"] == "image":
-        wait = current_app.config["MAX_WAIT_S"]
+    if not wait and job.source_type == "upload" and job.media_kind == "image":
+        wait = current_settings().max_wait_s
     return job_answer(wait_for(job, wait))
 
 
 # --------------------------------------------------------------------------------------------------- jobs
 
 
-def owned(record: dict | None, what: str, record_id: str) -> dict:
+def owned(record: Job | AnalysisRecord | None, what: str, record_id: str):
     """`record` (a job or an analysis) when the requester may see it: with an API key, only that key's own; another
     key's is answered 404, as if it did not exist."""
     owner = own_client()
-    if record is None or (owner and record.get("client") != owner):
+    if record is None or (owner and record.client != owner):
         raise ApiError(404, "not_found", f"no {what} {record_id}")
     return record
 
 
 @bp.get("/jobs/<job_id>")
 def get_job(job_id: str):
-    wait = parse_wait(current_app.config["MAX_POLL_WAIT_S"])
+    wait = parse_wait(current_settings().max_poll_wait_s)
     job = owned(services().analyses.jobs.get(job_id), "job", job_id)
     return jsonify(job_body(wait_for(job, wait)))
 
 
 @bp.post("/jobs/<job_id>/retry")
 def retry_job(job_id: str):
-    wait = parse_wait(current_app.config["MAX_WAIT_S"])
+    wait = parse_wait(current_settings().max_wait_s)
     owned(services().analyses.jobs.get(job_id), "job", job_id)
     return job_answer(wait_for(services().analyses.jobs.retry(job_id), wait))
 
@@ -337,25 +346,25 @@ def export_analyses():
 
 @bp.get("/analyses/<analysis_id>")
 def get_analysis(analysis_id: str):
-    record = owned(services().db.get_analysis(analysis_id), "analysis", analysis_id)
+    record = owned(stored_analysis(analysis_id), "analysis", analysis_id)
     report = services().analyses.report(analysis_id)
     if report is None:
         raise ApiError(404, "not_found", f"the report of analysis {analysis_id} is missing from storage")
     body = done_body(record, report, cached=False)
     body.pop("cached")
     body.pop("status")
-    body["source_type"] = record["source_type"]
-    body["fetch"] = json.loads(record["fetch_json"]) if record["fetch_json"] else None
+    body["source_type"] = record.source_type
+    body["fetch"] = record.fetch
     body["artefacts"] = [
         {**entry, "url": absolute_url("pages.artefact", analysis_id=analysis_id, name=entry["name"])}
-        for entry in json.loads(record["artefacts_json"])
+        for entry in record.artefacts
     ]
     return jsonify(body)
 
 
 @bp.delete("/analyses/<analysis_id>")
 def delete_analysis(analysis_id: str):
-    owned(services().db.get_analysis(analysis_id), "analysis", analysis_id)
+    owned(stored_analysis(analysis_id), "analysis", analysis_id)
     if not services().analyses.delete(analysis_id):
         raise ApiError(404, "not_found", f"no analysis {analysis_id}")
     return "", 204

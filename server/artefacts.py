@@ -10,6 +10,10 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config import ServerSettings
 
 
 class ArtefactStore:
@@ -134,14 +138,14 @@ class S3Artefacts(ArtefactStore):
         return {"kind": self.kind, "bucket": self.bucket, "prefix": self.prefix, "endpoint_url": self.endpoint_url}
 
 
-def make_store(config: dict, data_dir: Path) -> ArtefactStore:
-    if config.get("S3_BUCKET"):
+def make_store(settings: ServerSettings, data_dir: Path) -> ArtefactStore:
+    if settings.s3_bucket:
         return S3Artefacts(
-            config["S3_BUCKET"],
-            config.get("S3_PREFIX", ""),
-            config.get("S3_ENDPOINT_URL"),
-            config.get("S3_REGION"),
-            config.get("S3_ACCESS_KEY_ID"),
-            config.get("S3_SECRET_ACCESS_KEY"),
+            settings.s3_bucket,
+            settings.s3_prefix,
+            settings.s3_endpoint_url or None,
+            settings.s3_region or None,
+            settings.s3_access_key_id or None,
+            settings.s3_secret_access_key or None,
         )
     return LocalArtefacts(data_dir / "artefacts")

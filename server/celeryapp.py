@@ -7,7 +7,7 @@ the job from the database, fetches and analyses, and writes the outcome there, w
 The worker runs Celery's `solo` pool (the job runs in the process that loaded the model), asks for one message at
 a time (prefetch 1) and acknowledges it only when the job has ended (`acks_late`), so the message of a worker that
 dies mid-job goes back to the queue after `DEEPFAKE_BROKER_VISIBILITY_S` and another worker runs the job; the
-database's conditional updates make sure a job that is delivered twice runs once (server/jobs.py, `run`).
+database's conditional updates make sure a job that is delivered twice runs once (server/brokerqueue.py, `run`).
 """
 
 from __future__ import annotations
@@ -20,22 +20,24 @@ from typing import Any
 
 from celery import Celery
 
+from .config import ServerSettings
+
 QUEUE = "deepfake-jobs"
 TASK = "deepfake.run_job"
 log = logging.getLogger(__name__)
 
 
-def visibility_s(config: Mapping[str, Any]) -> float:
+def visibility_s(settings: ServerSettings) -> float:
     """How long a taken message stays invisible before the broker gives it to another worker: longer than any
     job may run, unless set."""
-    return float(config["BROKER_VISIBILITY_S"] or config["JOB_TIMEOUT_S"] + config["FETCH_TIMEOUT_S"] + 60)
+    return float(settings.broker_visibility_s or settings.job_timeout_s + settings.fetch_timeout_s + 60)
 
 
-def make_celery(config: Mapping[str, Any]) -> Celery:
-    if not config.get("BROKER_URL"):
+def make_celery(settings: ServerSettings) -> Celery:
+    if not settings.broker_url:
         raise ValueError("DEEPFAKE_QUEUE=celery needs DEEPFAKE_BROKER_URL (e.g. redis://127.0.0.1:6379/0)")
-    app = Celery("deepfake", broker=config["BROKER_URL"], set_as_current=False)
-    sweep = max(1, min(10, int(visibility_s(config) / 4)))
+    app = Celery("deepfake", broker=settings.broker_url, set_as_current=False)
+    sweep = max(1, min(10, int(visibility_s(settings) / 4)))
     app.conf.update(
         task_default_queue=QUEUE,
         task_serializer="json",
@@ -49,7 +51,7 @@ def make_celery(config: Mapping[str, Any]) -> Celery:
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,  # a broker restart is waited out, not fatal
         broker_transport_options={
-            "visibility_timeout": visibility_s(config),
+            "visibility_timeout": visibility_s(settings),
             "unacked_restore_interval": sweep,  # look for messages of lost workers this often
             "unacked_restore_throttle": 1,
             "socket_timeout": 10,
@@ -62,12 +64,12 @@ def make_celery(config: Mapping[str, Any]) -> Celery:
 class Broker:
     """The API side of the broker: send job ids, count what waits, and say whether it and the workers answer."""
 
-    def __init__(self, config: Mapping[str, Any]):
-        self.app = make_celery(config)
+    def __init__(self, settings: ServerSettings):
+        self.app = make_celery(settings)
 
     def send(self, job_id: str) -> None:
         # kombu retries a publish while the broker is briefly unreachable; a job whose message is lost anyway stays
-        # queued in the database and is sent again (server/jobs.py, resend_lost)
+        # queued in the database and is sent again (server/brokerqueue.py, resend_lost)
         self.app.send_task(TASK, args=[job_id], queue=QUEUE, retry=True, retry_policy={"max_retries": 3, "interval_start": 0.2})
 
     def waiting(self) -> int | None:
@@ -90,13 +92,18 @@ class Broker:
         return {"reachable": True, "waiting": waiting, "workers": len(replies), "problems": problems}
 
 
-def run_worker(app_config: Mapping[str, Any] | None = None) -> int:
-    """`python -m server worker`: the app's services without the HTTP server, and a Celery worker on them."""
-    from . import create_app, shutdown
+def run_worker(overrides: Mapping[str, Any] | None = None) -> int:
+    """`python -m server worker`: the server's services (server/services.py: no Flask app, no HTTP), and a Celery
+    worker on them; `overrides`: settings over the environment's, as config keys."""
+    from .config import load_settings
+    from .services import build_services
 
-    flask_app = create_app({**(app_config or {}), "WORKER_PROCESS": True})
-    services = flask_app.extensions["deepfake"]
-    celery = make_celery(flask_app.config)
+    settings = load_settings(os.environ, {**(overrides or {}), "WORKER_PROCESS": True})
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings.check()
+    services = build_services(settings)
+    services.start()
+    celery = make_celery(settings)
 
     @celery.task(name=TASK, acks_late=True)
     def run_job(job_id: str) -> str:
@@ -108,8 +115,8 @@ def run_worker(app_config: Mapping[str, Any] | None = None) -> int:
     try:
         celery.worker_main(
             ["worker", "--pool=solo", "--concurrency=1", f"--queues={QUEUE}", f"--hostname={name}", "--without-gossip",
-             "--without-mingle", f"--loglevel={flask_app.config['LOG_LEVEL']}"]
+             "--without-mingle", f"--loglevel={settings.log_level}"]
         )  # fmt: skip
     finally:
-        shutdown(flask_app)
+        services.stop()
     return 0

@@ -17,8 +17,9 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
-from .config import DEFAULTS, ConfigError, database_target, resolve_data_dir, settings_from_env
+from .config import ConfigError, ServerSettings, database_target, load_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,15 +38,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def settings() -> dict:
-    return {**DEFAULTS, **settings_from_env(os.environ)}
+def settings() -> ServerSettings:
+    """The settings the environment gives (read when a command starts, never at import)."""
+    return load_settings(os.environ)
 
 
 def open_database():
     from .db import Database
 
     config = settings()
-    return Database(database_target(config, resolve_data_dir(config["DATA_DIR"])))
+    return Database(database_target(config, Path(config.data_dir)))
 
 
 def run_keys(args: argparse.Namespace) -> int:
@@ -117,17 +119,18 @@ def run_server(args: argparse.Namespace) -> int:
     from . import create_app, shutdown
 
     config = settings()
-    host = args.host or config["HOST"]
-    port = config["PORT"] if args.port is None else args.port
+    host = args.host or config.host
+    port = config.port if args.port is None else args.port
     problem = check_bind(host)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     app = create_app({"HOST": host, "PORT": port})
+    served = app.extensions["deepfake"].settings
     server = make_server(host.strip("[]"), port, app, threaded=True, request_handler=json_error_handler())
     print(
         f"deepfake checker serving on http://{url_host(host)}:{server.server_port} "
-        f"(model {app.config['MODEL']}, data in {app.config['DATA_DIR']})",
+        f"(model {served.model}, data in {served.data_dir})",
         flush=True,
     )
 
@@ -153,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "worker":
             from .celeryapp import run_worker
 
-            if settings()["QUEUE"] != "celery":
+            if settings().queue != "celery":
                 print("error: python -m server worker needs DEEPFAKE_QUEUE=celery and DEEPFAKE_BROKER_URL", file=sys.stderr)
                 return 2
             return run_worker()

@@ -1,16 +1,17 @@
-"""The server's settings: one typed class, `ServerSettings`, whose fields are the Flask config keys in lower case.
+"""The server's settings: one typed class, `ServerSettings`, read once at start-up and handed to every part.
 
 A field is read from `DEEPFAKE_<FIELD>` (detector/settings.py: the model, the limits and the URL policy come from
-`ServingSettings`, the same variables and defaults the demo reads). `create_app` starts from `DEFAULTS`, applies
-`settings_from_env(os.environ)`, then the factory's `test_config`; the README's table is tested against
-`ENVIRONMENT`.
+`ServingSettings`, the same variables and defaults the demo reads). `load_settings` starts from the defaults,
+applies the variables, then overrides named like config keys (the field in capitals: the factory's `test_config`).
+Nothing is built at import: the model defaults look for the CLIP tower on disk. The README's table is tested
+against `ENVIRONMENT`.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,9 @@ def database_path(data_dir: Path) -> Path:
     return data_dir / "deepfake.sqlite3"
 
 
-def database_target(config: Mapping[str, Any], data_dir: Path) -> str | Path:
+def database_target(settings: ServerSettings, data_dir: Path) -> str | Path:
     """DATABASE_URL when set, else the SQLite file in the data folder."""
-    return config.get("DATABASE_URL") or database_path(data_dir)
+    return settings.database_url or database_path(data_dir)
 
 
 @dataclass(frozen=True)
@@ -102,18 +103,44 @@ class ServerSettings(ServingSettings):
     webhook_allow_private: bool = False  # deliver to private/loopback addresses (a receiver on the same network)
     log_level: str = "INFO"
 
+    @property
+    def max_request_bytes(self) -> int:
+        """The largest request body: an upload with room for its multipart wrapping."""
+        return int(self.max_upload_bytes) + 64 * 1024
 
-# The Flask config keys and their defaults; THREADS 0 means the CPU count divided by WORKERS here.
-DEFAULTS: dict[str, Any] = {f.name.upper(): getattr(ServerSettings(), f.name) for f in fields(ServerSettings)}
+    def model_threads(self) -> int:
+        """OpenCV and ONNX Runtime threads of each analysis worker: THREADS, or the cores shared among the workers."""
+        return self.threads or max(1, (os.cpu_count() or 1) // max(1, self.workers))
+
+    def check(self) -> None:
+        """Refuse settings that cannot work together (ConfigError, naming the variables)."""
+        if self.queue not in ("local", "celery"):
+            raise ConfigError(f"DEEPFAKE_QUEUE={self.queue!r}: choose local or celery")
+        if self.queue == "celery" and not self.broker_url:
+            raise ConfigError("DEEPFAKE_QUEUE=celery needs DEEPFAKE_BROKER_URL, e.g. redis://127.0.0.1:6379/0")
+        if self.queue == "celery" and not self.s3_bucket and not self.shared_data_dir:
+            raise ConfigError(
+                "DEEPFAKE_QUEUE=celery needs DEEPFAKE_S3_BUCKET: uploads and reports go through it to workers and API "
+                "processes on other hosts. On one host, or with a data folder they all share, set DEEPFAKE_SHARED_DATA_DIR=1"
+            )
+
+
 # Environment variable -> config key
 ENVIRONMENT: dict[str, str] = {variable: name.upper() for variable, name in environment(ServerSettings).items()}
 
 ConfigError = SettingsError
 
 
-def from_config(config: Mapping[str, Any]) -> ServerSettings:
-    """The typed settings behind a Flask config (its keys are the fields in capitals)."""
-    return ServerSettings(**{f.name: config[f.name.upper()] for f in fields(ServerSettings) if f.name.upper() in config})
+def load_settings(environ: Mapping[str, str], overrides: Mapping[str, Any] | None = None) -> ServerSettings:
+    """The settings of this process: defaults, the DEEPFAKE_* variables of `environ`, then `overrides` (config keys:
+    fields in capitals); the data folder resolved. Call it at start-up: the model defaults look for the CLIP tower."""
+    names = {f.name.upper(): f.name for f in fields(ServerSettings)}
+    unknown = sorted(set(overrides or {}) - set(names))
+    if unknown:
+        raise ConfigError(f"unknown settings: {', '.join(unknown)}")
+    given = {**values_from_env(ServerSettings, environ), **{names[key]: value for key, value in (overrides or {}).items()}}
+    settings = ServerSettings(**given)
+    return replace(settings, data_dir=str(resolve_data_dir(settings.data_dir)))
 
 
 def settings_from_env(environ: Mapping[str, str]) -> dict[str, Any]:

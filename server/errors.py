@@ -1,8 +1,9 @@
 """Every error the server answers is JSON `{"error": {"code", "message"}}` with the right status; mapped once here.
 
-Core errors (`DetectorError`) carry a stable code and no HTTP status: `HTTP_STATUS` below maps each code to one;
-HTTP errors from Flask/werkzeug (404, 405, 413,
-429...) get a code named after the status; anything unexpected is logged and answered as a plain 500.
+Core errors (`DetectorError`) carry a stable code and no HTTP status: `HTTP_STATUS` (server/statuses.py) maps each code to one; the
+service and job layers' errors (`server.serviceerrors.ServiceError`) get theirs from `SERVICE_STATUSES`, here, as do
+the failed jobs they recorded (`failed_job_status`); HTTP errors from Flask/werkzeug (404, 405, 413, 429...) get a
+code named after the status; anything unexpected is logged and answered as a plain 500.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from detector.errors import DetectorError
+
+from .context import current_settings
+from .serviceerrors import INTERRUPTED, ServiceError
+from .statuses import class_status, http_status
 
 log = logging.getLogger(__name__)
 
@@ -38,51 +43,41 @@ HTTP_CODES = {
 }
 
 
-# The status a core error (detector/errors.py, and the shells' own DetectorError subclasses) is answered with, by its
-# stable code; a code not listed takes its nearest base class's, else 500. The one place these statuses are decided.
-HTTP_STATUS = {
-    "detector_error": 500,
-    # the input
-    "bad_media": 422,
-    "unsupported_media": 415,
-    "file_not_found": 404,
-    "empty_media": 422,
-    "corrupt_media": 422,
-    "media_too_large": 413,
-    "media_too_long": 413,
-    # models
-    "model_error": 500,
-    "model_not_found": 404,
-    "unknown_model": 400,
-    "model_format": 422,
-    "model_file_missing": 422,
-    "model_offline": 503,
-    "model_upload_failed": 502,
-    "face_detector": 500,
-    # links and fetching
-    "bad_url": 400,
-    "invalid_url": 400,
-    "unsupported_url_scheme": 400,
-    "unsafe_url": 400,
-    "host_not_found": 400,
-    "no_media_found": 422,
-    "fetch_failed": 502,
-    "host_lookup_failed": 502,
-    "fetch_timeout": 504,
-    # the shells' and tools' own
-    "bad_input": 400,
-    "bad_dataset": 422,
-    "bad_evaluation_report": 422,
+# The status of each service error's code (server/serviceerrors.py), and of the failures the job layer records.
+SERVICE_STATUSES = {
+    "bad_request": 400,
+    "bad_option": 400,
+    "not_found": 404,
+    "not_retryable": 409,
+    "upload_gone": 410,
+    "too_many_jobs": 429,
+    "queue_full": 503,
+    "cache_miss": 503,
+    "job_timeout": 504,
+    INTERRUPTED: 503,  # a job whose process stopped: the server's side
+    "internal_error": 500,
 }
 
 
-def http_status(exc: DetectorError) -> int:
-    """The HTTP status of a core error: its code's in `HTTP_STATUS`, else its nearest base class's, else 500."""
-    for cls in type(exc).__mro__:
-        status = HTTP_STATUS.get(getattr(cls, "code", None))
-        if status is not None:
-            return status
-    return 500
+def service_status(exc: ServiceError) -> int:
+    return SERVICE_STATUSES.get(exc.code, 500)
+
+
+def core_statuses() -> dict[str, int]:
+    """The status of every core error's code, by `http_status`'s rule (a code not in `HTTP_STATUS` takes its nearest
+    base class's)."""
+    statuses, classes = {}, [DetectorError]
+    while classes:
+        cls = classes.pop()
+        statuses.setdefault(cls.code, class_status(cls))
+        classes += cls.__subclasses__()
+    return statuses
+
+
+def failed_job_status(code: str | None, stored: int | None = None) -> int:
+    """The status a failed job answers with, from its error code; `stored`: what rows written before the codes were
+    mapped here hold."""
+    return SERVICE_STATUSES.get(code or "") or core_statuses().get(code or "") or stored or 500
 
 
 def protocol_error(status: int, message: str) -> bytes:
@@ -117,6 +112,11 @@ def register_error_handlers(app: Flask) -> None:
     def api_error(exc: ApiError):
         return error_response(exc.status, exc.code, exc.message, exc.headers, **exc.extra)
 
+    @app.errorhandler(ServiceError)
+    def service_error(exc: ServiceError):
+        headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s is not None else None
+        return error_response(service_status(exc), exc.code, exc.message, headers)
+
     @app.errorhandler(DetectorError)
     def detector_error(exc: DetectorError):
         return error_response(http_status(exc), exc.code, exc.message)
@@ -126,8 +126,8 @@ def register_error_handlers(app: Flask) -> None:
         status = exc.code or 500
         message = exc.description or exc.name
         if status == 413:
-            limit = app.config.get("MAX_CONTENT_LENGTH")
-            message = f"the upload is over the {limit / 1e6:.0f} MB limit" if limit else "the upload is too large"
+            limit = current_settings().max_request_bytes
+            message = f"the upload is over the {limit / 1e6:.0f} MB limit"
         elif status == 429:
             message = f"too many requests: the limit is {exc.description}; retry later"
         elif status == 404:

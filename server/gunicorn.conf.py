@@ -17,12 +17,12 @@ from server.cli import check_bind, settings, url_host
 from server.errors import protocol_error
 
 _settings = settings()
-bind = [f"{url_host(_settings['HOST'])}:{_settings['PORT']}"]
+bind = [f"{url_host(_settings.host)}:{_settings.port}"]
 workers = 1
 # gthread that gives a connection a thread only once its request head is in (server/httpworker.py): slow
 # clients are shed at DEEPFAKE_HTTP_HEAD_TIMEOUT_S, never hold a thread
 worker_class = "server.httpworker.HeadFirstWorker"
-server.httpworker.HEAD_TIMEOUT_S = float(_settings["HTTP_HEAD_TIMEOUT_S"])
+server.httpworker.HEAD_TIMEOUT_S = float(_settings.http_head_timeout_s)
 threads = int(os.environ.get("DEEPFAKE_HTTP_THREADS", "32"))
 timeout = 120
 keepalive = 2  # seconds an idle keep-alive connection is kept (in the poller, without a thread)

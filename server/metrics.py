@@ -19,6 +19,8 @@ from prometheus_client.core import GaugeMetricFamily
 
 from detector.report import PROGRESS_STAGES, Report
 
+from .jobs import Job
+
 JOB_SECONDS = (0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300, 600)
 STAGE_SECONDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
 STATUSES = ("queued", "running", "done", "failed")
@@ -40,9 +42,9 @@ class Metrics:
         self.analyses = Counter("deepfake_analyses", "Analyses made by this process", ["verdict"], registry=self.registry)
         self.registry.register(_FromDatabase(db, jobs))
 
-    def job_finished(self, job: dict, status: str, finished_at: datetime) -> None:
-        started = datetime.fromisoformat(job["created_at"].replace("Z", "+00:00"))
-        self.job_seconds.labels(job["source_type"], status).observe(max(0.0, (finished_at - started).total_seconds()))
+    def job_finished(self, job: Job, status: str, finished_at: datetime) -> None:
+        started = datetime.fromisoformat(job.created_at.replace("Z", "+00:00"))
+        self.job_seconds.labels(job.source_type, status).observe(max(0.0, (finished_at - started).total_seconds()))
 
     def analysed(self, report: Report) -> None:
         self.analyses.labels(report.verdict).inc()

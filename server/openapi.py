@@ -234,7 +234,12 @@ SCHEMAS = {
 }
 
 
-def openapi_document(server_url: str = "") -> dict:
+def _id_parameter(name: str) -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _analyze_paths() -> dict:
+    """POST /analyze: a URL or an upload."""
     analyze_body = {
         "type": "object",
         "required": ["url"],
@@ -253,8 +258,7 @@ def openapi_document(server_url: str = "") -> dict:
             "model": {"type": "string"},
         },
     }
-    id_parameter = lambda name: {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}  # noqa: E731
-    paths = {
+    return {
         "/api/v1/analyze": {
             "post": {
                 "summary": "Analyse the media behind a URL, or an uploaded file",
@@ -283,18 +287,24 @@ def openapi_document(server_url: str = "") -> dict:
                 },
             }
         },
+    }
+
+
+def _job_paths() -> dict:
+    """A job's status, and its retry."""
+    return {
         "/api/v1/jobs/{job_id}": {
             "get": {
                 "summary": "A job's status, with the Report when done or the error when failed",
                 "description": "With ?wait=N (N up to 60 s) the answer comes as soon as the job ends, or after N seconds.",
-                "parameters": [id_parameter("job_id"), WAIT],
+                "parameters": [_id_parameter("job_id"), WAIT],
                 "responses": {"200": _json("Job", "the job"), "404": _error("no such job"), **ERRORS},
             }
         },
         "/api/v1/jobs/{job_id}/retry": {
             "post": {
                 "summary": "Queue a failed, retryable job again (e.g. one interrupted by a restart)",
-                "parameters": [id_parameter("job_id"), WAIT],
+                "parameters": [_id_parameter("job_id"), WAIT],
                 "responses": {
                     "200": _json("AnalysisDone", "the retried job ended while the request waited"),
                     "202": _json("JobAccepted", "queued again"),
@@ -305,6 +315,12 @@ def openapi_document(server_url: str = "") -> dict:
                 },
             }
         },
+    }
+
+
+def _history_paths() -> dict:
+    """The history: listing, export, one analysis."""
+    return {
         "/api/v1/analyses": {
             "get": {
                 "summary": "History of analyses, newest first",
@@ -353,15 +369,21 @@ def openapi_document(server_url: str = "") -> dict:
         "/api/v1/analyses/{analysis_id}": {
             "get": {
                 "summary": "One analysis: the Report, fetch details and links to its pictures",
-                "parameters": [id_parameter("analysis_id")],
+                "parameters": [_id_parameter("analysis_id")],
                 "responses": {"200": _json("Analysis", "the analysis"), "404": _error("no such analysis"), **ERRORS},
             },
             "delete": {
                 "summary": "Delete an analysis and its stored artefacts",
-                "parameters": [id_parameter("analysis_id")],
+                "parameters": [_id_parameter("analysis_id")],
                 "responses": {"204": {"description": "deleted"}, "404": _error("no such analysis"), **ERRORS},
             },
         },
+    }
+
+
+def _account_paths() -> dict:
+    """The API key's memory choice, counts, the models offered, this document."""
+    return {
         "/api/v1/memory": {
             "get": {
                 "summary": "Whether this API key's analyses may be matched by other keys",
@@ -414,11 +436,17 @@ def openapi_document(server_url: str = "") -> dict:
         "/api/v1/openapi.json": {
             "get": {"summary": "This document", "security": [], "responses": {"200": {"description": "the OpenAPI document"}}}
         },
+    }
+
+
+def _page_paths() -> dict:
+    """Pages for people and probes: the HTML report and its pictures, health, metrics, readiness."""
+    return {
         "/analyses/{analysis_id}": {
             "get": {
                 "summary": "The HTML report: verdict, confidence, timeline, key frames with face boxes and heatmaps",
                 "security": [],
-                "parameters": [id_parameter("analysis_id")],
+                "parameters": [_id_parameter("analysis_id")],
                 "responses": {
                     "200": {"description": "an HTML page", "content": {"text/html": {}}},
                     "404": _error("no such analysis"),
@@ -429,7 +457,7 @@ def openapi_document(server_url: str = "") -> dict:
             "get": {
                 "summary": "A picture of the HTML report (key frame, heatmap, timeline)",
                 "security": [],
-                "parameters": [id_parameter("analysis_id"), id_parameter("name")],
+                "parameters": [_id_parameter("analysis_id"), _id_parameter("name")],
                 "responses": {
                     "200": {"description": "the file", "content": {"image/jpeg": {}, "image/png": {}}},
                     "404": _error("no such file"),
@@ -457,6 +485,10 @@ def openapi_document(server_url: str = "") -> dict:
             }
         },
     }
+
+
+def openapi_document(server_url: str = "") -> dict:
+    paths = {**_analyze_paths(), **_job_paths(), **_history_paths(), **_account_paths(), **_page_paths()}
     document = {
         "openapi": "3.1.0",
         "info": {

@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 import re
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, url_for
+from flask import Blueprint, Response, jsonify, render_template, url_for
 
 from detector.provenance import describe
 from detector.render import CAVEAT, READING_GUIDE, faces_words, percent, rule_words, verdict_name, verdict_words
 
+from .context import current_services, current_settings
 from .errors import ApiError, error_response
 from .memory import seen_before
+from .services import Services
 
 bp = Blueprint("pages", __name__)
 
@@ -23,8 +25,8 @@ ARTEFACT_NAME = re.compile(r"^[a-z0-9_]+\.(jpg|png|json|bin)$")
 CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "json": "application/json", "bin": "application/octet-stream"}
 
 
-def services():
-    return current_app.extensions["deepfake"]
+def services() -> Services:
+    return current_services()
 
 
 @bp.get("/healthz")
@@ -37,7 +39,7 @@ def readyz():
     """Ready when the default model is loaded, every job worker is alive and none is stuck on one job, and the
     database can be written; otherwise 503 with what is wrong."""
     registry = services().models
-    distributed = current_app.config["QUEUE"] == "celery"  # the workers run the model, not this process
+    distributed = current_settings().queue == "celery"  # the workers run the model, not this process
     if not distributed and not registry.is_ready():
         error = registry.default_error()
         if error is not None:

@@ -222,7 +222,7 @@ def test_a_setting_is_declared_once():
 
 def test_core_errors_carry_codes_and_the_server_maps_every_code_once():
     import detector.errors as errors
-    from server.errors import HTTP_STATUS, http_status
+    from server.statuses import HTTP_STATUS, http_status
 
     core = [v for v in vars(errors).values() if isinstance(v, type) and issubclass(v, errors.DetectorError)]
     assert not [cls.__name__ for cls in core if "http_status" in vars(cls)]  # the core knows nothing of HTTP

@@ -360,7 +360,7 @@ def test_a_job_run_again_after_its_analysis_was_stored_makes_no_second_analysis(
     first = live.get(f"/api/v1/jobs/{live.upload(fake_video, frames='4').json()['job_id']}?wait=60").json()
     assert first["status"] == "done"
     jobs = services(live).analyses.jobs
-    stored = services(live).db.get_job(first["job_id"])
+    stored = jobs.get(first["job_id"])
     upload = jobs.uploads_dir / "again" / "clip.mp4"
     upload.parent.mkdir(parents=True)
     upload.write_bytes(fake_video.read_bytes())

@@ -425,7 +425,7 @@ def test_a_job_that_cannot_be_claimed_while_the_database_refuses_writes_stays_qu
 def test_media_fetched_while_the_database_refuses_to_record_it_is_not_left_behind(start_server, media_server):
     live = start_server()
     db = live.app.extensions["deepfake"].db
-    uploads = Path(live.app.config["DATA_DIR"]) / "uploads"
+    uploads = Path(live.app.extensions["deepfake"].settings.data_dir) / "uploads"
     with contextlib.closing(sqlite3.connect(db.path, isolation_level=None)) as connection:
         connection.execute(
             "CREATE TRIGGER refuse BEFORE UPDATE OF upload_path ON jobs BEGIN SELECT RAISE(ABORT, 'no room'); END"
