@@ -20,7 +20,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
-from detector.report import VERDICTS
+from detector.report import VERDICTS, Report
 
 from .auth import client_identity, current_key
 from .db import format_time
@@ -85,11 +85,12 @@ def require_api_key():
 # ------------------------------------------------------------------------------------------------- bodies
 
 
-def done_body(record: dict, report: dict | None, cached: bool, source: str | None = None) -> dict:
+def done_body(record: dict, report: Report | None, cached: bool, source: str | None = None) -> dict:
     """A finished analysis as answered; `source`: what this request submitted, when a cache hit answers it."""
     source = source or record["source"]
-    if report is not None and report.get("source") != source:
-        report = {**report, "source": source}
+    data = report.to_dict() if report is not None else None
+    if data is not None:
+        data["source"] = source
     return {
         "id": record["id"],
         "status": "done",
@@ -98,7 +99,7 @@ def done_body(record: dict, report: dict | None, cached: bool, source: str | Non
         "api_url": absolute_url("api.get_analysis", analysis_id=record["id"]),
         "created_at": record["created_at"],
         "source": source,
-        "report": report,
+        "report": data,
         # earlier analyses of the same media (re-encoded, rescaled, trimmed, screenshotted): server/memory.py
         "matches": services().analyses.memory.matches(record["id"], own_client()),
     }

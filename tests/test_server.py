@@ -80,10 +80,16 @@ def test_stored_urls_keep_no_credentials():
 
 
 def test_alert_rule():
-    assert should_alert({"verdict": "fake", "fake_probability": 0.9}, ["fake"], 0.8)
-    assert not should_alert({"verdict": "fake", "fake_probability": 0.7}, ["fake"], 0.8)
-    assert not should_alert({"verdict": "real", "fake_probability": 0.1}, ["fake"], 0.0)
-    assert not should_alert({"verdict": "no_face", "fake_probability": None}, ["no_face"], 0.0)
+    from detector.report import MediaInfo, ModelInfo, Report
+
+    def judged(verdict, probability):
+        media = MediaInfo("image", "png", None, 64, 48, 0.0, None, 1, 0, 1000, frames_analyzed=1)
+        return Report("x", verdict, probability, None, 0.5, [0.4, 0.6], media, [], [], ModelInfo("m", None, "a"), {})
+
+    assert should_alert(judged("fake", 0.9), ["fake"], 0.8)
+    assert not should_alert(judged("fake", 0.7), ["fake"], 0.8)
+    assert not should_alert(judged("real", 0.1), ["fake"], 0.0)
+    assert not should_alert(judged("no_face", None), ["no_face"], 0.0)
 
 
 # ---------------------------------------------------------------------------------------------- the basics
