@@ -5,11 +5,11 @@ analyse or draw a report themselves.
     pipeline = Pipeline(url_policy, fetch_limits)        # one per shell: it owns the guarded fetcher
     analysis = pipeline.run(detector, "https://…/post")  # fetch (URLs), analyse: an Analysis (Report + key frames)
     files = pictures(analysis, max_side=640)             # key frames with boxes, heatmap overlays, the timeline
-    page = report_html(analysis.report, links)           # the HTML report, from templates/report.html
+    page = report_html(analysis.report, link)            # the HTML report, from templates/report.html
 
 A server that fetches and analyses in separate pools (fetch slots per client, analysis slots per model) calls the
-two steps apart: `pipeline.fetch(url)` then `pipeline.analyse(detector, path, …)`. Progress is one table for every
-shell (`STAGES`): the core reports `progress(stage, done, total)` and `stage_fraction` places it on one bar.
+two steps apart: `pipeline.fetched_media(url)` then `pipeline.analyse(detector, path, …)`. Progress is one table
+for every shell (`STAGES`): the core reports `progress(stage, done, total)`, `stage_fraction` places it on one bar.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ class Pipeline:
             fetcher.close()
 
     @contextmanager
-    def fetch(self, url: str, progress: Progress | None = None) -> Iterator[FetchedMedia]:
+    def fetched_media(self, url: str, progress: Progress | None = None) -> Iterator[FetchedMedia]:
         """Step 1, for URLs: the media behind `url` as a file, removed when the block ends (move it to keep it)."""
         with self.fetcher.fetch(url, progress=progress) as fetched:
             yield fetched
@@ -175,7 +175,7 @@ class Pipeline:
         """Both steps: a file analysed, or the media behind an http(s) URL fetched, timed, analysed and removed."""
         if not is_url(source):
             return self.analyse(detector, source, source=source_name, progress=progress, explain=explain, frames=frames, limits=limits)
-        with self.fetch(str(source), progress) as fetched:
+        with self.fetched_media(str(source), progress) as fetched:
             return self.analyse(
                 detector,
                 fetched.path,

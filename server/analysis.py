@@ -245,7 +245,7 @@ class AnalysisService:
     def fetch_job(self, job: dict, progress: JobProgress) -> Finished | Fetched:
         """Fetch pool: download a URL job's media into its own upload folder, or answer it from the cache."""
         options = job["options"]
-        with self.pipeline.fetch(job["fetch_url"] or job["source"], progress=progress) as fetched:
+        with self.pipeline.fetched_media(job["fetch_url"] or job["source"], progress=progress) as fetched:
             digest = sha256_file(fetched.path)
             details = {**redact_fetch(fetched.to_dict()), "sha256": digest}
             cached = self.db.find_cached("content_sha256", digest, options["model"], options["frames"], self.config["CACHE_TTL_S"])
