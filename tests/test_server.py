@@ -226,6 +226,22 @@ def test_html_report_with_timeline_key_frames_and_heatmaps(start_server, media_s
     assert_error(live.get("/analyses/0123456789abcdef0123456789abcdef"), 404, "not_found")
 
 
+def test_stored_reports_are_served_as_they_were_stored(live, face_photo, tmp_path):
+    """The server reads a stored report.json back typed (Report.from_dict) and serves what was stored: a fresh
+    Report key for key, and a Report stored by an older version (schema 1.0) without the keys it never had."""
+    body = live.upload(face_photo).json()
+    stored_path = tmp_path / "data0" / "artefacts" / body["id"] / "report.json"
+    stored = json.loads(stored_path.read_text())
+    assert live.get(f"/api/v1/analyses/{body['id']}").json()["report"] == stored == body["report"]
+    old = {k: v for k, v in stored.items() if k not in ("unfamiliar", "provenance")}
+    old.update(schema_version="1.0", tracks=[{k: v for k, v in t.items() if k != "unfamiliar"} for t in stored["tracks"]])
+    old["model"] = {k: v for k, v in stored["model"].items() if k != "backend"}
+    stored_path.write_text(json.dumps(old))
+    assert live.get(f"/api/v1/analyses/{body['id']}").json()["report"] == old
+    page = live.get(f"/analyses/{body['id']}")
+    assert page.status_code == 200 and "schema 1.0" in page.text
+
+
 # ------------------------------------------------------------------------------------------------- errors
 
 
