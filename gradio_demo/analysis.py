@@ -64,7 +64,7 @@ def model_pool(settings: DemoSettings, preloaded: dict[str, Detector] | None = N
 class DemoResult:
     """One analysed upload or link, as the page shows it."""
 
-    report: dict  # the Report's JSON
+    report: Report
     verdict: str  # a .json file with `verdict_label`, the value of a gr.Label
     summary: str  # Markdown
     timeline: object  # a matplotlib Figure (already closed: pyplot forgets it, Gradio still draws it)
@@ -197,9 +197,9 @@ class DemoAnalyzer:
                 result.rows.append([url, "", "", None, error.message])
                 result.reports.append({"source": url, "error": error.to_dict()})
                 continue
-            report = Report.from_dict(done.report)
+            report = done.report
             result.rows.append([url, verdict_name(report), percent(report.fake_probability), report.media.frames_analyzed, ""])
-            result.reports.append(done.report)
+            result.reports.append(report.to_dict())
             result.downloads += done.downloads
             result.detail = result.detail or done
         if len(links) > 1:  # every Report (and every error) in one file, first in the list
@@ -230,7 +230,7 @@ class DemoAnalyzer:
         label.write_text(json.dumps(verdict_label(report)))
         progress("render", 1, 1)
         return DemoResult(
-            report=report.to_dict(),
+            report=report,
             verdict=str(label),
             summary=summary_markdown(report),
             timeline=timeline_figure(report),
