@@ -41,7 +41,7 @@ _LAZY = {
     "Analysis": "analyzer",
     "AnalysisOptions": "analyzer",
     "Detector": "analyzer",
-    "analyze": "analyzer",
+    "analyze": "pipeline",
     "load": "analyzer",
     "ModelConfig": "config",
     "MediaLimits": "media",

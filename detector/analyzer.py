@@ -21,15 +21,14 @@ from .checkpoint import Checkpoint, load_checkpoint
 from .decision import moving_average
 from .ensemble import PairedViews
 from .faces import Face, Track, create_face_detector, extract_face_tracks
-from .fetching.fetch import MediaFetcher, is_url
 from .keyframes import KeyFrame, select_key_frames
 from .media import ImageMedia, MediaLimits, open_media
 from .provenance import disagreement, read_provenance
-from .report import FaceResult, FrameResult, Report, TrackResult
+from .report import FaceResult, FrameResult, ModelInfo, Report, TrackResult
 from .scoring import Progress, SingleView, TrackScorer, TrackScores
 from .settings import CoreSettings
 
-__all__ = ["Analysis", "AnalysisOptions", "Detector", "Progress", "TrackScores", "analyze", "load"]
+__all__ = ["Analysis", "AnalysisOptions", "Detector", "Progress", "TrackScores", "load"]
 
 
 @dataclass
@@ -110,7 +109,7 @@ class Detector:
         return self.scorer.backend
 
     @property
-    def model_info(self) -> dict:
+    def model_info(self) -> ModelInfo:
         return self.scorer.model_info
 
     def face_detector(self, backend: str | None = None):
@@ -129,12 +128,11 @@ class Detector:
         *,
         source_name: str | None = None,
         progress: Progress | None = None,
-        fetcher: MediaFetcher | None = None,
         **overrides,
     ) -> Report:
-        """Analyse one image or video file, or the media behind an http(s) URL. Keyword overrides are
-        `AnalysisOptions` fields for this call."""
-        return self.inspect(source, source_name=source_name, progress=progress, fetcher=fetcher, **overrides).report
+        """Analyse one image or video file. Keyword overrides are `AnalysisOptions` fields for this call. A URL goes
+        through `detector.pipeline` (fetch, then analyse), as every shell does."""
+        return self.inspect(source, source_name=source_name, progress=progress, **overrides).report
 
     def inspect(
         self,
@@ -143,32 +141,12 @@ class Detector:
         explain: bool = False,
         source_name: str | None = None,
         progress: Progress | None = None,
-        fetcher: MediaFetcher | None = None,
         fetch_ms: float | None = None,
         **overrides,
     ) -> Analysis:
         """Like `analyze`, and also keep the key frames (RGB) and, with `explain`, a Grad-CAM heatmap per key
-        frame, for reports that show people why.
-
-        `source` is a file or an http(s) URL of a post or of media: a URL is fetched through the guarded fetcher
-        (`fetcher`, or one with the default policy and limits), timed, and removed once analysed. A shell that
-        fetched the file itself passes the time it took as `fetch_ms`: the Report counts it in its total."""
-        if is_url(source):
-            own = fetcher is None  # a one-off fetcher (and its guard proxy thread) ends with this call
-            fetcher = fetcher or MediaFetcher()
-            try:
-                with fetcher.fetch(str(source), progress=progress) as fetched:
-                    return self.inspect(
-                        fetched.path,
-                        explain=explain,
-                        source_name=source_name or str(source),
-                        progress=progress,
-                        fetch_ms=fetched.fetch_ms,
-                        **overrides,
-                    )
-            finally:
-                if own:
-                    fetcher.close()
+        frame, for reports that show people why. `fetch_ms`: the time it took to fetch the file, which the
+        Report counts in its total (`detector.pipeline` passes it)."""
         options = replace(self.options, **overrides) if overrides else self.options
         prep = self.config.preprocessing
         n_frames = options.frames or prep.frames
@@ -244,8 +222,7 @@ class Detector:
             TrackResult(s.track.id, len(s.track.faces), _r(s.probability), _mean_box(s.track, info.width, info.height), s.unfamiliar)
             for s in scores
         ]
-        media = info.to_dict()
-        media["frames_analyzed"] = len(key_frames)
+        media = replace(info, frames_analyzed=len(key_frames))
         if not self.config.trained:
             warnings = [
                 "UNTRAINED MODEL: this checkpoint was not trained for deepfake detection; its scores mean nothing",
@@ -289,8 +266,3 @@ def _ms_since(t: float) -> float:
 def load(model: str | os.PathLike | None = "default", revision: str | None = None, **kwargs) -> Detector:
     """Load a detector by name: `default`, a checkpoint folder, or a Hub id `org/name[@revision]`."""
     return Detector.load(model, revision, **kwargs)
-
-
-def analyze(source: str | os.PathLike, model: str | os.PathLike | None = "default", **overrides) -> Report:
-    """One-shot convenience: load `model` and analyse `source`. Keep a Detector around for more than one file."""
-    return load(model).analyze(source, **overrides)

@@ -17,7 +17,6 @@ import sys
 from .commandline import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_model_options, add_quiet_option, run_command
 from .config import FACE_DETECTORS
 from .errors import DetectorError, MissingMediaError, UnsupportedMediaError
-from .provenance import describe
 from .report import Report
 from .settings import CoreSettings, SettingsError
 
@@ -120,22 +119,17 @@ class _ProgressBar:
 
 def summary_line(report: Report) -> str:
     """One line per file, in the words every shell uses (detector/render.py): the verdict, its fake probability as a
-    percentage (and why it is not called, when it is not), what was analysed, and how many faces."""
-    from .render import faces_words, verdict_name, verdict_words
+    percentage (and why it is not called, when it is not), what was analysed, and how many faces; then what the
+    file says about its origin and the warnings, one a line."""
+    from .render import summary
 
-    data = report.to_dict()
-    media = report.media
-    head = f"{verdict_name(data).upper()} — {verdict_words(data)}"
-    kind = f"{media['kind']} {media['width']}x{media['height']}"
-    if media["kind"] == "video":
-        kind += f", {media['duration_s']:.1f} s"
+    said = summary(report)
     lines = [
-        f"{report.source}: {head} · {kind} · {media['frames_analyzed']} frame(s) · {faces_words(data)} · "
-        f"{report.timings_ms['total']:.0f} ms · model {report.model['id']}"
+        f"{report.source}: {said.verdict.upper()} — {said.words} · {said.analysed} · {said.faces} · "
+        f"{said.seconds * 1000:.0f} ms · model {said.model}",
+        f"  {said.provenance}",
     ]
-    said = describe(report.provenance)
-    lines += [f"  {said}"] if said else []
-    lines += [f"  ! {w}" for w in report.warnings]
+    lines += [f"  ! {w}" for w in said.warnings]
     return "\n".join(lines)
 
 
@@ -186,17 +180,15 @@ def run_analyze(args: argparse.Namespace) -> int:
         print(f"error: {exc.message}", file=sys.stderr)
         return EXIT_FAILED
 
-    fetcher = None
-    if any(is_url(p) for p in paths):
-        from .fetching.fetch import MediaFetcher
-        from .fetching.urlguard import UrlPolicy
+    from .fetching.urlguard import UrlPolicy
+    from .pipeline import Pipeline
 
-        fetcher = MediaFetcher(UrlPolicy(allow_private=args.allow_private_urls))
+    pipeline = Pipeline(UrlPolicy(allow_private=args.allow_private_urls))
     try:
         for path in paths:
             bar = _ProgressBar(os.path.basename(path), quiet=args.quiet)
             try:
-                report = detector.analyze(path, progress=bar, fetcher=fetcher)
+                report = pipeline.run(detector, path, progress=bar).report
             except DetectorError as exc:
                 refuse(path, exc)
                 continue
@@ -206,8 +198,7 @@ def run_analyze(args: argparse.Namespace) -> int:
             if not args.json:
                 print(summary_line(report), flush=True)
     finally:
-        if fetcher is not None:
-            fetcher.close()
+        pipeline.close()
     return _print_results(args, results, failed)
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from .config import PairConfig
 from .decision import calibrated, decide
 from .errors import ModelFormatError
+from .report import ModelInfo
 from .scoring import SingleView, TrackScores
 
 log = logging.getLogger(__name__)
@@ -69,17 +70,17 @@ class PairedViews:
         return pair
 
     @property
-    def model_info(self) -> dict:
+    def model_info(self) -> ModelInfo:
         fast, accurate = self.fast.model_info, self.accurate.model_info
-        return {
-            "id": f"{fast['id']}+{accurate['id']}",
-            "revision": f"{fast['revision']}+{accurate['revision']}",
-            "architecture": f"{fast['architecture']}+{accurate['architecture']}",
-            "input_size": fast["input_size"],
-            "trained": fast["trained"] and accurate["trained"],
-            "backend": fast["backend"],
-            "members": [fast, accurate],
-        }
+        return ModelInfo(
+            id=f"{fast.id}+{accurate.id}",
+            revision=f"{fast.revision}+{accurate.revision}",
+            architecture=f"{fast.architecture}+{accurate.architecture}",
+            input_size=fast.input_size,
+            trained=fast.trained and accurate.trained,
+            backend=fast.backend,
+            members=[fast, accurate],
+        )
 
     def score(self, tracks, crops, progress) -> list[TrackScores]:
         fast = self.fast.score(tracks, crops, progress)

@@ -11,7 +11,7 @@ import bisect
 import math
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -26,6 +26,7 @@ from .errors import (
     UnsupportedMediaError,
 )
 from .paths import human_size
+from .report import MediaInfo  # what a file is, as the Report states it
 
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "AVIF")  # JPEG covers MPO (phone photos)
 # FFmpeg demuxer names we accept as video containers (a container may list several names, e.g. "mov,mp4,...").
@@ -52,23 +53,6 @@ class MediaLimits:
         if self.max_decoded_bytes:
             bounds.append(max(1, self.max_decoded_bytes // (3 * max(1, frames))))
         return min(bounds) if bounds else None
-
-
-@dataclass
-class MediaInfo:
-    kind: str  # "image" | "video"
-    format: str
-    codec: str | None
-    width: int  # as displayed, after rotation
-    height: int
-    duration_s: float
-    fps: float | None
-    frame_count: int
-    rotation: int  # degrees the stored pixels are turned clockwise to display upright
-    size_bytes: int
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass

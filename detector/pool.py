@@ -132,7 +132,7 @@ class ModelPool:
         for name in self.names:
             entry: dict = {"name": name, "default": name == self.default, "loaded": name in self._detectors}
             if name in self._detectors:
-                entry.update(self._detectors[name].model_info)
+                entry.update(self._detectors[name].model_info.to_dict())
             elif name in self._errors:
                 entry["error"] = self._errors[name].to_dict()
             described.append(entry)

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import io
 import threading
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from .config import DecisionConfig
 from .decision import decide
+from .provenance import describe
 from .report import FrameResult, Report
 
 # What every page that shows a Report tells its reader (the demo and the server's HTML report).
@@ -43,37 +45,28 @@ def percent(value: float | None) -> str:
     return "" if value is None else f"{value:.0%}"
 
 
-def unfamiliar(report: dict) -> bool:
-    """Whether the Report says a face is unlike the faces the model learned from (schema 1.1; older: never)."""
-    return bool(report.get("unfamiliar"))
-
-
-def untrained(report: dict) -> bool:
-    return report.get("model", {}).get("trained") is False
-
-
-def verdict_name(report: dict) -> str:
+def verdict_name(report: Report) -> str:
     """The verdict's name, with what weakens it: "uncertain (unfamiliar face)", "real (untrained model)"."""
-    name = VERDICT_NAMES.get(report["verdict"], report["verdict"])
-    if untrained(report):
+    name = VERDICT_NAMES.get(report.verdict, report.verdict)
+    if not report.model.trained:
         return f"{name} (untrained model)"
-    if unfamiliar(report) and report["verdict"] != "no_face":
+    if report.unfamiliar and report.verdict != "no_face":
         return f"{name} (unfamiliar face)"
     return name
 
 
-def verdict_words(report: dict) -> str:
+def verdict_words(report: Report) -> str:
     """One sentence after the verdict's name: the fake probability, and why it is not called where it is not. No
     "confidence": in an uncertain answer it reads as nonsense, and beside a fake probability it says nothing more."""
-    probability = report["fake_probability"]
+    probability = report.fake_probability
     if probability is None:
         return "no face was found, so nothing was judged"
     words = f"fake probability {percent(probability)}"
-    if untrained(report):
+    if not report.model.trained:
         return f"{words}, from a model never trained for this task: it means nothing"
-    if unfamiliar(report):
+    if report.unfamiliar:
         return f"{words}, but the face is unlike the faces the model learned from: not called real or fake"
-    if report["verdict"] == "uncertain":
+    if report.verdict == "uncertain":
         return f"{words}: too close to call"
     return f"{words}, a screening score, not proof: media unlike the model's training data can fool it"
 
@@ -84,14 +77,53 @@ def rule_words(threshold: float, band: list[float]) -> str:
     return f"uncertain between {percent(low)} and {percent(high)}, otherwise fake from {percent(threshold)} up"
 
 
-def faces_words(report: dict) -> str:
+def faces_words(report: Report) -> str:
     """How many faces were judged, and which one decides."""
-    count = len(report["tracks"])
+    count = len(report.tracks)
     if count == 0:
         return "no face"
     if count == 1:
         return "1 face"
     return f"{count} faces (the most suspicious decides)"
+
+NO_PROVENANCE = "Content Credentials: none found (many platforms strip them)"
+
+
+@dataclass
+class Summary:
+    """A Report in words, in pieces every shell puts together its own way (a CLI line, the demo's Markdown)."""
+
+    verdict: str  # verdict_name
+    words: str  # verdict_words
+    analysed: str  # "4 key frames of a 640×480 video (3.0 s)", "a 640×480 image"
+    faces: str  # faces_words
+    model: str  # the model's id
+    seconds: float  # the whole analysis, fetch included
+    rule: str | None  # the verdict rule; None when nothing was judged
+    provenance: str  # what the file says about itself, or that it says nothing
+    warnings: list[str]
+
+
+def summary(report: Report) -> Summary:
+    media = report.media
+    shape = f"{media.width}×{media.height}"
+    analysed = (
+        f"{media.frames_analyzed} key frames of a {shape} video ({media.duration_s:.1f} s)"
+        if media.kind == "video"
+        else f"a {shape} image"
+    )
+    return Summary(
+        verdict=verdict_name(report),
+        words=verdict_words(report),
+        analysed=analysed,
+        faces=faces_words(report),
+        model=report.model.id,
+        seconds=report.timings_ms.get("total", 0.0) / 1000,
+        rule=rule_words(report.threshold, report.uncertain_band) if report.fake_probability is not None else None,
+        provenance=describe(report.provenance) or NO_PROVENANCE,
+        warnings=list(report.warnings),
+    )
+
 
 # pyplot keeps global state: one figure is made, drawn or closed at a time, whichever thread of a shell asks.
 _PYPLOT = threading.RLock()
@@ -146,7 +178,7 @@ def _timeline_figure(report: Report):
     import matplotlib.pyplot as plt
 
     frames = [f for f in report.frames if f.fake_probability is not None]
-    video = report.media["kind"] == "video"
+    video = report.media.kind == "video"
     fig, ax = plt.subplots(figsize=(8, 3.6))
     # The band and threshold drawn are the Report's rule, the one its verdict applies to its fake probability (the
     # solid line); the dots are the frames' own scores, another head of the model, so they are named apart.
@@ -163,7 +195,7 @@ def _timeline_figure(report: Report):
         times = [f.timestamp_s for f in frames]
         ax.plot(times, [f.fake_probability for f in frames], "o", ms=4, color="tab:red", alpha=0.6, label="frame score")
         ax.plot(times, [f.smoothed_probability for f in frames], "-", lw=2, color="tab:red", label="frame score, smoothed")
-        ax.set(xlim=(0, max(report.media["duration_s"] or 0.0, times[-1], 0.1)), xlabel="time (s)")
+        ax.set(xlim=(0, max(report.media.duration_s or 0.0, times[-1], 0.1)), xlabel="time (s)")
     elif frames:  # an image: one frame, one score per face
         ax.plot([0.0] * len(frames), [f.fake_probability for f in frames], "o", ms=7, color="tab:red", label="frame score")
         ax.set(xlim=(-1, 1), xticks=[], xlabel="an image has a single frame")

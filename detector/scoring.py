@@ -22,6 +22,7 @@ from .faces import FaceTracks, Track
 from .familiarity import unfamiliarity
 from .keyframes import KeyFrame
 from .preprocess import crops_to_array, encode_crops
+from .report import ModelInfo
 
 # progress(stage, done, total); stages: "decode", "faces", "model"
 Progress = Callable[[str, int, int], None]
@@ -43,7 +44,7 @@ class TrackScorer(Protocol):
     backend: object  # the backend the crops are encoded on (its `name` goes into `model_info`)
 
     @property
-    def model_info(self) -> dict: ...
+    def model_info(self) -> ModelInfo: ...
 
     def score(self, tracks: list[Track], crops: list[list[np.ndarray]], progress: Progress | None) -> list[TrackScores]:
         """Each track's calibrated probabilities, per key frame and for the track."""
@@ -72,16 +73,16 @@ class SingleView:
             self._reference = checkpoint.array("reference")
 
     @property
-    def model_info(self) -> dict:
+    def model_info(self) -> ModelInfo:
         ckpt = self.checkpoint
-        return {
-            "id": ckpt.id,
-            "revision": ckpt.revision,
-            "architecture": ckpt.architecture,
-            "input_size": self.config.preprocessing.input_size,
-            "trained": self.config.trained,
-            "backend": self.backend.name,
-        }
+        return ModelInfo(
+            id=ckpt.id,
+            revision=ckpt.revision,
+            architecture=ckpt.architecture,
+            input_size=self.config.preprocessing.input_size,
+            trained=self.config.trained,
+            backend=self.backend.name,
+        )
 
     def score(self, tracks: list[Track], crops: list[list[np.ndarray]], progress: Progress | None) -> list[TrackScores]:
         """All crops of the clip through the encoder in batches, then each track's features through the LSTM."""

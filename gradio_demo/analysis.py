@@ -1,6 +1,6 @@
-"""What the demo does with an upload or a list of links, without any widget: fetch (for links) with the server's
-fetcher and URL-safety rules, analyse with the core (`Detector.inspect`, Grad-CAM included), and turn the
-`Analysis` into what the page shows. No detection logic lives here and no Gradio: `app.py` wires these to widgets.
+"""What the demo does with an upload or a list of links, without any widget: the core's pipeline fetches (links,
+with the server's URL-safety rules) and analyses (Grad-CAM included), and the `Analysis` becomes what the page
+shows. No detection logic lives here and no Gradio: `app.py` wires these to widgets.
 
 Progress is reported as `progress(fraction, text)`; errors are `DetectorError`s with a message for the visitor.
 """
@@ -19,13 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from detector import Detector, DetectorError
+from detector import Detector, DetectorError, Report
 from detector.errors import MediaTooLargeError
-from detector.fetching.fetch import MediaFetcher
 from detector.paths import human_size
+from detector.pipeline import STAGE_WORDS, STAGES, Pipeline, frame_count, stage_fraction
 from detector.pool import ModelPool
-from detector.provenance import describe
-from detector.render import faces_words, percent, rule_words, timeline_figure, verdict_name, verdict_words
+from detector.render import percent, summary, timeline_figure, verdict_name
 
 from .downloads import file_stem, write_result_files
 from .settings import DemoSettings
@@ -65,7 +64,7 @@ def model_pool(settings: DemoSettings, preloaded: dict[str, Detector] | None = N
 class DemoResult:
     """One analysed upload or link, as the page shows it."""
 
-    report: dict
+    report: Report
     verdict: str  # a .json file with `verdict_label`, the value of a gr.Label
     summary: str  # Markdown
     timeline: object  # a matplotlib Figure (already closed: pyplot forgets it, Gradio still draws it)
@@ -87,13 +86,13 @@ class LinksResult:
 LINK_COLUMNS = ["link", "verdict", "fake probability", "frames", "error"]
 
 
-def verdict_label(report: dict) -> dict:
+def verdict_label(report: Report) -> dict:
     """What the gr.Label shows: the verdict as the heading, and the calibrated probabilities of fake and real.
 
     gr.Label makes its heading the most probable class of a plain dict, which is not the verdict when the
     threshold is not 0.5 or the answer is "uncertain"; given as a {label, confidences} JSON file it shows them as
     they are (`DemoResult.verdict`)."""
-    probability = report["fake_probability"]
+    probability = report.fake_probability
     if probability is None:
         return {"label": "no face"}
     return {
@@ -105,22 +104,14 @@ def verdict_label(report: dict) -> dict:
     }
 
 
-def summary_markdown(report: dict) -> str:
+def summary_markdown(report: Report) -> str:
     """The verdict in words (detector.render's, as every shell says it), what was analysed, and the rule."""
-    media, timings = report["media"], report["timings_ms"]
-    head = f"**{verdict_name(report)}**: {verdict_words(report)}"
-    shape = f"{media['width']}×{media['height']}"
-    what = (
-        f"{media['frames_analyzed']} key frames of a {shape} video ({media['duration_s']:.1f} s)"
-        if media["kind"] == "video"
-        else f"a {shape} image"
-    )
-    seconds = timings.get("total", 0.0) / 1000
-    lines = [head, f"{what} · {faces_words(report)} · model `{report['model']['id']}` · {seconds:.2f} s"]
-    if report["fake_probability"] is not None:
-        lines.append(f"Verdict rule: {rule_words(report['threshold'], report['uncertain_band'])}.")
-    lines.append(describe(report.get("provenance")) or "Content Credentials: none found (many platforms strip them)")
-    lines += [f"⚠️ {warning}" for warning in report["warnings"]]
+    said = summary(report)
+    lines = [f"**{said.verdict}**: {said.words}", f"{said.analysed} · {said.faces} · model `{said.model}` · {said.seconds:.2f} s"]
+    if said.rule is not None:
+        lines.append(f"Verdict rule: {said.rule}.")
+    lines.append(said.provenance)
+    lines += [f"⚠️ {warning}" for warning in said.warnings]
     return "\n\n".join(lines)
 
 
@@ -133,7 +124,7 @@ class DemoAnalyzer:
     def __init__(self, settings: DemoSettings, detectors: ModelPool | None = None, work_dir: Path | None = None):
         self.settings = settings
         self.detectors = detectors or model_pool(settings)
-        self.fetcher = MediaFetcher(settings.url_policy, settings.fetch_limits)
+        self.pipeline = Pipeline(settings.url_policy, settings.fetch_limits)
         self._work_dir = work_dir
         self._own_work_dir = work_dir is None
         self._work_lock = threading.Lock()
@@ -146,20 +137,15 @@ class DemoAnalyzer:
             return self._work_dir
 
     def close(self) -> None:
-        self.fetcher.close()
+        self.pipeline.close()
         if self._own_work_dir and self._work_dir is not None:
             shutil.rmtree(self._work_dir, ignore_errors=True)
 
     # ---------------------------------------------------------------------------------------------- inputs
 
     def check_frames(self, frames) -> int:
-        try:
-            value = int(frames)
-        except (TypeError, ValueError):
-            raise InputError(f"frames must be a whole number, not {frames!r}") from None
-        if not 1 <= value <= self.settings.max_frames:
-            raise InputError(f"frames must be between 1 and {self.settings.max_frames}")
-        return value
+        """The slider's frame count (0 when none: the model's own)."""
+        return frame_count(frames, self.settings.max_frames)
 
     def parse_links(self, text: str | None) -> list[str]:
         """One link per line; blank lines and lines starting with # are skipped, repeats dropped."""
@@ -198,10 +184,7 @@ class DemoAnalyzer:
             prefix = f"link {number + 1}/{len(links)}: " if len(links) > 1 else ""
             stage = StageProgress(progress, number / len(links), (number + 1) / len(links), prefix, fetching=True)
             try:
-                with self.fetcher.fetch(url, progress=stage) as fetched:
-                    done = self._analyze(
-                        detector, fetched.path, url, frames, self.settings.max_fetch_bytes, stage, fetched.fetch_ms
-                    )
+                done = self._analyze(detector, url, url, frames, self.settings.max_fetch_bytes, stage)
             except DetectorError as exc:
                 result.errors.append(exc)
                 result.rows.append([url, "", "", None, exc.message])
@@ -215,10 +198,8 @@ class DemoAnalyzer:
                 result.reports.append({"source": url, "error": error.to_dict()})
                 continue
             report = done.report
-            result.rows.append(
-                [url, verdict_name(report), percent(report["fake_probability"]), report["media"]["frames_analyzed"], ""]
-            )
-            result.reports.append(report)
+            result.rows.append([url, verdict_name(report), percent(report.fake_probability), report.media.frames_analyzed, ""])
+            result.reports.append(report.to_dict())
             result.downloads += done.downloads
             result.detail = result.detail or done
         if len(links) > 1:  # every Report (and every error) in one file, first in the list
@@ -228,38 +209,31 @@ class DemoAnalyzer:
         return result
 
     def _analyze(
-        self,
-        detector: Detector,
-        path: Path,
-        source: str,
-        frames: int,
-        max_bytes: int,
-        progress: StageProgress,
-        fetch_ms: float | None = None,
+        self, detector: Detector, source: str | Path, name: str, frames: int, max_bytes: int, progress: StageProgress
     ) -> DemoResult:
-        analysis = detector.inspect(
-            path,
+        """A file or a link through the core's pipeline, then the page's pieces: the verdict label, the summary,
+        the timeline, the gallery and the downloads."""
+        analysis = self.pipeline.run(
+            detector,
+            source,
+            source_name=name,
+            progress=progress,
             explain=True,
             frames=frames,
-            source_name=source,
-            progress=progress,
             limits=self.settings.media_limits(max_bytes),
-            fetch_ms=fetch_ms,
         )
         report = analysis.report
         progress("render", 0, 1)
-        data = report.to_dict()
-        figure = timeline_figure(report)
         folder = self._result_folder()
-        files = write_result_files(folder, analysis, figure, file_stem(source))
+        files = write_result_files(folder, analysis, file_stem(name))
         label = folder / "verdict.json"
-        label.write_text(json.dumps(verdict_label(data)))
+        label.write_text(json.dumps(verdict_label(report)))
         progress("render", 1, 1)
         return DemoResult(
-            report=data,
+            report=report,
             verdict=str(label),
-            summary=summary_markdown(data),
-            timeline=figure,
+            summary=summary_markdown(report),
+            timeline=timeline_figure(report),
             gallery=files.gallery,
             downloads=[str(files.report_json), str(files.report_zip)],
         )
@@ -281,33 +255,20 @@ class DemoAnalyzer:
 
 
 class StageProgress:
-    """Maps the core's `progress(stage, done, total)` (fetch, decode, faces, model, and our render) onto one
-    fraction of [start, end] with a sentence for the visitor."""
-
-    STAGES = {"fetch": (0.0, 0.3), "decode": (0.3, 0.6), "faces": (0.6, 0.8), "model": (0.8, 0.92), "render": (0.92, 1.0)}
-    NO_FETCH = {"decode": (0.0, 0.45), "faces": (0.45, 0.75), "model": (0.75, 0.9), "render": (0.9, 1.0)}
-    TEXT = {
-        "fetch": "fetching the media",
-        "decode": "decoding key frames",
-        "faces": "finding faces",
-        "model": "running the model",
-        "render": "drawing the report",
-    }
+    """Maps the core's `progress(stage, done, total)` onto the fraction [start, end] of the page's bar (the stage
+    table every shell shares, `detector.pipeline.STAGES`) with a sentence for the visitor."""
 
     def __init__(self, report: DemoProgress | None, start: float = 0.0, end: float = 1.0, prefix: str = "", fetching=False):
-        self.report, self.start, self.end, self.prefix = report, start, end, prefix
-        self.stages = self.STAGES if fetching else self.NO_FETCH
+        self.report, self.start, self.end, self.prefix, self.fetching = report, start, end, prefix, fetching
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        if self.report is None or stage not in self.stages:
+        if self.report is None or stage not in STAGES:
             return
-        low, high = self.stages[stage]
-        part = min(1.0, done / total) if total else 0.0
-        fraction = self.start + (self.end - self.start) * (low + (high - low) * part)
+        fraction = self.start + (self.end - self.start) * stage_fraction(stage, done, total, self.fetching)
         if stage == "fetch":
             detail = f" ({human_size(done)}{f' of {human_size(total)}' if total else ''})"
         elif stage == "render" or not total:
             detail = ""
         else:
             detail = f" ({done}/{total})"
-        self.report(round(fraction, 4), f"{self.prefix}{self.TEXT[stage]}{detail}")
+        self.report(round(fraction, 4), f"{self.prefix}{STAGE_WORDS[stage]}{detail}")

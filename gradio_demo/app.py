@@ -56,7 +56,7 @@ def build_demo(settings: DemoSettings | None = None, analyzer: DemoAnalyzer | No
 
     def analyze_file(file: str | None, model: str, frames: int, request: gr.Request, progress=gr.Progress()):
         result = _answer(failures, request, analyzer.analyze_file, file, model, frames, progress)
-        return result.report, result.verdict, result.summary, result.timeline, result.gallery, result.downloads
+        return result.report.to_dict(), result.verdict, result.summary, result.timeline, result.gallery, result.downloads
 
     def analyze_links(links: str, model: str, frames: int, request: gr.Request, progress=gr.Progress()):
         result = _answer(failures, request, analyzer.analyze_links, links, model, frames, progress)

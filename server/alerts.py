@@ -28,15 +28,16 @@ from urllib.parse import urlsplit
 from detector.errors import DetectorError
 from detector.fetching.guardproxy import GuardProxy
 from detector.fetching.urlguard import UrlPolicy, parse_url
+from detector.report import Report
 
 log = logging.getLogger(__name__)
 
 
-def should_alert(report: dict, verdicts: list[str], min_probability: float) -> bool:
+def should_alert(report: Report, verdicts: list[str], min_probability: float) -> bool:
     """Whether a report deserves an alert: its verdict is one of `verdicts` and its fake probability is at least
     `min_probability`."""
-    probability = report.get("fake_probability")
-    return report.get("verdict") in verdicts and probability is not None and probability >= min_probability
+    probability = report.fake_probability
+    return report.verdict in verdicts and probability is not None and probability >= min_probability
 
 
 @dataclass

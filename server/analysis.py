@@ -1,6 +1,7 @@
 """What the server does with a URL or an upload: cache lookups, jobs, and turning a core `Analysis` into stored
 history (a database row, the Report JSON and pictures for the HTML report). No detection logic lives here: the
-core fetches (`detector.fetching.fetch`), analyses (`Detector.inspect`) and draws (`detector.render`).
+core's pipeline fetches, analyses and draws (`detector.pipeline`, in its two steps: the fetch pool, then the
+analysis pool).
 
 Verdicts are cached by content: fetched media and uploads are looked up by the SHA-256 of their bytes, and a hit
 answers an earlier analysis with `cached: true`, as long as it used the same model and frame count and is younger
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import shutil
 import uuid
 from collections.abc import Mapping
@@ -31,12 +31,13 @@ from werkzeug.utils import secure_filename
 
 from detector import MediaLimits
 from detector.errors import DetectorError
-from detector.fetching.fetch import MediaFetcher, abandoned_fetch_folders
+from detector.fetching.fetch import abandoned_fetch_folders
 from detector.fetching.urlguard import precheck_url
 from detector.media import probe_media
 from detector.paths import sha256_file
+from detector.pipeline import Analysis, Artefact, Pipeline, frame_count, pictures, report_json
 from detector.pool import ModelPool
-from detector.render import draw_faces, encode_jpeg, overlay_heatmap, timeline_png
+from detector.report import Report
 
 from .alerts import WebhookNotifier, should_alert
 from .artefacts import ArtefactStore
@@ -88,7 +89,7 @@ class AnalysisService:
         self.uploads_dir = uploads_dir
         self.policy = self.settings.url_policy
         fetch_limits = replace(self.settings.fetch_limits, max_page_bytes=self.settings.max_page_bytes)
-        self.fetcher = MediaFetcher(self.policy, fetch_limits, temp_dir=temp_dir)
+        self.pipeline = Pipeline(self.policy, fetch_limits, temp_dir=temp_dir)
         queue_class, distributed = JobQueue, {}
         if settings.queue == "celery":
             from .celeryapp import Broker
@@ -125,11 +126,11 @@ class AnalysisService:
         """Fetch folders left by a process that was killed mid-download: at once when it ran on this host, after an
         hour (no live fetch lasts that long) when another host shares the folder."""
         older_than_s = max(3600.0, 2 * float(self.settings.fetch_timeout_s))
-        for folder in abandoned_fetch_folders(Path(self.fetcher.temp_dir), older_than_s):
+        for folder in abandoned_fetch_folders(Path(self.pipeline.temp_dir), older_than_s):
             shutil.rmtree(folder, ignore_errors=True)
 
     def stop(self) -> None:
-        self.jobs.stop(interrupt=self.fetcher.close)  # fetches end at once; analyses get a few seconds
+        self.jobs.stop(interrupt=self.pipeline.close)  # fetches end at once; analyses get a few seconds
 
     # -------------------------------------------------------------------------------------------- options
 
@@ -139,13 +140,7 @@ class AnalysisService:
         if model is not None and not isinstance(model, str):  # true, {}, [] and 5 are no names, not the default
             raise BadOption(f"model must be a name (a string), not {model!r}")
         model = self.models.check_name(model or None)
-        frames = raw.get("frames")
-        if frames in (None, ""):
-            frames = 0
-        else:
-            frames = whole_number(frames, "frames")
-            if not 1 <= frames <= self.settings.max_frames:
-                raise BadOption(f"frames must be between 1 and {self.settings.max_frames}")
+        frames = frame_count(raw.get("frames"), self.settings.max_frames)
         return {"model": model, "frames": frames, "base_url": base_url}
 
     def limits(self, max_bytes: int) -> MediaLimits:
@@ -166,8 +161,8 @@ class AnalysisService:
         ttl_s = min(self.settings.url_cache_ttl_s, self.settings.cache_ttl_s)
         cached = self.db.find_cached("url_key", key, options["model"], options["frames"], ttl_s, client=client)
         if cached:
-            fetch = json.loads(cached["fetch_json"]) if cached["fetch_json"] else None
-            return Submission(source, analysis=AnalysisRecord.from_row(self._answer_cached(cached, source, "url", client, key, fetch)))
+            record = self._answer_cached(cached, source, "url", client, key, cached["fetch_json"])
+            return Submission(source, analysis=AnalysisRecord.from_row(record))
         job = Job(
             id=uuid.uuid4().hex,
             source_type="url",
@@ -254,12 +249,13 @@ class AnalysisService:
     def fetch_job(self, job: Job, progress: JobProgress) -> Finished | Fetched:
         """Fetch pool: download a URL job's media into its own upload folder, or answer it from the cache."""
         options = job.options
-        with self.fetcher.fetch(job.fetch_url or job.source, progress=progress) as fetched:
+        with self.pipeline.fetched_media(job.fetch_url or job.source, progress=progress) as fetched:
             digest = sha256_file(fetched.path)
             details = {**redact_fetch(fetched.to_dict()), "sha256": digest}
             cached = self.db.find_cached("content_sha256", digest, options["model"], options["frames"], self.settings.cache_ttl_s)
             if cached:
-                record = self._answer_cached(cached, job.source, "url", job.client, url_key(job.fetch_url or job.source), details)
+                where = url_key(job.fetch_url or job.source)
+                record = self._answer_cached(cached, job.source, "url", job.client, where, json.dumps(details))
                 return Finished(record["id"], True)
             # unreadable media fails here, before it waits for an analysis worker (pixels are decoded there)
             kind = probe_media(fetched.path, self.limits(self.settings.max_fetch_bytes))
@@ -274,7 +270,7 @@ class AnalysisService:
         path = self._local_copy(job)
         if not path.is_file():
             raise UploadGone("the media of this job is no longer available; send it again")
-        fetched = job.fetch
+        fetched = FetchRecord.read(job.fetch_json)
         max_bytes = self.settings.max_fetch_bytes if job.source_type == "url" else self.settings.max_upload_bytes
         try:
             outcome = self._analyze_file(job, path, progress, fetched, max_bytes)
@@ -288,34 +284,33 @@ class AnalysisService:
         self.remove_upload(job.upload_path)
         return outcome
 
-    def _analyze_file(self, job: Job, path: Path, progress: JobProgress, fetched: dict | None, max_bytes: int) -> Finished:
+    def _analyze_file(self, job: Job, path: Path, progress: JobProgress, fetched: FetchRecord | None, max_bytes: int) -> Finished:
         options = job.options
         made = self.db.analysis_for_job(job.id)
         if made:  # this job ran before and stored its analysis, but its end was not written: no second analysis
             return Finished(made["id"], False)
-        digest = (fetched or {}).get("sha256") or options.get("sha256") or sha256_file(path)
+        digest = (fetched and fetched.sha256) or options.get("sha256") or sha256_file(path)
         source_url_key = url_key(job.fetch_url or job.source) if job.source_type == "url" else None
         cached = self.db.find_cached("content_sha256", digest, options["model"], options["frames"], self.settings.cache_ttl_s)
         if cached:  # an identical job finished while this one waited
-            record = self._answer_cached(cached, job.source, job.source_type, job.client, source_url_key, fetched)
+            record = self._answer_cached(cached, job.source, job.source_type, job.client, source_url_key, fetched and fetched.json)
             return Finished(record["id"], True)
         limits = self.limits(max_bytes)
         if not job.media_kind:
             progress.media_kind(probe_media(path, limits))
-        detector = self.models.get(options["model"])
-        analysis = detector.inspect(
+        analysis = self.pipeline.analyse(
+            self.models.get(options["model"]),
             path,
-            explain=bool(self.settings.heatmaps),
-            source_name=job.source,
+            source=job.source,
             progress=progress,
+            explain=bool(self.settings.heatmaps),
+            frames=options["frames"],
             limits=limits,
-            fetch_ms=fetched["fetch_ms"] if fetched else None,
-            **({"frames": options["frames"]} if options["frames"] else {}),
+            fetch_ms=fetched.fetch_ms if fetched else None,
         )
         report = analysis.report
         self.metrics.analysed(report)
         progress("render", 0, 1)
-        report_dict = report.to_dict()
         analysis_id = uuid.uuid4().hex
         artefacts = self._store_artefacts(analysis_id, analysis, path if self.settings.keep_media else None)
         record = {
@@ -331,18 +326,18 @@ class AnalysisService:
             "verdict": report.verdict,
             "fake_probability": report.fake_probability,
             "confidence": report.confidence,
-            "media_kind": report.media.get("kind"),
-            "duration_s": report.media.get("duration_s"),
-            "model_id": report.model.get("id"),
-            "model_revision": report.model.get("revision"),
-            "fetch_json": json.dumps(fetched) if fetched else None,
+            "media_kind": report.media.kind,
+            "duration_s": report.media.duration_s,
+            "model_id": report.model.id,
+            "model_revision": report.model.revision,
+            "fetch_json": fetched.json if fetched else None,
             "artefacts_json": json.dumps(artefacts),
             "client": job.client,
         }
         self._insert(record)
         self.memory.remember(analysis_id, job.client, [key_frame.image for key_frame in analysis.key_frames])
         progress("render", 1, 1)
-        self._alert(record, report_dict, options.get("base_url", ""))
+        self._alert(record, report, options.get("base_url", ""))
         return Finished(analysis_id, False)
 
     def _insert(self, record: dict) -> None:
@@ -354,7 +349,7 @@ class AnalysisService:
             raise
 
     def _answer_cached(
-        self, cached: dict, source: str, source_type: str, client: str, source_url_key: str | None, fetched: dict | None
+        self, cached: dict, source: str, source_type: str, client: str, source_url_key: str | None, fetch_json: str | None
     ) -> dict:
         """The analysis that answers a cache hit: `cached` itself when it is the same client's (the answer then shows
         the source just submitted), else a copy of it (verdict, Report, pictures) that carries the requester's own
@@ -364,7 +359,7 @@ class AnalysisService:
         report = self.report(cached["id"])
         if report is None:  # its Report was deleted meanwhile: nothing to copy
             raise CacheMiss("the earlier analysis of this media is gone; send the request again")
-        report["source"] = source
+        report.source = source
         record = {
             **cached,
             "id": uuid.uuid4().hex,
@@ -373,51 +368,41 @@ class AnalysisService:
             "source": source,
             "source_type": source_type,
             "url_key": source_url_key,
-            "fetch_json": json.dumps(fetched) if fetched else None,
+            "fetch_json": fetch_json,
             "client": client,
             "artefacts_json": json.dumps([a for a in json.loads(cached["artefacts_json"]) if a["name"] not in NOT_COPIED]),
         }
         self.store.copy_prefix(f"{cached['id']}/", f"{record['id']}/", skip=NOT_COPIED)
-        self.store.put(f"{record['id']}/report.json", json.dumps(report).encode(), "application/json")
+        self.store.put(f"{record['id']}/report.json", report.to_json().encode(), "application/json")
         self._insert(record)
         self.memory.copy(cached["id"], record["id"], client)
         return record
 
-    def _store_artefacts(self, analysis_id: str, analysis, media_path: Path | None) -> list[dict]:
-        report = analysis.report
-        files: list[tuple[dict, bytes, str]] = []
-        if report.media["kind"] == "video":
-            files.append(({"name": "timeline.png", "kind": "timeline"}, timeline_png(report), "image/png"))
-        for position, (key_frame, frame, heatmap) in enumerate(zip(analysis.key_frames, report.frames, analysis.heatmaps)):
-            boxed = encode_jpeg(draw_faces(key_frame.image, frame, report), max_side=THUMBNAIL_SIDE)
-            files.append(({"name": f"frame_{position:02d}.jpg", "kind": "frame", "position": position}, boxed, "image/jpeg"))
-            if heatmap is not None and float(heatmap.max()) > 0:
-                overlay = encode_jpeg(overlay_heatmap(key_frame.image, heatmap), max_side=THUMBNAIL_SIDE)
-                files.append(
-                    ({"name": f"heatmap_{position:02d}.jpg", "kind": "heatmap", "position": position}, overlay, "image/jpeg")
-                )
+    def _store_artefacts(self, analysis_id: str, analysis: Analysis, media_path: Path | None) -> list[dict]:
+        files = pictures(analysis, max_side=THUMBNAIL_SIDE)
         if media_path is not None:
-            files.append(({"name": "media.bin", "kind": "media"}, media_path.read_bytes(), "application/octet-stream"))
-        for entry, data, content_type in files:
-            self.store.put(f"{analysis_id}/{entry['name']}", data, content_type)
+            files.append(Artefact("media.bin", "media", media_path.read_bytes(), "application/octet-stream"))
+        for artefact in files:
+            self.store.put(f"{analysis_id}/{artefact.name}", artefact.data, artefact.content_type)
         # The Report last: its presence means the analysis is complete in the store.
-        self.store.put(f"{analysis_id}/report.json", report.to_json().encode(), "application/json")
-        return [entry for entry, _, _ in files]
+        stored = report_json(analysis.report)
+        self.store.put(f"{analysis_id}/{stored.name}", stored.data, stored.content_type)
+        return [artefact.entry() for artefact in files]
 
-    def _alert(self, record: dict, report: dict, base_url: str) -> None:
+    def _alert(self, record: dict, report: Report, base_url: str) -> None:
         if not should_alert(report, self.settings.alert_verdicts, self.settings.alert_min_probability):
             return
         self.notifier.notify(
-            f"analysis.{report['verdict']}",
+            f"analysis.{report.verdict}",
             {
                 "analysis_id": record["id"],
                 "created_at": record["created_at"],
                 "source": record["source"],
-                "verdict": report["verdict"],
-                "fake_probability": report["fake_probability"],
-                "confidence": report["confidence"],
+                "verdict": report.verdict,
+                "fake_probability": report.fake_probability,
+                "confidence": report.confidence,
                 "media_kind": record["media_kind"],
-                "model": report["model"],
+                "model": report.model.to_dict(),
                 "report_url": f"{base_url.rstrip('/')}/analyses/{record['id']}" if base_url else None,
                 "api_url": f"{base_url.rstrip('/')}/api/v1/analyses/{record['id']}" if base_url else None,
             },
@@ -425,9 +410,10 @@ class AnalysisService:
 
     # ------------------------------------------------------------------------------------------- reading
 
-    def report(self, analysis_id: str) -> dict | None:
+    def report(self, analysis_id: str) -> Report | None:
+        """The stored Report of an analysis, typed again (`Report.from_dict` gives back exactly what was stored)."""
         data = self.store.get(f"{analysis_id}/report.json")
-        return json.loads(data) if data else None
+        return Report.from_dict(json.loads(data)) if data else None
 
     def delete(self, analysis_id: str) -> bool:
         if not self.db.delete_analysis(analysis_id):
@@ -436,16 +422,18 @@ class AnalysisService:
         return True
 
 
-def whole_number(value, name: str) -> int:
-    """`value` as an int when it is a whole number (1, "8"); a 400 for 1.5, "1.5", true, "many"."""
-    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-        raise BadOption(f"{name} must be a whole number, not {value!r}")
-    # int() also reads other scripts' digits ("٣") and underscores ("1_0"): only ASCII digits are a number here
-    if isinstance(value, str) and not re.fullmatch(r"\s*[+-]?[0-9]+\s*", value, re.ASCII):
-        raise BadOption(f"{name} must be a whole number, not {value!r}")
-    try:
-        return int(value) if not isinstance(value, str) else int(value.strip())
-    except (TypeError, ValueError):
-        raise BadOption(f"{name} must be a whole number, not {value!r}") from None
+@dataclass(frozen=True)
+class FetchRecord:
+    """A URL job's fetch details as its row keeps them (JSON: final_url, title, method, fetch_ms, sha256...): read
+    once for what the analysis needs, the JSON itself carried to the analysis's row as it is."""
 
+    json: str
+    fetch_ms: float | None
+    sha256: str | None
 
+    @classmethod
+    def read(cls, text: str | None) -> FetchRecord | None:
+        if not text:
+            return None
+        details = json.loads(text)
+        return cls(text, details.get("fetch_ms"), details.get("sha256"))

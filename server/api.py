@@ -20,7 +20,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
-from detector.report import VERDICTS
+from detector.report import VERDICTS, Report
 
 from .auth import client_identity, current_key
 from .context import current_services, current_settings
@@ -89,11 +89,12 @@ def require_api_key():
 # ------------------------------------------------------------------------------------------------- bodies
 
 
-def done_body(record: AnalysisRecord, report: dict | None, cached: bool, source: str | None = None) -> dict:
+def done_body(record: AnalysisRecord, report: Report | None, cached: bool, source: str | None = None) -> dict:
     """A finished analysis as answered; `source`: what this request submitted, when a cache hit answers it."""
     source = source or record.source
-    if report is not None and report.get("source") != source:
-        report = {**report, "source": source}
+    data = report.to_dict() if report is not None else None
+    if data is not None:
+        data["source"] = source
     return {
         "id": record.id,
         "status": "done",
@@ -102,7 +103,7 @@ def done_body(record: AnalysisRecord, report: dict | None, cached: bool, source:
         "api_url": absolute_url("api.get_analysis", analysis_id=record.id),
         "created_at": record.created_at,
         "source": source,
-        "report": report,
+        "report": data,
         # earlier analyses of the same media (re-encoded, rescaled, trimmed, screenshotted): server/memory.py
         "matches": services().analyses.memory.matches(record.id, own_client()),
     }

@@ -14,21 +14,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from detector.pipeline import STAGES, stage_fraction  # noqa: F401 (STAGES: re-exported for the job queues)
+
 from .serviceerrors import JobTimeout
 
 if TYPE_CHECKING:
     from .jobqueue import JobQueue
 
-# Where each stage sits in the overall fraction reported to clients.
-STAGES = {
-    "queued": (0.0, 0.0),
-    "fetch": (0.0, 0.2),
-    "fetched": (0.2, 0.2),  # downloaded, waiting for an analysis worker
-    "decode": (0.2, 0.5),
-    "faces": (0.5, 0.75),
-    "model": (0.75, 0.9),
-    "render": (0.9, 1.0),
-}
 FINISHED = ("done", "failed")
 ACTIVE = ("queued", "running")
 
@@ -137,8 +129,7 @@ class JobProgress:
     def __call__(self, stage: str, done: int, total: int) -> None:
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise JobTimeout(f"the analysis took longer than its limit of {self.limit_s:g} s and was stopped")
-        low, high = STAGES.get(stage, (0.0, 1.0))
-        fraction = round(low + (high - low) * (min(done / total, 1.0) if total else 0.0), 4)
+        fraction = stage_fraction(stage, done, total)
         self.jobs._progress[self.job_id] = (stage, fraction)
         now = time.monotonic()
         if stage != self._stage or now - self._last_write > 2.0:

@@ -1,4 +1,5 @@
-"""The OpenAPI 3.1 document served at /api/v1/openapi.json, written by hand next to the routes it describes.
+"""The OpenAPI 3.1 document served at /api/v1/openapi.json, written by hand next to the routes it describes; the
+Report's schema is generated from its dataclasses (detector/report.py).
 
 tests/test_server.py checks it against the OpenAPI schema and checks that every route of the app is in it and
 every path in it is a route, so the two cannot drift apart silently.
@@ -6,7 +7,7 @@ every path in it is a route, so the two cannot drift apart silently.
 
 from __future__ import annotations
 
-from detector.report import SCHEMA_VERSION, VERDICTS
+from detector.report import VERDICTS, json_schemas
 
 
 def _ref(name: str) -> dict:
@@ -66,60 +67,6 @@ SCHEMAS = {
             },
             "job_id": {"type": "string", "description": "when a job was made and failed while the request waited"},
             "retryable": {"type": "boolean"},
-        },
-    },
-    "Report": {
-        "type": "object",
-        "description": f"The Report, schema_version {SCHEMA_VERSION} (see README: The Report).",
-        "required": [
-            "schema_version",
-            "source",
-            "verdict",
-            "fake_probability",
-            "confidence",
-            "media",
-            "frames",
-            "model",
-            "timings_ms",
-        ],
-        "properties": {
-            "schema_version": {"type": "string"},
-            "source": {"type": "string"},
-            "verdict": {"enum": list(VERDICTS)},
-            "fake_probability": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
-            "confidence": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
-            "threshold": {"type": "number"},
-            "uncertain_band": {"type": "array", "items": {"type": "number"}},
-            "media": {"type": "object"},
-            "frames": {"type": "array", "items": {"type": "object"}},
-            "tracks": {"type": "array", "items": {"type": "object"}},
-            "model": {"type": "object"},
-            "timings_ms": {"type": "object", "additionalProperties": {"type": "number"}},
-            "warnings": {"type": "array", "items": {"type": "string"}},
-            "provenance": _ref("Provenance"),
-        },
-    },
-    "Provenance": {
-        "type": ["object", "null"],
-        "description": "What the file says about its own origin (schema 1.1; null in reports stored before it).",
-        "required": ["c2pa", "iptc_digital_source_type", "ai_generated"],
-        "properties": {
-            "c2pa": {
-                "type": ["object", "null"],
-                "required": ["present", "valid", "trusted", "signer", "claim_generator", "actions", "digital_source_type", "validation_codes"],
-                "properties": {
-                    "present": {"type": "boolean"},
-                    "valid": {"type": "boolean"},
-                    "trusted": {"type": "boolean"},
-                    "signer": {"type": ["string", "null"]},
-                    "claim_generator": {"type": ["string", "null"]},
-                    "actions": {"type": "array", "items": {"type": "object"}},
-                    "digital_source_type": {"type": ["string", "null"]},
-                    "validation_codes": {"type": "array", "items": {"type": "string"}},
-                },
-            },
-            "iptc_digital_source_type": {"type": ["string", "null"]},
-            "ai_generated": {"type": ["boolean", "null"]},
         },
     },
     "AnalysisDone": {
@@ -232,6 +179,8 @@ SCHEMAS = {
         },
     },
 }
+# The Report and the records in it, generated from their dataclasses (detector/report.py): one source of truth.
+SCHEMAS.update(json_schemas(ref_prefix="#/components/schemas/"))
 
 
 def _id_parameter(name: str) -> dict:

@@ -9,10 +9,9 @@ from __future__ import annotations
 import json
 import re
 
-from flask import Blueprint, Response, jsonify, render_template, url_for
+from flask import Blueprint, Response, jsonify, url_for
 
-from detector.provenance import describe
-from detector.render import CAVEAT, READING_GUIDE, faces_words, percent, rule_words, verdict_name, verdict_words
+from detector.pipeline import report_html
 
 from .context import current_services, current_settings
 from .errors import ApiError, error_response
@@ -55,7 +54,7 @@ def readyz():
     }
     if not health["ok"]:
         return error_response(503, "unhealthy", "; ".join(health["problems"]), {"Retry-After": "5"}, **details)
-    model = {"queue": "celery"} if distributed else {"model": registry.get().model_info}
+    model = {"queue": "celery"} if distributed else {"model": registry.get().model_info.to_dict()}
     return jsonify({"status": "ready", **model, **details})
 
 
@@ -72,45 +71,26 @@ def report_page(analysis_id: str):
     report = services().analyses.report(analysis_id) if record else None
     if record is None or report is None:
         raise ApiError(404, "not_found", f"no analysis {analysis_id}")
-    artefacts = json.loads(record["artefacts_json"])
-    names = {entry["name"] for entry in artefacts}
+    names = {entry["name"] for entry in json.loads(record["artefacts_json"])}
 
-    def artefact_url(name: str) -> str | None:
+    def link(name: str) -> str | None:
+        if name == "report.json":
+            return url_for("api.get_analysis", analysis_id=analysis_id)
         return url_for("pages.artefact", analysis_id=analysis_id, name=name) if name in names else None
 
     # the page is public to whoever has its link: on a server with API keys it names no other analysis
     viewer = None if services().db.active_api_key_count() == 0 else "page-viewer"
     matches = services().analyses.memory.matches(analysis_id, viewer)
-    frames = []
-    for position, frame in enumerate(report["frames"]):
-        frames.append(
-            {
-                **frame,
-                "image_url": artefact_url(f"frame_{position:02d}.jpg"),
-                "heatmap_url": artefact_url(f"heatmap_{position:02d}.jpg"),
-            }
-        )
-    return render_template(
-        "report.html",
-        record=record,
-        report=report,
-        frames=frames,
-        timeline_url=artefact_url("timeline.png"),
+    page = report_html(
+        report,
+        link,
+        source_is_url=record["source_type"] == "url",
+        created_at=record["created_at"],
         fetch=json.loads(record["fetch_json"]) if record["fetch_json"] else None,
-        json_url=url_for("api.get_analysis", analysis_id=analysis_id),
-        matches=[{**m, "url": url_for("pages.report_page", analysis_id=m["analysis_id"]) if m["analysis_id"] else None} for m in matches],
-        caveat=CAVEAT,
-        provenance=describe(report.get("provenance")),
         seen_before=seen_before(matches),
-        provenance_codes=((report.get("provenance") or {}).get("c2pa") or {}).get("validation_codes") or [],
-        reading_guide=READING_GUIDE,
-        # the words every shell uses for a Report (detector/render.py)
-        verdict_name=verdict_name(report),
-        verdict_words=verdict_words(report),
-        faces_words=faces_words(report),
-        rule_words=rule_words(report["threshold"], report["uncertain_band"]),
-        percent=percent,
+        matches=[{**m, "url": url_for("pages.report_page", analysis_id=m["analysis_id"]) if m["analysis_id"] else None} for m in matches],
     )
+    return Response(page, mimetype="text/html")
 
 
 @bp.get("/analyses/<analysis_id>/files/<name>")

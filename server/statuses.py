@@ -38,6 +38,7 @@ HTTP_STATUS = {
     "fetch_timeout": 504,
     # the shells' and tools' own
     "bad_input": 400,
+    "bad_option": 400,
     "bad_dataset": 422,
     "bad_evaluation_report": 422,
 }

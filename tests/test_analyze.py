@@ -215,17 +215,17 @@ def test_rendering(detector, fake_video):
 
 def test_a_post_link_goes_from_url_to_report_in_the_core(detector, media_server):
     # The one path shared by the CLI, the server and the demo: fetched through the guarded fetcher, timed, analysed.
-    from detector.fetching.fetch import MediaFetcher
     from detector.fetching.urlguard import UrlPolicy
+    from detector.pipeline import Pipeline
 
     url = media_server.url("/page/video.mp4")  # a post page whose og:video is the clip
-    fetcher = MediaFetcher(UrlPolicy(allow_private=True))  # the media server is on loopback
+    pipeline = Pipeline(UrlPolicy(allow_private=True))  # the media server is on loopback
     try:
         stages = []
-        report = detector.analyze(url, fetcher=fetcher, frames=4, progress=lambda stage, done, total: stages.append(stage))
+        report = pipeline.run(detector, url, frames=4, progress=lambda stage, done, total: stages.append(stage)).report
     finally:
-        fetcher.close()
-    assert report.source == url and report.media["kind"] == "video" and report.media["frames_analyzed"] == 4
+        pipeline.close()
+    assert report.source == url and report.media.kind == "video" and report.media.frames_analyzed == 4
     assert report.timings_ms["fetch"] > 0
     assert report.timings_ms["total"] >= report.timings_ms["fetch"] + report.timings_ms["decode"]
     assert stages[0] == "fetch" and "model" in stages

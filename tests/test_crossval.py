@@ -244,7 +244,7 @@ def test_a_clip_lstm_checkpoint_saves_exports_and_analyses(tiny_accurate, face_p
     torch_backend = Detector.load(str(tiny_accurate), yunet_path=str(yunet_model), backend="torch")
     analysis = onnx.inspect(face_photo, explain=True)
     report = analysis.report
-    assert report.model["architecture"] == "clip-lstm/clip_vit_b16" and report.model["backend"] == "onnxruntime"
+    assert report.model.architecture == "clip-lstm/clip_vit_b16" and report.model.backend == "onnxruntime"
     assert report.verdict in ("real", "fake", "uncertain") and analysis.heatmaps == [None]  # no gradients through CLIP
     assert torch_backend.analyze(face_photo).fake_probability == pytest.approx(report.fake_probability, abs=1e-4)
 
@@ -256,8 +256,8 @@ def test_the_fast_and_accurate_views_combined(tiny_accurate, face_photo, yunet_m
 
     combined = Detector.load(f"default+{tiny_accurate}", yunet_path=str(yunet_model))
     report = combined.analyze(face_photo)
-    assert [m["architecture"].split("/")[0] for m in report.model["members"]] == ["mobilenetv3-lstm", "clip-lstm"]
-    assert report.model["id"] == f"default+{tiny_accurate}"
+    assert [m.architecture.split("/")[0] for m in report.model.members] == ["mobilenetv3-lstm", "clip-lstm"]
+    assert report.model.id == f"default+{tiny_accurate}"
     pair = combined.scorer  # the two views, each also a detector of its own
     fast_view, accurate_view = (Detector(scorer=view, yunet_path=str(yunet_model)) for view in (pair.fast, pair.accurate))
     fast = fast_view.analyze(face_photo).fake_probability

@@ -136,14 +136,14 @@ def test_the_faceforensics_video_gives_a_timeline_with_one_point_per_analysed_fr
 def test_the_heatmap_has_the_frame_size_and_is_not_constant(video_answer):
     report, *_, key_frames, downloads = video_answer
     entries = zip_entries(downloaded(downloads, ".zip"))
-    heatmaps = sorted(name for name in entries if name.startswith("heatmaps/"))
+    heatmaps = sorted(name for name in entries if name.startswith("heatmap_") and name.endswith(".png"))
     assert len(heatmaps) == FRAMES
     for name in heatmaps:
         heatmap = np.asarray(Image.open(io.BytesIO(entries[name])))
         assert heatmap.shape == (report["media"]["height"], report["media"]["width"])
         assert heatmap.std() > 1 and heatmap.max() > 128, f"{name} is (nearly) constant"
         # Hot where the face is: the mean inside the analysed face box beats the mean outside it.
-        frame = report["frames"][int(name[9:11])]
+        frame = report["frames"][int(name[8:10])]
         x, y, w, h = (int(v) for v in frame["faces"][0]["box"])
         inside = heatmap[y : y + h, x : x + w]
         assert inside.mean() > heatmap.mean()
@@ -373,8 +373,17 @@ def test_the_assembled_space_starts_with_python_app_py_and_refuses_private_links
 
 
 def test_the_demo_progress_maps_every_stage_the_core_reports():
+    from detector.pipeline import STAGES
     from detector.report import PROGRESS_STAGES
     from gradio_demo.analysis import StageProgress
 
-    assert set(PROGRESS_STAGES) <= set(StageProgress.STAGES)
-    assert set(PROGRESS_STAGES) - {"fetch"} <= set(StageProgress.NO_FETCH)
+    assert set(PROGRESS_STAGES) <= set(STAGES)  # the one stage table every shell shares
+    seen = []
+    for fetching in (True, False):
+        progress = StageProgress(lambda fraction, text: seen.append((fraction, text)), fetching=fetching)
+        for stage in [*(PROGRESS_STAGES if fetching else PROGRESS_STAGES[1:]), "render"]:
+            progress(stage, 1, 2)
+            progress(stage, 2, 2)
+        fractions = [fraction for fraction, _ in seen]
+        assert fractions == sorted(fractions) and fractions[-1] == 1.0 and 0 <= fractions[0] < 0.2
+        seen.clear()

@@ -153,7 +153,7 @@ def test_pull_then_analyze_gives_the_same_report_as_the_local_folder(hub_env, ch
     from_hub, from_folder = pulled.analyze(face_photo, face_detector="yunet"), local.analyze(face_photo, face_detector="yunet")
     assert from_hub.verdict != "no_face" and from_hub.fake_probability is not None
     assert comparable(from_hub) == comparable(from_folder)
-    assert from_hub.model["id"] == REPO and from_hub.model["revision"] == commit
+    assert from_hub.model.id == REPO and from_hub.model.revision == commit
     # The large files came from the "CDN" the Hub redirects to, which never sees the user's token.
     assert {path.rsplit("/", 1)[0] for _, path, _ in hub_env.cdn_requests} == {"/lfs"}
     assert not any(has_token for _, _, has_token in hub_env.cdn_requests)

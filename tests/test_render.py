@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from detector.render import color_for, timeline_figure
-from detector.report import FrameResult, Report
+from detector.report import FrameResult, MediaInfo, ModelInfo, Report
 
 RULE = {"threshold": 0.6, "uncertain_band": [0.4, 0.7]}
 
@@ -15,8 +15,15 @@ def frames(*probabilities, step=1.0):
     return [FrameResult(i, i * step, p, p) for i, p in enumerate(probabilities)]
 
 
+def media(kind="image", duration_s=0.0):
+    return MediaInfo(kind, "png", None, 64, 48, duration_s, None, 1, 0, 1000, frames_analyzed=1)
+
+
+MODEL = ModelInfo("test", None, "mobilenet_v3_small_lstm")
+
+
 def report(media, frames):
-    return Report("x", "fake", None, None, RULE["threshold"], RULE["uncertain_band"], media, frames, [], {}, {})
+    return Report("x", "fake", None, None, RULE["threshold"], RULE["uncertain_band"], media, frames, [], MODEL, {})
 
 
 def legend_and_axes(fig):
@@ -30,7 +37,7 @@ def legend_and_axes(fig):
 
 
 def test_the_legend_never_covers_points_near_one():
-    fig = timeline_figure(report({"kind": "video", "duration_s": 15.8}, frames(0.99, 0.98, 0.99, 1.0)))
+    fig = timeline_figure(report(media("video", 15.8), frames(0.99, 0.98, 0.99, 1.0)))
     legend, axes, ax = legend_and_axes(fig)
     assert legend.y1 <= axes.y0  # under the plot, not inside it
     assert ax.get_title() == ""  # the page around the plot says "Timeline" once
@@ -38,10 +45,10 @@ def test_the_legend_never_covers_points_near_one():
 
 
 def test_an_image_has_no_time_axis_and_no_face_says_so():
-    image = timeline_figure(report({"kind": "image", "duration_s": None}, frames(0.35)))
+    image = timeline_figure(report(media(), frames(0.35)))
     ax = image.axes[0]
     assert list(ax.get_xticks()) == [] and ax.get_xlim() == (-1, 1) and "single frame" in ax.get_xlabel()
-    empty = timeline_figure(report({"kind": "image", "duration_s": None}, frames(None)))
+    empty = timeline_figure(report(media(), frames(None)))
     assert [t.get_text() for t in empty.axes[0].texts] == ["no face found: nothing to plot"]
 
 
@@ -59,10 +66,9 @@ def words_of(verdict, probability, **extra):
     from detector.report import TrackResult
 
     tracks = [TrackResult(i, 1, probability or 0.0, [0, 0, 10, 10]) for i in range(extra.pop("faces", 1))]
-    data = Report("x", verdict, probability, None, 0.31, [0.2165, 0.8543], {"kind": "image"}, [], tracks, {"trained": True}, {})
-    data = data.to_dict()
+    data = Report("x", verdict, probability, None, 0.31, [0.2165, 0.8543], media(), [], tracks, MODEL, {})
     for key, value in extra.items():
-        data[key] = value
+        setattr(data, key, value)
     return data
 
 
@@ -85,14 +91,14 @@ def test_an_unfamiliar_face_and_an_untrained_model_are_named():
     unfamiliar = words_of("uncertain", 0.02, unfamiliar=True)
     assert verdict_name(unfamiliar) == "uncertain (unfamiliar face)"
     assert "unlike the faces the model learned from" in verdict_words(unfamiliar)
-    untrained = words_of("real", 0.1, model={"trained": False})
+    untrained = words_of("real", 0.1, model=ModelInfo("test", None, "mobilenet_v3_small_lstm", trained=False))
     assert verdict_name(untrained) == "real (untrained model)" and "means nothing" in verdict_words(untrained)
 
 
 def test_a_report_of_schema_1_0_reads_as_familiar():
     from detector.report import SCHEMA_VERSION
 
-    data = words_of("real", 0.1)
+    data = words_of("real", 0.1).to_dict()
     del data["unfamiliar"]
     for track in data["tracks"]:
         del track["unfamiliar"]
@@ -101,8 +107,7 @@ def test_a_report_of_schema_1_0_reads_as_familiar():
 
 
 def test_the_timeline_draws_the_verdicts_score_and_names_the_frame_score():
-    media = {"kind": "video", "duration_s": 3.0}
-    data = Report("x", "fake", 0.97, 0.97, 0.31, [0.2165, 0.8543], media, frames(0.5, 0.6, 0.7), [], {}, {})
+    data = Report("x", "fake", 0.97, 0.97, 0.31, [0.2165, 0.8543], media("video", 3.0), frames(0.5, 0.6, 0.7), [], MODEL, {})
     fig = timeline_figure(data)
     labels = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
     assert "fake probability, the verdict's (97%)" in labels and "frame score" in labels

@@ -80,10 +80,16 @@ def test_stored_urls_keep_no_credentials():
 
 
 def test_alert_rule():
-    assert should_alert({"verdict": "fake", "fake_probability": 0.9}, ["fake"], 0.8)
-    assert not should_alert({"verdict": "fake", "fake_probability": 0.7}, ["fake"], 0.8)
-    assert not should_alert({"verdict": "real", "fake_probability": 0.1}, ["fake"], 0.0)
-    assert not should_alert({"verdict": "no_face", "fake_probability": None}, ["no_face"], 0.0)
+    from detector.report import MediaInfo, ModelInfo, Report
+
+    def judged(verdict, probability):
+        media = MediaInfo("image", "png", None, 64, 48, 0.0, None, 1, 0, 1000, frames_analyzed=1)
+        return Report("x", verdict, probability, None, 0.5, [0.4, 0.6], media, [], [], ModelInfo("m", None, "a"), {})
+
+    assert should_alert(judged("fake", 0.9), ["fake"], 0.8)
+    assert not should_alert(judged("fake", 0.7), ["fake"], 0.8)
+    assert not should_alert(judged("real", 0.1), ["fake"], 0.0)
+    assert not should_alert(judged("no_face", None), ["no_face"], 0.0)
 
 
 # ---------------------------------------------------------------------------------------------- the basics
@@ -218,6 +224,22 @@ def test_html_report_with_timeline_key_frames_and_heatmaps(start_server, media_s
         assert "heatmap" in kinds and "heatmap_" in html
     assert_error(live.get(f"/analyses/{body['id']}/files/..%2Freport.json"), 404)
     assert_error(live.get("/analyses/0123456789abcdef0123456789abcdef"), 404, "not_found")
+
+
+def test_stored_reports_are_served_as_they_were_stored(live, face_photo, tmp_path):
+    """The server reads a stored report.json back typed (Report.from_dict) and serves what was stored: a fresh
+    Report key for key, and a Report stored by an older version (schema 1.0) without the keys it never had."""
+    body = live.upload(face_photo).json()
+    stored_path = tmp_path / "data0" / "artefacts" / body["id"] / "report.json"
+    stored = json.loads(stored_path.read_text())
+    assert live.get(f"/api/v1/analyses/{body['id']}").json()["report"] == stored == body["report"]
+    old = {k: v for k, v in stored.items() if k not in ("unfamiliar", "provenance")}
+    old.update(schema_version="1.0", tracks=[{k: v for k, v in t.items() if k != "unfamiliar"} for t in stored["tracks"]])
+    old["model"] = {k: v for k, v in stored["model"].items() if k != "backend"}
+    stored_path.write_text(json.dumps(old))
+    assert live.get(f"/api/v1/analyses/{body['id']}").json()["report"] == old
+    page = live.get(f"/analyses/{body['id']}")
+    assert page.status_code == 200 and "schema 1.0" in page.text
 
 
 # ------------------------------------------------------------------------------------------------- errors

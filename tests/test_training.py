@@ -204,7 +204,7 @@ def test_training_lowers_the_loss_and_writes_a_usable_checkpoint(trained, fake_v
     from detector import Detector
 
     report = Detector(checkpoint, yunet_path=str(yunet_model)).analyze(fake_video, frames=4)
-    assert report.model["trained"] and report.media["frames_analyzed"] == 4 and not report.warnings
+    assert report.model.trained and report.media.frames_analyzed == 4 and not report.warnings
 
 
 def test_resume_continues_where_it_stopped(small_dataset, trained, tmp_path):
