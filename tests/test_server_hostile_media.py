@@ -357,6 +357,51 @@ def test_a_gzip_page_is_counted_as_decoded_and_refused_past_the_page_limit(start
     assert site.requests == 1  # refused after our own look at it; yt-dlp never read it
 
 
+def extraction_processes() -> dict[int, str]:
+    """The yt-dlp extraction children on this host (pid -> state letter, Z for a zombie), read from /proc."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and b"detector.fetching.extraction" in (entry / "cmdline").read_bytes():
+                found[int(entry.name)] = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    return found
+
+
+def test_a_page_that_costs_minutes_of_cpu_is_stopped_at_the_fetch_deadline(start_server, media_server):
+    import threading
+
+    from server.auth import create_key
+
+    live = start_server(FETCH_WORKERS=1, CLIENT_FETCHES=1, FETCH_TIMEOUT_S=4)
+    db = live.app.extensions["deepfake"].db
+    heavy_client, other_client = (create_key(db, name)[1] for name in ("heavy", "other"))
+    threads_before = {t.name for t in threading.enumerate()}
+    # 12000 <meta> tags (408 KB, within the page limit): about a minute of yt-dlp's CPU in one process.
+    heavy = live.analyze_url_as(heavy_client, media_server.url("/meta-page/12000"))
+    assert heavy.status_code == 202, heavy.text
+    children = wait_for(lambda: extraction_processes(), 30, "an extraction child")
+    other = live.analyze_url_as(other_client, media_server.url("/files/photo.jpg"), wait=60)
+    assert other.status_code == 200, other.text  # the one fetch worker was given back at the heavy link's deadline
+    ended = live.get(f"/api/v1/jobs/{heavy.json()['job_id']}?wait=30", headers={"X-API-Key": heavy_client}).json()
+    assert ended["status"] == "failed" and ended["error"]["code"] == "fetch_timeout", ended
+    # The child was killed and reaped (no zombie), and nothing it started is left.
+    assert not set(children) & set(extraction_processes())
+    # Only the guard proxy's own two threads, started with the first fetch, are new: no thread of the fetch is left.
+    lasting = {"guard-proxy", "guard-proxy-deadlines"}
+    wait_for(lambda: {t.name for t in threading.enumerate()} - threads_before <= lasting, 30, "the fetch's threads to end")
+    assert not list(Path(live.app.extensions["deepfake"].analyses.fetcher.temp_dir).glob("fetch-*"))
+
+
+def wait_for(condition, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"{what} did not show up within {timeout_s} s")
+
+
 # ------------------------------------------------------------------------------------ one client, every worker
 
 
