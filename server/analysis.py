@@ -107,6 +107,7 @@ class AnalysisService:
             retry_after_s=config["RETRY_AFTER_S"],
             analysis_stuck_after_s=config["JOB_TIMEOUT_S"],
             fetch_stuck_after_s=float(config["FETCH_TIMEOUT_S"]) + 30.0,
+            fetch_queue_wait_s=float(config["FETCH_QUEUE_WAIT_S"]),
             retention_s=config["JOB_RETENTION_S"],
             uploads_dir=uploads_dir,
             delete_upload=self.remove_upload,

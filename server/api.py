@@ -131,10 +131,12 @@ def job_answer(job: dict):
     if job["status"] == "done":
         return jsonify(job_body(job)), 200
     if job["status"] == "failed":
+        status = job["error_status"] or 500
         return error_response(
-            job["error_status"] or 500,
+            status,
             job["error_code"],
             job["error_message"],
+            {"Retry-After": str(current_app.config["RETRY_AFTER_S"])} if status == 503 else None,
             job_id=job["id"],
             retryable=bool(job["retryable"]),
         )

@@ -89,7 +89,7 @@ class FairQueue:
 
     def __init__(self, per_client: int | None = None):
         self.per_client = per_client
-        self._waiting: dict[str, deque[str]] = {}
+        self._waiting: dict[str, deque[tuple[str, float]]] = {}  # client -> (item, when it was put)
         self._turns: deque[str] = deque()
         self._out: Counter[str] = Counter()
         self._changed = threading.Condition()
@@ -100,7 +100,7 @@ class FairQueue:
             if client not in self._waiting:
                 self._waiting[client] = deque()
                 self._turns.append(client)
-            self._waiting[client].append(item)
+            self._waiting[client].append((item, time.monotonic()))
             self._changed.notify()
 
     def get(self) -> tuple[str, str] | None:
@@ -111,15 +111,28 @@ class FairQueue:
                     client = self._turns[0]
                     self._turns.rotate(-1)  # whether served or not, the next client's turn comes first
                     if self.per_client is None or self._out[client] < self.per_client:
-                        waiting = self._waiting[client]
-                        item = waiting.popleft()
-                        if not waiting:
-                            del self._waiting[client]
-                            self._turns.remove(client)
+                        item, _ = self._waiting[client].popleft()
+                        self._forget_if_empty(client)
                         self._out[client] += 1
                         return client, item
                 self._changed.wait()
             return None
+
+    def take_older_than(self, seconds: float) -> list[tuple[str, str]]:
+        """Remove and return the (client, item) pairs that have waited longer than `seconds`."""
+        cutoff, taken = time.monotonic() - seconds, []
+        with self._changed:
+            for client in list(self._waiting):
+                waiting = self._waiting[client]
+                while waiting and waiting[0][1] < cutoff:
+                    taken.append((client, waiting.popleft()[0]))
+                self._forget_if_empty(client)
+        return taken
+
+    def _forget_if_empty(self, client: str) -> None:
+        if not self._waiting[client]:
+            del self._waiting[client]
+            self._turns.remove(client)
 
     def done(self, client: str) -> None:
         with self._changed:
@@ -204,6 +217,7 @@ class JobQueue:
         retry_after_s: int = 10,
         analysis_stuck_after_s: float = 600.0,
         fetch_stuck_after_s: float = 90.0,
+        fetch_queue_wait_s: float = 20.0,
         retention_s: float = 7 * 86400.0,
         uploads_dir: Path | None = None,
         on_finish: Callable[[dict, str, datetime], None] | None = None,
@@ -214,6 +228,7 @@ class JobQueue:
         self.client_url_jobs = max(1, client_url_jobs)
         self.queue_size = max(1, queue_size)
         self.retry_after_s = retry_after_s
+        self.fetch_queue_wait_s = fetch_queue_wait_s
         self.retention_s = retention_s
         self.uploads_dir = uploads_dir
         self.on_finish = on_finish  # (job, status, when): told of every outcome written (metrics)
@@ -570,16 +585,32 @@ class JobQueue:
     def _supervise(self) -> None:
         while not self._stopping.is_set():
             self._supervise_once()
-            self._stopping.wait(1.0 if self._unwritten else 5.0)
+            self._stopping.wait(1.0)  # links waiting for a fetch worker are refused within a second of their bound
 
     def _supervise_once(self) -> None:
         self._flush_unwritten()
+        self._refuse_long_waiting_fetches()
         if time.monotonic() >= self._next_expiry:
             try:
                 self.expire()
             except Exception:
                 log.exception("expiring old jobs failed; will try again")
             self._next_expiry = time.monotonic() + max(60.0, min(3600.0, self.retention_s / 10))
+
+    def _refuse_long_waiting_fetches(self) -> None:
+        """Links that waited `fetch_queue_wait_s` for a fetch worker (every one held by sources that do not answer)
+        fail with 503 and a Retry-After, so that no client waits for a fetch up to the fetch timeout times the queue."""
+        for _, job_id in self.fetching.queue.take_older_than(self.fetch_queue_wait_s):
+            self._finish(
+                job_id,
+                {
+                    "status": "failed",
+                    "error_code": "fetch_queue_timeout",
+                    "error_message": f"every fetch worker stayed busy for {self.fetch_queue_wait_s:g} s; retry in a few seconds",
+                    "error_status": 503,
+                    "retryable": 1,
+                },
+            )
 
     def _flush_unwritten(self) -> None:
         with self._unwritten_lock:

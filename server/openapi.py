@@ -278,7 +278,7 @@ def openapi_document(server_url: str = "") -> dict:
                     "415": _error("not an image or video we can read (judged by content)"),
                     "422": _error("damaged or empty media, or no media found at the URL"),
                     "502": _error("the source failed: unreachable, an HTTP error, a broken download"),
-                    "503": _error("the job queue is full", RETRY_AFTER),
+                    "503": _error("the job queue is full (queue_full), or no fetch worker came free in time (fetch_queue_timeout)", RETRY_AFTER),
                     "504": _error("fetching took longer than the time limit"),
                 },
             }
@@ -300,7 +300,7 @@ def openapi_document(server_url: str = "") -> dict:
                     "202": _json("JobAccepted", "queued again"),
                     "404": _error("no such job"),
                     "409": _error("the job is not failed or not retryable"),
-                    "503": _error("the job queue is full", RETRY_AFTER),
+                    "503": _error("the job queue is full (queue_full), or no fetch worker came free in time (fetch_queue_timeout)", RETRY_AFTER),
                     **ERRORS,
                 },
             }
