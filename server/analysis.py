@@ -127,6 +127,19 @@ class AnalysisService:
         for folder in abandoned_fetch_folders(Path(self.fetcher.temp_dir), older_than_s):
             shutil.rmtree(folder, ignore_errors=True)
 
+    def low_disk(self) -> str | None:
+        """Why this process should take no work for want of disk space (None when it has enough): the folders that
+        uploads and fetches are written to must each keep MIN_FREE_DISK_MB free."""
+        floor_mb = float(self.config["MIN_FREE_DISK_MB"])
+        for name, folder in (("uploads", self.uploads_dir), ("temporary", Path(self.fetcher.temp_dir))):
+            try:
+                free_mb = shutil.disk_usage(folder).free / 1024**2
+            except OSError:
+                continue  # not made yet: the data folder's own check is the database's
+            if free_mb < floor_mb:
+                return f"the {name} folder has {free_mb:.0f} MB free, under the {floor_mb:g} MB floor (DEEPFAKE_MIN_FREE_DISK_MB)"
+        return None
+
     def stop(self) -> None:
         self.jobs.stop(interrupt=self.fetcher.close)  # fetches end at once; analyses get a few seconds
 

@@ -81,6 +81,7 @@ class ServerSettings(ServingSettings):
     # the content fetched (what a link serves may change; another client's request never decides it)
     url_cache_ttl_s: float = 300.0
     keep_media: bool = False
+    min_free_disk_mb: float = 100.0  # /readyz answers 503 while the uploads or temporary folder has less free
     s3_bucket: str = ""
     s3_prefix: str = ""
     s3_endpoint_url: str = ""

@@ -1,7 +1,8 @@
 """Every error the server answers is JSON `{"error": {"code", "message"}}` with the right status; mapped once here.
 
 Core errors (`DetectorError`) carry their own code and status; HTTP errors from Flask/werkzeug (404, 405, 413,
-429...) get a code named after the status; anything unexpected is logged and answered as a plain 500.
+429...) get a code named after the status; a write refused for want of disk space (anywhere: an upload, a spooled
+form, a fetched file) is `507 insufficient_storage`; anything unexpected is logged and answered as a plain 500.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from flask import Flask, g, has_request_context, jsonify
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from detector.errors import DetectorError
+from detector.errors import DetectorError, storage_error
 
 log = logging.getLogger(__name__)
 
@@ -98,3 +99,11 @@ def register_error_handlers(app: Flask) -> None:
     def unexpected(exc: Exception):
         log.exception("unexpected error")
         return error_response(500, "internal_error", "the server failed unexpectedly; the error was logged")
+
+    @app.errorhandler(OSError)
+    def os_error(exc: OSError):
+        full = storage_error(exc)
+        if full is None:
+            return unexpected(exc)
+        log.error("a write failed for want of disk space: %s", exc)
+        return error_response(full.http_status, full.code, full.message)

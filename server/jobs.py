@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from detector.errors import DetectorError
+from detector.errors import DetectorError, storage_error
 
 from .db import Database, database_failure, format_time, utc_now
 from .errors import ApiError
@@ -532,6 +532,7 @@ class JobQueue:
 
     @staticmethod
     def _failure(exc: Exception) -> dict:
+        exc = storage_error(exc) or exc  # a full disk (moving fetched media, say) is neither a bug nor the source's
         if isinstance(exc, DetectorError):
             code, message, status = exc.code, exc.message, exc.http_status
         elif isinstance(exc, ApiError):

@@ -280,6 +280,7 @@ def openapi_document(server_url: str = "") -> dict:
                     "502": _error("the source failed: unreachable, an HTTP error, a broken download"),
                     "503": _error("the job queue is full (queue_full), or no fetch worker came free in time (fetch_queue_timeout)", RETRY_AFTER),
                     "504": _error("fetching took longer than the time limit"),
+                    "507": _error("the server's disk is full (insufficient_storage); retry later"),
                 },
             }
         },
@@ -452,7 +453,7 @@ def openapi_document(server_url: str = "") -> dict:
                 "security": [],
                 "responses": {
                     "200": _json({"type": "object"}, "ready: the model, each worker pool (workers, busy, waiting), the database"),
-                    "503": _error("still loading, the model failed, a worker is dead or stuck, or the database cannot be written"),
+                    "503": _error("still loading, the model failed, a worker is dead or stuck, the database cannot be written, or the disk is nearly full (low_disk_space)"),
                 },
             }
         },

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -400,6 +401,53 @@ def wait_for(condition, timeout_s: float, what: str):
             return value
         time.sleep(0.05)
     raise AssertionError(f"{what} did not show up within {timeout_s} s")
+
+
+# ------------------------------------------------------------------------------------------------- a full disk
+
+
+def test_readiness_says_not_ready_while_free_disk_space_is_under_its_floor(start_server):
+    assert start_server().get("/readyz").status_code == 200
+    live = start_server(MIN_FREE_DISK_MB=1e12)  # a floor above any disk's free space
+    body = assert_error(live.get("/readyz"), 503, "low_disk_space")
+    assert "DEEPFAKE_MIN_FREE_DISK_MB" in body["error"]["message"] and "jobs" in body
+
+
+def mount_namespaces_work() -> bool:
+    """Whether this user may mount a tmpfs in a user namespace of its own (no root needed where it is allowed)."""
+    command = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", "mount -t tmpfs tmpfs /mnt"]
+    return shutil.which("unshare") is not None and subprocess.run(command, capture_output=True).returncode == 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not mount_namespaces_work(), reason="needs unprivileged user namespaces to mount a small tmpfs")
+def test_a_full_disk_is_a_507_that_blames_neither_the_upload_nor_the_source(tmp_path, media_server, fake_video):
+    """A real server whose uploads and temporary folders are 512 KiB filesystems of their own (tmpfs, mounted in a
+    user namespace) takes an 870 KB upload and a link to the same clip: the disk fills (ENOSPC) on both."""
+    import requests
+
+    from tests.test_server_process import ServerProcess, server_env
+
+    data = tmp_path / "data"
+    mounts = " && ".join(f"mkdir -p {data / name} && mount -t tmpfs -o size=512k tmpfs {data / name}" for name in ("uploads", "tmp"))
+    command = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", f'{mounts} && exec "$0" -m server --port 0', sys.executable]
+    server = ServerProcess(command, server_env(data, ALLOW_PRIVATE_URLS=1, MIN_FREE_DISK_MB=1), tmp_path / "server.log")
+    try:
+        def readiness():
+            answer = requests.get(server.url("/readyz"), timeout=10)
+            return [answer] if answer.json().get("error", {}).get("code") != "not_ready" else None  # loaded
+
+        body = assert_error(wait_for(readiness, 120, "the model")[0], 503, "low_disk_space")  # 0.5 MB free, 1 MB floor
+        assert "uploads folder" in body["error"]["message"]
+        with open(fake_video, "rb") as handle:
+            upload = requests.post(server.url("/api/v1/analyze"), files={"file": ("clip.mp4", handle)}, timeout=60)
+        assert_error(upload, 507, "insufficient_storage")
+        link = requests.post(server.url("/api/v1/analyze?wait=60"), json={"url": media_server.url("/files/video.mp4")}, timeout=90)
+        failed = assert_error(link, 507, "insufficient_storage")
+        assert failed["retryable"] is True
+        assert requests.get(server.url("/healthz"), timeout=10).status_code == 200
+    finally:
+        assert server.stop() == 0, server.log.read_text()[-2000:]
 
 
 # ------------------------------------------------------------------------------------ one client, every worker

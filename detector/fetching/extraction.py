@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .. import errors
-from ..errors import DetectorError, FetchError, MediaTooLargeError, MediaTooLongError, NoMediaFoundError
+from ..errors import DetectorError, FetchError, MediaTooLargeError, MediaTooLongError, NoMediaFoundError, storage_error
 from ..paths import human_size
 
 # The child's address space: yt-dlp and its extractors need ~150 MB; a page within the page cap, parsed, far less
@@ -39,6 +39,8 @@ from ..paths import human_size
 CHILD_MEMORY_BYTES = 1536 * 1024**2
 # yt-dlp download protocols that go through our proxy (ffmpeg-driven ones, rtmp, ... would not).
 NATIVE_PROTOCOLS = {"http", "https", "m3u8_native", "http_dash_segments", "f4m"}
+# How yt-dlp words a write refused for want of space, when it keeps only the message (ENOSPC, EDQUOT, EFBIG).
+STORAGE_MESSAGES = re.compile(r"No space left on device|Disk quota exceeded|File too large|\[Errno (28|122|27)\]")
 # The longest line the child may send (a result is a few hundred bytes).
 MAX_MESSAGE_BYTES = 1024 * 1024
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the child imports this very copy of the package
@@ -275,6 +277,9 @@ class _Extraction:
         cause = exc.exc_info[1] if getattr(exc, "exc_info", None) else None
         if isinstance(cause, _Stop):
             return cause.error
+        full = _storage_full(cause) or _storage_full(exc)
+        if full:
+            return full
         if isinstance(cause, UnsupportedError):
             return NoMediaFoundError("no video or image was found at this URL")
         for _ in range(5):  # ExtractorError.cause, exception chaining
@@ -290,6 +295,13 @@ class _Extraction:
         if "Unsupported URL" in message or "no video" in message.lower():
             return NoMediaFoundError("no video or image was found at this URL")
         return FetchError(f"fetching the media failed: {message}")
+
+
+def _storage_full(exc: BaseException | None) -> errors.StorageFullError | None:
+    """A write refused for want of space, as an exception or as yt-dlp's words for one."""
+    if exc is not None and STORAGE_MESSAGES.search(str(exc)):
+        return errors.StorageFullError()
+    return storage_error(exc)
 
 
 def too_large(size: int, limit: int, partial: bool = False) -> str:
@@ -321,8 +333,9 @@ def _child_main() -> None:
     except MemoryError:
         limit = human_size(CHILD_MEMORY_BYTES)
         send({"error": {"type": "FetchError", "message": f"fetching the media failed: the page needs more than {limit} to read"}})
-    except Exception as exc:  # anything unexpected from the network stack or yt-dlp
-        send({"error": {"type": "FetchError", "message": f"fetching the URL failed: {clean_message(str(exc))}"}})
+    except Exception as exc:  # anything unexpected from the network stack, yt-dlp or the disk (full: not the source)
+        error = _storage_full(exc) or FetchError(f"fetching the URL failed: {clean_message(str(exc))}")
+        send({"error": {"type": type(error).__name__, "message": error.message}})
     channel.close()
 
 

@@ -47,6 +47,7 @@ from ..errors import (
     MediaTooLargeError,
     NoMediaFoundError,
     UnsupportedUrlSchemeError,
+    storage_error,
 )
 from ..paths import human_size
 from .extraction import ExtractionDeadline, ExtractionRequest, clean_message, extract_in_child, too_large
@@ -169,8 +170,9 @@ class MediaFetcher:
                     media = _Fetch(self, checked.url, folder, session, limits, progress).run()
                 except DetectorError:
                     raise
-                except Exception as exc:  # anything unexpected from the network stack or yt-dlp
-                    raise session.typed_error() or FetchError(f"fetching the URL failed: {clean_message(str(exc))}") from None
+                except Exception as exc:  # anything unexpected from the network stack, yt-dlp or the disk
+                    failure = storage_error(exc) or session.typed_error()
+                    raise failure or FetchError(f"fetching the URL failed: {clean_message(str(exc))}") from None
             media.fetch_ms = (time.monotonic() - started) * 1000.0
             yield media
         finally:
