@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import select
@@ -45,6 +46,8 @@ STORAGE_MESSAGES = re.compile(r"No space left on device|Disk quota exceeded|File
 MAX_MESSAGE_BYTES = 1024 * 1024
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the child imports this very copy of the package
 
+log = logging.getLogger(__name__)
+
 
 class ExtractionDeadline(Exception):
     """The fetch's deadline passed while the child was still working (it has been killed)."""
@@ -62,6 +65,7 @@ class ExtractionRequest:
     socket_timeout_s: float
 
 
+# progress(stage, done, total): stage "fetch", bytes so far and expected (0 when unknown)
 FetchProgress = Callable[[str, int, int], None]
 
 
@@ -90,8 +94,9 @@ def extract_in_child(request: ExtractionRequest, progress: FetchProgress | None 
             elif "error" in message:
                 raise _typed_error(message["error"])
         child.wait(timeout=max(0.0, request.deadline - time.monotonic()))
-        tail = log_path.read_bytes()[-300:].decode("utf-8", errors="replace").strip()
-        raise FetchError(f"fetching the media failed: the extraction stopped (exit status {child.returncode}) {tail}".strip())
+        tail = log_path.read_bytes()[-2000:].decode("utf-8", errors="replace").strip()
+        log.warning("the yt-dlp child for %s stopped with status %s without an answer: %s", request.url, child.returncode, tail)
+        raise FetchError(f"fetching the media failed: the extraction stopped unexpectedly (exit status {child.returncode})")
     except subprocess.TimeoutExpired:
         raise ExtractionDeadline() from None
     finally:
@@ -106,12 +111,13 @@ def extract_in_child(request: ExtractionRequest, progress: FetchProgress | None 
 def _messages(child: subprocess.Popen, deadline: float):
     """The child's JSON lines as they come, until it closes its stdout; ExtractionDeadline at the deadline."""
     fd, pending = child.stdout.fileno(), b""
+    readable = select.poll()  # not select(): a busy server's descriptors may number over 1024
+    readable.register(fd, select.POLLIN)
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
             raise ExtractionDeadline()
-        ready, _, _ = select.select([fd], [], [], left)
-        if not ready:
+        if not readable.poll(left * 1000):
             continue
         chunk = os.read(fd, 65536)
         if not chunk:

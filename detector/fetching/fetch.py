@@ -34,7 +34,7 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -50,14 +50,12 @@ from ..errors import (
     storage_error,
 )
 from ..paths import human_size
-from .extraction import ExtractionDeadline, ExtractionRequest, clean_message, extract_in_child, too_large
+from .extraction import ExtractionDeadline, ExtractionRequest, FetchProgress, clean_message, extract_in_child, too_large
 from .guardproxy import GuardProxy, ProxySession
 from .urlguard import UrlPolicy, check_url
 
 log = logging.getLogger(__name__)
 
-# progress(stage, done, total): stage "fetch", bytes so far and expected (0 when unknown)
-FetchProgress = Callable[[str, int, int], None]
 URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
