@@ -6,6 +6,8 @@ HTTP: the web shell's table of statuses by code is server/errors.py (`HTTP_STATU
 
 from __future__ import annotations
 
+import errno
+
 
 class DetectorError(Exception):
     """Base class of every error the core raises on purpose."""
@@ -140,3 +142,29 @@ class HostLookupError(FetchError):
 
 class FetchTimeoutError(FetchError):
     code = "fetch_timeout"
+
+
+class StorageFullError(DetectorError):
+    """This machine's disk (or the quota, or the file-size limit) is full: not the fault of the media or its source."""
+
+    code = "insufficient_storage"
+
+    def __init__(self, message: str = "the server's disk is full; retry later"):
+        super().__init__(message)
+
+
+# ENOSPC: no space left; EDQUOT: quota exceeded; EFBIG: over the file-size limit of the process or filesystem.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def storage_error(exc: BaseException | None) -> StorageFullError | None:
+    """A StorageFullError when `exc`, or an exception it was raised from, is a write refused for want of space."""
+    for _ in range(8):  # the chain of causes, bounded
+        if exc is None:
+            return None
+        if isinstance(exc, StorageFullError):
+            return exc
+        if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+            return StorageFullError()
+        exc = exc.__cause__ or exc.__context__
+    return None

@@ -110,6 +110,7 @@ class AnalysisService:
             retry_after_s=settings.retry_after_s,
             analysis_stuck_after_s=settings.job_timeout_s,
             fetch_stuck_after_s=float(settings.fetch_timeout_s) + 30.0,
+            fetch_queue_wait_s=float(settings.fetch_queue_wait_s),
             retention_s=settings.job_retention_s,
             uploads_dir=uploads_dir,
             delete_upload=self.remove_upload,
@@ -128,6 +129,19 @@ class AnalysisService:
         older_than_s = max(3600.0, 2 * float(self.settings.fetch_timeout_s))
         for folder in abandoned_fetch_folders(Path(self.pipeline.temp_dir), older_than_s):
             shutil.rmtree(folder, ignore_errors=True)
+
+    def low_disk(self) -> str | None:
+        """Why this process should take no work for want of disk space (None when it has enough): the folders that
+        uploads and fetches are written to must each keep MIN_FREE_DISK_MB free."""
+        floor_mb = float(self.settings.min_free_disk_mb)
+        for name, folder in (("uploads", self.uploads_dir), ("temporary", Path(self.pipeline.temp_dir))):
+            try:
+                free_mb = shutil.disk_usage(folder).free / 1024**2
+            except OSError:
+                continue  # not made yet: the data folder's own check is the database's
+            if free_mb < floor_mb:
+                return f"the {name} folder has {free_mb:.0f} MB free, under the {floor_mb:g} MB floor (DEEPFAKE_MIN_FREE_DISK_MB)"
+        return None
 
     def stop(self) -> None:
         self.jobs.stop(interrupt=self.pipeline.close)  # fetches end at once; analyses get a few seconds

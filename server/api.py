@@ -141,10 +141,12 @@ def job_answer(job: Job):
     if job.status == "done":
         return jsonify(job_body(job)), 200
     if job.status == "failed":
+        status = failed_job_status(job.error_code, job.error_status)
         return error_response(
-            failed_job_status(job.error_code, job.error_status),
+            status,
             job.error_code,
             job.error_message,
+            {"Retry-After": str(current_settings().retry_after_s)} if status == 503 else None,
             job_id=job.id,
             retryable=bool(job.retryable),
         )

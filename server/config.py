@@ -52,6 +52,7 @@ class ServerSettings(ServingSettings):
     client_fetches: int = 2  # fetches at once for one client (API key, or address without one)
     client_analyses: int = 0  # analyses at once for one client; 0: all workers but one (at least one)
     client_url_jobs: int = 8  # URL jobs one client may have waiting for or in a fetch; more answer 429
+    fetch_queue_wait_s: float = 20.0  # a link waiting longer for a fetch worker fails: 503 fetch_queue_timeout
     queue_size: int = 32  # jobs waiting for a worker; more answer 503
     max_wait_s: float = 120.0  # longest a request waits for its result (POST ?wait= and image uploads)
     max_poll_wait_s: float = 60.0  # longest GET /jobs/<id>?wait= holds a request
@@ -81,6 +82,7 @@ class ServerSettings(ServingSettings):
     # the content fetched (what a link serves may change; another client's request never decides it)
     url_cache_ttl_s: float = 300.0
     keep_media: bool = False
+    min_free_disk_mb: float = 100.0  # /readyz answers 503 while the uploads or temporary folder has less free
     s3_bucket: str = ""
     s3_prefix: str = ""
     s3_endpoint_url: str = ""

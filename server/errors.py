@@ -3,7 +3,8 @@
 Core errors (`DetectorError`) carry a stable code and no HTTP status: `HTTP_STATUS` (server/statuses.py) maps each code to one; the
 service and job layers' errors (`server.serviceerrors.ServiceError`) get theirs from `SERVICE_STATUSES`, here, as do
 the failed jobs they recorded (`failed_job_status`); HTTP errors from Flask/werkzeug (404, 405, 413, 429...) get a
-code named after the status; anything unexpected is logged and answered as a plain 500.
+code named after the status; a write refused for want of disk space (anywhere: an upload, a spooled form, a
+fetched file) is `507 insufficient_storage`; anything unexpected is logged and answered as a plain 500.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from flask import Flask, g, has_request_context, jsonify
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from detector.errors import DetectorError
+from detector.errors import DetectorError, storage_error
 
 from .context import current_settings
-from .serviceerrors import INTERRUPTED, ServiceError
+from .serviceerrors import FETCH_QUEUE_TIMEOUT, INTERRUPTED, ServiceError
 from .statuses import class_status, http_status
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ SERVICE_STATUSES = {
     "cache_miss": 503,
     "job_timeout": 504,
     INTERRUPTED: 503,  # a job whose process stopped: the server's side
+    FETCH_QUEUE_TIMEOUT: 503,  # every fetch worker held by sources that do not answer
     "internal_error": 500,
 }
 
@@ -146,3 +148,11 @@ def register_error_handlers(app: Flask) -> None:
     def unexpected(exc: Exception):
         log.exception("unexpected error")
         return error_response(500, "internal_error", "the server failed unexpectedly; the error was logged")
+
+    @app.errorhandler(OSError)
+    def os_error(exc: OSError):
+        full = storage_error(exc)
+        if full is None:
+            return unexpected(exc)
+        log.error("a write failed for want of disk space: %s", exc)
+        return error_response(http_status(full), full.code, full.message)

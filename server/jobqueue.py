@@ -32,12 +32,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from detector.errors import DetectorError
+from detector.errors import DetectorError, storage_error
 
 from .db import Database, database_failure, format_time, utc_now
 from .jobs import ACTIVE, FINISHED, STAGES, AnalyzeJob, Fetched, FetchJob, Finished, Job, JobProgress, remove_upload
 from .queueing import FairQueue
-from .serviceerrors import INTERRUPTED, JobNotFound, NotRetryable, QueueFull, ServiceError, TooManyJobs, may_succeed_later
+from .serviceerrors import (
+    FETCH_QUEUE_TIMEOUT,
+    INTERRUPTED,
+    JobNotFound,
+    NotRetryable,
+    QueueFull,
+    ServiceError,
+    TooManyJobs,
+    may_succeed_later,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +93,7 @@ class JobQueue:
         retry_after_s: int = 10,
         analysis_stuck_after_s: float = 600.0,
         fetch_stuck_after_s: float = 90.0,
+        fetch_queue_wait_s: float = 20.0,
         retention_s: float = 7 * 86400.0,
         uploads_dir: Path | None = None,
         on_finish: Callable[[Job, str, datetime], None] | None = None,
@@ -94,13 +104,16 @@ class JobQueue:
         self.client_url_jobs = max(1, client_url_jobs)
         self.queue_size = max(1, queue_size)
         self.retry_after_s = retry_after_s
+        self.fetch_queue_wait_s = fetch_queue_wait_s
         self.retention_s = retention_s
         self.uploads_dir = uploads_dir
         self.on_finish = on_finish  # (job, status, when): told of every outcome written (metrics)
         # an upload's or fetched file's removal (the server's may reach an object store)
         self.delete_upload = delete_upload or (lambda where: remove_upload(Path(where)))
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
-        self.fetching = Pool("fetch", max(1, fetch_workers), self._fetch_step, fetch_stuck_after_s, FairQueue(max(1, client_fetches)))
+        self.fetching = Pool(
+            "fetch", max(1, fetch_workers), self._fetch_step, fetch_stuck_after_s, FairQueue(max(1, client_fetches))
+        )
         # One client's analyses take at most `client_analyses` workers (0: all but one), so that a client's slow
         # clips never hold every worker while another client's job waits.
         per_client = client_analyses if client_analyses > 0 else max(1, workers - 1)
@@ -397,12 +410,19 @@ class JobQueue:
 
     @staticmethod
     def _done(outcome: Finished) -> dict:
-        return {"status": "done", "stage": "done", "fraction": 1.0, "analysis_id": outcome.analysis_id, "cached": int(outcome.cached)}
+        return {
+            "status": "done",
+            "stage": "done",
+            "fraction": 1.0,
+            "analysis_id": outcome.analysis_id,
+            "cached": int(outcome.cached),
+        }
 
     @staticmethod
     def _failure(exc: Exception) -> dict:
         """A failed job's row: the error's code and message, and whether a retry may succeed (the HTTP layer maps
         the code to a status, server/errors.py)."""
+        exc = storage_error(exc) or exc  # a full disk (moving fetched media, say) is neither a bug nor the source's
         if isinstance(exc, (DetectorError, ServiceError)):
             code, message = exc.code, exc.message
         else:
@@ -448,16 +468,27 @@ class JobQueue:
     def _supervise(self) -> None:
         while not self._stopping.is_set():
             self._supervise_once()
-            self._stopping.wait(1.0 if self._unwritten else 5.0)
+            self._stopping.wait(1.0)  # links waiting for a fetch worker are refused within a second of their bound
 
     def _supervise_once(self) -> None:
         self._flush_unwritten()
+        self._refuse_long_waiting_fetches()
         if time.monotonic() >= self._next_expiry:
             try:
                 self.expire()
             except Exception:
                 log.exception("expiring old jobs failed; will try again")
             self._next_expiry = time.monotonic() + max(60.0, min(3600.0, self.retention_s / 10))
+
+    def _refuse_long_waiting_fetches(self) -> None:
+        """Links that waited `fetch_queue_wait_s` for a fetch worker (every one held by sources that do not answer)
+        fail as retryable (503 with a Retry-After), so that no client waits for a fetch up to the fetch timeout times
+        the queue."""
+        for _, job_id in self.fetching.queue.take_older_than(self.fetch_queue_wait_s):
+            message = f"every fetch worker stayed busy for {self.fetch_queue_wait_s:g} s; retry in a few seconds"
+            self._finish(
+                job_id, {"status": "failed", "error_code": FETCH_QUEUE_TIMEOUT, "error_message": message, "retryable": 1}
+            )
 
     def _flush_unwritten(self) -> None:
         with self._unwritten_lock:

@@ -231,8 +231,9 @@ def _analyze_paths() -> dict:
                     "415": _error("not an image or video we can read (judged by content)"),
                     "422": _error("damaged or empty media, or no media found at the URL"),
                     "502": _error("the source failed: unreachable, an HTTP error, a broken download"),
-                    "503": _error("the job queue is full", RETRY_AFTER),
+                    "503": _error("the job queue is full (queue_full), or no fetch worker came free in time (fetch_queue_timeout)", RETRY_AFTER),
                     "504": _error("fetching took longer than the time limit"),
+                    "507": _error("the server's disk is full (insufficient_storage); retry later"),
                 },
             }
         },
@@ -259,7 +260,7 @@ def _job_paths() -> dict:
                     "202": _json("JobAccepted", "queued again"),
                     "404": _error("no such job"),
                     "409": _error("the job is not failed or not retryable"),
-                    "503": _error("the job queue is full", RETRY_AFTER),
+                    "503": _error("the job queue is full (queue_full), or no fetch worker came free in time (fetch_queue_timeout)", RETRY_AFTER),
                     **ERRORS,
                 },
             }
@@ -429,7 +430,7 @@ def _page_paths() -> dict:
                 "security": [],
                 "responses": {
                     "200": _json({"type": "object"}, "ready: the model, each worker pool (workers, busy, waiting), the database"),
-                    "503": _error("still loading, the model failed, a worker is dead or stuck, or the database cannot be written"),
+                    "503": _error("still loading, the model failed, a worker is dead or stuck, the database cannot be written, or the disk is nearly full (low_disk_space)"),
                 },
             }
         },

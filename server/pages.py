@@ -35,8 +35,9 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """Ready when the default model is loaded, every job worker is alive and none is stuck on one job, and the
-    database can be written; otherwise 503 with what is wrong."""
+    """Ready when the default model is loaded, every job worker is alive and none is stuck on one job, the
+    database can be written and the folders uploads and fetches go to have MIN_FREE_DISK_MB free; otherwise 503
+    with what is wrong."""
     registry = services().models
     distributed = current_settings().queue == "celery"  # the workers run the model, not this process
     if not distributed and not registry.is_ready():
@@ -54,6 +55,9 @@ def readyz():
     }
     if not health["ok"]:
         return error_response(503, "unhealthy", "; ".join(health["problems"]), {"Retry-After": "5"}, **details)
+    low_disk = services().analyses.low_disk()
+    if low_disk:
+        return error_response(503, "low_disk_space", low_disk, {"Retry-After": "60"}, **details)
     model = {"queue": "celery"} if distributed else {"model": registry.get().model_info.to_dict()}
     return jsonify({"status": "ready", **model, **details})
 

@@ -4,6 +4,7 @@ many jobs wait behind each other, not in front of other clients' jobs."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter, deque
 
 
@@ -13,7 +14,7 @@ class FairQueue:
 
     def __init__(self, per_client: int | None = None):
         self.per_client = per_client
-        self._waiting: dict[str, deque[str]] = {}
+        self._waiting: dict[str, deque[tuple[str, float]]] = {}  # client -> (item, when it was put)
         self._turns: deque[str] = deque()
         self._out: Counter[str] = Counter()
         self._changed = threading.Condition()
@@ -24,7 +25,7 @@ class FairQueue:
             if client not in self._waiting:
                 self._waiting[client] = deque()
                 self._turns.append(client)
-            self._waiting[client].append(item)
+            self._waiting[client].append((item, time.monotonic()))
             self._changed.notify()
 
     def get(self) -> tuple[str, str] | None:
@@ -35,15 +36,28 @@ class FairQueue:
                     client = self._turns[0]
                     self._turns.rotate(-1)  # whether served or not, the next client's turn comes first
                     if self.per_client is None or self._out[client] < self.per_client:
-                        waiting = self._waiting[client]
-                        item = waiting.popleft()
-                        if not waiting:
-                            del self._waiting[client]
-                            self._turns.remove(client)
+                        item, _ = self._waiting[client].popleft()
+                        self._forget_if_empty(client)
                         self._out[client] += 1
                         return client, item
                 self._changed.wait()
             return None
+
+    def take_older_than(self, seconds: float) -> list[tuple[str, str]]:
+        """Remove and return the (client, item) pairs that have waited longer than `seconds`."""
+        cutoff, taken = time.monotonic() - seconds, []
+        with self._changed:
+            for client in list(self._waiting):
+                waiting = self._waiting[client]
+                while waiting and waiting[0][1] < cutoff:
+                    taken.append((client, waiting.popleft()[0]))
+                self._forget_if_empty(client)
+        return taken
+
+    def _forget_if_empty(self, client: str) -> None:
+        if not self._waiting[client]:
+            del self._waiting[client]
+            self._turns.remove(client)
 
     def done(self, client: str) -> None:
         with self._changed:

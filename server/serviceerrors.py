@@ -80,6 +80,8 @@ class CacheMiss(ServiceError):
 
 # What a job left running by a process that is gone is marked with (the job queues' recovery).
 INTERRUPTED = "interrupted"
+# What a link that waited too long for a fetch worker is marked with (server/jobqueue.py).
+FETCH_QUEUE_TIMEOUT = "fetch_queue_timeout"
 
 
 def may_succeed_later(exc: BaseException) -> bool:

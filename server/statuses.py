@@ -36,6 +36,8 @@ HTTP_STATUS = {
     "fetch_failed": 502,
     "host_lookup_failed": 502,
     "fetch_timeout": 504,
+    # this machine
+    "insufficient_storage": 507,
     # the shells' and tools' own
     "bad_input": 400,
     "bad_option": 400,

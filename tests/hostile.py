@@ -1,5 +1,6 @@
-"""Hostile HTTP sources on 127.0.0.1, each in a process of its own (so that its sockets and threads are not the
-test process's): `python -m tests.hostile MODE` prints its port, then serves until killed.
+"""Hostile HTTP sources on loopback, each in a process of its own (so that its sockets and threads are not the
+test process's): `python -m tests.hostile MODE [HOSTS]` listens on 127.0.0.1 (or on 127.0.0.2 ... 127.0.0.HOSTS+1,
+many hosts), prints its ports on one line, then serves until killed.
 
 - `silent`: accepts connections and reads requests, never answers a byte;
 - `dribble`: answers `HTTP/1.1 200 OK` and then one byte of an endless header per second.
@@ -18,11 +19,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def serve(mode: str) -> None:
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(128)
-    print(listener.getsockname()[1], flush=True)
+def serve(mode: str, hosts: int = 0) -> None:
+    listeners = []
+    for address in [f"127.0.0.{n + 2}" for n in range(hosts)] or ["127.0.0.1"]:
+        listener = socket.socket()
+        listener.bind((address, 0))
+        listener.listen(128)
+        listeners.append(listener)
+    print(" ".join(str(listener.getsockname()[1]) for listener in listeners), flush=True)
+    for listener in listeners[1:]:
+        threading.Thread(target=_accept, args=(listener, mode), daemon=True).start()
+    _accept(listeners[0], mode)
+
+
+def _accept(listener: socket.socket, mode: str) -> None:
     held = []  # keep every connection open: closing it would end the client's wait
     while True:
         connection, _ = listener.accept()
@@ -43,14 +53,19 @@ def _answer(connection: socket.socket, mode: str) -> None:
 
 
 class HostileSource:
-    """`with HostileSource("silent") as source: source.url("/x.mp4")`"""
+    """`with HostileSource("silent") as source: source.url("/x.mp4")`; with `hosts=30`, `source.url("/x.mp4", 7)`
+    names the eighth of 30 hosts (127.0.0.2 ... 127.0.0.31)."""
 
-    def __init__(self, mode: str):
-        self.process = subprocess.Popen([sys.executable, "-m", "tests.hostile", mode], cwd=ROOT, stdout=subprocess.PIPE, text=True)
-        self.port = int(self.process.stdout.readline())
+    def __init__(self, mode: str, hosts: int = 0):
+        command = [sys.executable, "-m", "tests.hostile", mode, str(hosts)]
+        self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        self.ports = [int(port) for port in self.process.stdout.readline().split()]
+        self.port = self.ports[0]
+        self.hosts = hosts
 
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+    def url(self, path: str, host: int = 0) -> str:
+        address = f"127.0.0.{host + 2}" if self.hosts else "127.0.0.1"
+        return f"http://{address}:{self.ports[host]}{path}"
 
     def __enter__(self) -> HostileSource:
         return self
@@ -61,4 +76,4 @@ class HostileSource:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1])
+    serve(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 0)

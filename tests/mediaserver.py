@@ -7,6 +7,8 @@ Routes (NAME is a file in the served folder, sub-folders allowed):
 - `/page/NAME`       an HTML post page whose `og:video` points at `/files/NAME` (or at `?src=URL`)
 - `/video-tag/NAME`  an HTML page with a `<video src="/files/NAME">` (or `?src=URL`)
 - `/image-page/NAME` an HTML page naming `/files/NAME` (or `?src=URL`) only as its `og:image`
+- `/meta-page/N`     an HTML page of N `<meta>` tags and no media: yt-dlp's generic extractor spends CPU quadratic
+                     in N on it (~18 s for 8000 tags, 272 KB), so a fetch of it outlives a short deadline
 - `/redirect?to=URL` a 302 to URL (any URL: the tests aim it at forbidden addresses)
 - `/status/CODE`     an empty answer with that status
 Every request is recorded in `requests` (path only) so tests can see what reached the server.
@@ -76,6 +78,9 @@ class MediaServer:
                 return self.send(handler, 302, b"", "text/plain", {"Location": target})
             if kind == "status":
                 return self.send(handler, int(name), b"", "text/plain")
+            if kind == "meta-page":
+                tags = '<meta property="og:x" content="y">' * int(name)
+                return self.send(handler, 200, f"<!doctype html><html><head>{tags}</head></html>".encode(), "text/html")
             if kind in ("page", "video-tag", "image-page"):
                 source = parse_qs(parts.query).get("src", [f"/files/{name}"])[0]
                 return self.send(handler, 200, self.page(kind, name, source).encode(), "text/html; charset=utf-8")

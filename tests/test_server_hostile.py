@@ -113,6 +113,25 @@ def test_one_client_cannot_take_every_fetch(start_server, media_server):
         assert answer.status_code == 200, answer.text
 
 
+def test_a_link_waits_a_bounded_time_behind_many_clients_links_that_hang(start_server, media_server):
+    live = start_server(FETCH_WORKERS=8, CLIENT_FETCHES=2, FETCH_TIMEOUT_S=60, FETCH_QUEUE_WAIT_S=3, RETRY_AFTER_S=7)
+    db = services(live).db
+    keys = [create_key(db, f"client-{n}")[1] for n in range(31)]
+    with HostileSource("silent", hosts=30) as hosts:  # 30 hosts, 127.0.0.2 ... 127.0.0.31, that never answer
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            hanging = list(pool.map(lambda n: live.analyze_url_as(keys[n], hosts.url(f"/clip{n}.mp4", n)), range(30)))
+        assert [a.status_code for a in hanging] == [202] * 30
+        started = time.monotonic()
+        answer = live.analyze_url_as(keys[30], media_server.url("/files/photo.jpg"), wait=60)
+        print(f"another client's link answered {answer.status_code} after {time.monotonic() - started:.1f} s")
+        if answer.status_code != 200:  # no fetch worker came free within the bound: a clear, retryable refusal
+            body = assert_error(answer, 503, "fetch_queue_timeout")
+            assert body["retryable"] is True and answer.headers["Retry-After"] == "7"
+        # The hanging links that never got a worker were refused too, instead of waiting up to a minute each.
+        refused = [live.get(f"/api/v1/jobs/{a.json()['job_id']}", headers={"X-API-Key": keys[n]}).json() for n, a in enumerate(hanging)]
+        assert sum(job.get("error", {}).get("code") == "fetch_queue_timeout" for job in refused) >= 30 - 8
+
+
 # -------------------------------------------------------------------------------------------------- database
 
 

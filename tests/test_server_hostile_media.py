@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -355,6 +356,98 @@ def test_a_gzip_page_is_counted_as_decoded_and_refused_past_the_page_limit(start
     body = assert_error(answer, 413, "media_too_large")
     assert "page" in body["error"]["message"]
     assert site.requests == 1  # refused after our own look at it; yt-dlp never read it
+
+
+def extraction_processes() -> dict[int, str]:
+    """The yt-dlp extraction children on this host (pid -> state letter, Z for a zombie), read from /proc."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and b"detector.fetching.extraction" in (entry / "cmdline").read_bytes():
+                found[int(entry.name)] = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    return found
+
+
+def test_a_page_that_costs_minutes_of_cpu_is_stopped_at_the_fetch_deadline(start_server, media_server):
+    import threading
+
+    from server.auth import create_key
+
+    live = start_server(FETCH_WORKERS=1, CLIENT_FETCHES=1, FETCH_TIMEOUT_S=4)
+    db = live.app.extensions["deepfake"].db
+    heavy_client, other_client = (create_key(db, name)[1] for name in ("heavy", "other"))
+    threads_before = {t.name for t in threading.enumerate()}
+    # 12000 <meta> tags (408 KB, within the page limit): about a minute of yt-dlp's CPU in one process.
+    heavy = live.analyze_url_as(heavy_client, media_server.url("/meta-page/12000"))
+    assert heavy.status_code == 202, heavy.text
+    children = wait_for(lambda: extraction_processes(), 30, "an extraction child")
+    other = live.analyze_url_as(other_client, media_server.url("/files/photo.jpg"), wait=60)
+    assert other.status_code == 200, other.text  # the one fetch worker was given back at the heavy link's deadline
+    ended = live.get(f"/api/v1/jobs/{heavy.json()['job_id']}?wait=30", headers={"X-API-Key": heavy_client}).json()
+    assert ended["status"] == "failed" and ended["error"]["code"] == "fetch_timeout", ended
+    # The child was killed and reaped (no zombie), and nothing it started is left.
+    assert not set(children) & set(extraction_processes())
+    # Only the guard proxy's own two threads, started with the first fetch, are new: no thread of the fetch is left.
+    lasting = {"guard-proxy", "guard-proxy-deadlines"}
+    wait_for(lambda: {t.name for t in threading.enumerate()} - threads_before <= lasting, 30, "the fetch's threads to end")
+    assert not list(Path(live.app.extensions["deepfake"].analyses.pipeline.temp_dir).glob("fetch-*"))
+
+
+def wait_for(condition, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"{what} did not show up within {timeout_s} s")
+
+
+# ------------------------------------------------------------------------------------------------- a full disk
+
+
+def test_readiness_says_not_ready_while_free_disk_space_is_under_its_floor(start_server):
+    assert start_server().get("/readyz").status_code == 200
+    live = start_server(MIN_FREE_DISK_MB=1e12)  # a floor above any disk's free space
+    body = assert_error(live.get("/readyz"), 503, "low_disk_space")
+    assert "DEEPFAKE_MIN_FREE_DISK_MB" in body["error"]["message"] and "jobs" in body
+
+
+def mount_namespaces_work() -> bool:
+    """Whether this user may mount a tmpfs in a user namespace of its own (no root needed where it is allowed)."""
+    command = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", "mount -t tmpfs tmpfs /mnt"]
+    return shutil.which("unshare") is not None and subprocess.run(command, capture_output=True).returncode == 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not mount_namespaces_work(), reason="needs unprivileged user namespaces to mount a small tmpfs")
+def test_a_full_disk_is_a_507_that_blames_neither_the_upload_nor_the_source(tmp_path, media_server, fake_video):
+    """A real server whose uploads and temporary folders are 512 KiB filesystems of their own (tmpfs, mounted in a
+    user namespace) takes an 870 KB upload and a link to the same clip: the disk fills (ENOSPC) on both."""
+    import requests
+
+    from tests.test_server_process import ServerProcess, server_env
+
+    data = tmp_path / "data"
+    mounts = " && ".join(f"mkdir -p {data / name} && mount -t tmpfs -o size=512k tmpfs {data / name}" for name in ("uploads", "tmp"))
+    command = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", f'{mounts} && exec "$0" -m server --port 0', sys.executable]
+    server = ServerProcess(command, server_env(data, ALLOW_PRIVATE_URLS=1, MIN_FREE_DISK_MB=1), tmp_path / "server.log")
+    try:
+        def readiness():
+            answer = requests.get(server.url("/readyz"), timeout=10)
+            return [answer] if answer.json().get("error", {}).get("code") != "not_ready" else None  # loaded
+
+        body = assert_error(wait_for(readiness, 120, "the model")[0], 503, "low_disk_space")  # 0.5 MB free, 1 MB floor
+        assert "uploads folder" in body["error"]["message"]
+        with open(fake_video, "rb") as handle:
+            upload = requests.post(server.url("/api/v1/analyze"), files={"file": ("clip.mp4", handle)}, timeout=60)
+        assert_error(upload, 507, "insufficient_storage")
+        link = requests.post(server.url("/api/v1/analyze?wait=60"), json={"url": media_server.url("/files/video.mp4")}, timeout=90)
+        failed = assert_error(link, 507, "insufficient_storage")
+        assert failed["retryable"] is True
+        assert requests.get(server.url("/healthz"), timeout=10).status_code == 200
+    finally:
+        assert server.stop() == 0, server.log.read_text()[-2000:]
 
 
 # ------------------------------------------------------------------------------------ one client, every worker

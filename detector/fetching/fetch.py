@@ -9,7 +9,9 @@ How: the URL is checked (`urlguard.check_url`), then one GET tells what it is. A
 not its Content-Type) is streamed to disk with plain HTTP; anything else goes to yt-dlp, whose extractors cover
 post pages of many sites and whose generic extractor covers direct media files, pages with `<video>` or
 `og:video`, and HLS playlists (downloaded natively, not by ffmpeg). Only the first item of a playlist is taken.
-When yt-dlp finds nothing on an HTML page that names an `og:image`, that image is fetched instead.
+When yt-dlp finds nothing on an HTML page that names an `og:image`, that image is fetched instead. yt-dlp runs in
+a child process (`detector.fetching.extraction`), killed with anything it started at the fetch's deadline: its
+regular expressions may spend minutes of CPU on a crafted page, and a thread cannot be stopped.
 
 Safety and limits. Every connection of a fetch, whoever opens it (our GET, yt-dlp's page, redirect, playlist and
 fragment requests), goes through the fetcher's forward proxy on 127.0.0.1 (`detector.fetching.guardproxy`): it resolves the
@@ -32,7 +34,7 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -41,19 +43,19 @@ from urllib.parse import urljoin, urlsplit
 from ..errors import (
     DetectorError,
     FetchError,
+    FetchTimeoutError,
     MediaTooLargeError,
-    MediaTooLongError,
     NoMediaFoundError,
     UnsupportedUrlSchemeError,
+    storage_error,
 )
 from ..paths import human_size
+from .extraction import ExtractionDeadline, ExtractionRequest, FetchProgress, clean_message, extract_in_child, too_large
 from .guardproxy import GuardProxy, ProxySession
 from .urlguard import UrlPolicy, check_url
 
 log = logging.getLogger(__name__)
 
-# progress(stage, done, total): stage "fetch", bytes so far and expected (0 when unknown)
-FetchProgress = Callable[[str, int, int], None]
 URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -65,8 +67,6 @@ def is_url(source) -> bool:
 USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36"
 # How much of an HTML page we read to look for og:image when yt-dlp finds no video.
 PAGE_SNIFF_BYTES = 2 * 1024 * 1024
-# yt-dlp download protocols that go through our proxy (ffmpeg-driven ones, rtmp, ... would not).
-NATIVE_PROTOCOLS = {"http", "https", "m3u8_native", "http_dash_segments", "f4m"}
 
 
 @dataclass(frozen=True)
@@ -168,8 +168,9 @@ class MediaFetcher:
                     media = _Fetch(self, checked.url, folder, session, limits, progress).run()
                 except DetectorError:
                     raise
-                except Exception as exc:  # anything unexpected from the network stack or yt-dlp
-                    raise session.typed_error() or FetchError(f"fetching the URL failed: {_clean(str(exc))}") from None
+                except Exception as exc:  # anything unexpected from the network stack, yt-dlp or the disk
+                    failure = storage_error(exc) or session.typed_error()
+                    raise failure or FetchError(f"fetching the URL failed: {clean_message(str(exc))}") from None
             media.fetch_ms = (time.monotonic() - started) * 1000.0
             yield media
         finally:
@@ -270,18 +271,18 @@ class _Fetch:
         max_bytes = self.limits.max_bytes
         declared = int(response.headers.get("Content-Length") or 0)
         if declared > max_bytes:
-            raise MediaTooLargeError(_too_large(declared, max_bytes))
+            raise MediaTooLargeError(too_large(declared, max_bytes))
         path = self.folder / f"image{extension}"
         size = len(head)
         if size > max_bytes:
-            raise MediaTooLargeError(_too_large(size, max_bytes, partial=True))
+            raise MediaTooLargeError(too_large(size, max_bytes, partial=True))
         try:
             with open(path, "wb") as out:
                 out.write(head)
                 for chunk in chunks:
                     size += len(chunk)
                     if size > max_bytes:
-                        raise MediaTooLargeError(_too_large(size, max_bytes, partial=True))
+                        raise MediaTooLargeError(too_large(size, max_bytes, partial=True))
                     self.remaining()
                     out.write(chunk)
                     if self.progress:
@@ -311,160 +312,38 @@ class _Fetch:
     # ---------------------------------------------------------------------------------------------- yt-dlp
 
     def with_yt_dlp(self) -> FetchedMedia:
-        import yt_dlp
-        from yt_dlp.utils import DownloadError
-
-        limits = self.limits
-        options = {
-            "quiet": True,
-            "no_warnings": True,
-            "noprogress": True,
-            "logger": _YtDlpLogger(),
-            "proxy": self.session.proxy_url,
-            "socket_timeout": self.client_timeout(),
-            "retries": 1,
-            "fragment_retries": 1,
-            "extractor_retries": 0,
-            "file_access_retries": 0,
-            "noplaylist": True,
-            "playlist_items": "1",
-            "hls_prefer_native": True,
-            "concurrent_fragment_downloads": 1,
-            # One file, no merging: a format with picture (sound is irrelevant), preferring ones that fit the limit.
-            "format": f"b[height<=?1080][filesize<?{limits.max_bytes}]/bv*[height<=?1080][filesize<?{limits.max_bytes}]/b/bv*",
-            "max_filesize": limits.max_bytes,
-            "paths": {"home": str(self.folder), "temp": str(self.folder)},
-            "outtmpl": "media.%(ext)s",
-            "restrictfilenames": True,
-            "overwrites": True,
-            "fixup": "never",  # the core reads MPEG-TS from HLS as it is; no ffmpeg pass needed
-            "cachedir": False,
-            "writeinfojson": False,
-            "updatetime": False,
-            "http_headers": {"User-Agent": self.fetcher.user_agent},
-            "progress_hooks": [self.on_progress],
-        }
+        """yt-dlp's extraction and download, in a child process that the deadline kills (`extraction`)."""
+        request = ExtractionRequest(
+            url=self.url,
+            folder=str(self.folder),
+            proxy_url=self.session.proxy_url,
+            user_agent=self.fetcher.user_agent,
+            max_bytes=self.limits.max_bytes,
+            max_duration_s=self.limits.max_duration_s,
+            deadline=self.session.deadline,
+            socket_timeout_s=self.client_timeout(),
+        )
         try:
-            with yt_dlp.YoutubeDL(options) as ydl:
-                info = ydl.extract_info(self.url, download=False)
-                info = self.first_item(info)
-                self.check_metadata(info)
-                ydl.process_info(info)
-        except _Stop as stop:
-            raise stop.error from None
-        except DownloadError as exc:
-            raise self.yt_dlp_error(exc) from None
-        path = self.downloaded_file(info)
-        formats = info.get("requested_formats") or [info]
+            found = extract_in_child(request, self.progress)
+        except (ExtractionDeadline, FetchTimeoutError):
+            raise self.session.timeout_error() from None
+        except DetectorError as error:
+            raise self.session.typed_error() or error from None
+        path = Path(found["path"])
+        if path.parent != self.folder or not path.is_file():
+            raise FetchError("fetching the media failed: the extraction named no file of this fetch")
         return FetchedMedia(
             path=path,
             url=self.url,
-            final_url=formats[0].get("url") or self.url,
-            page_url=info.get("webpage_url") if info.get("webpage_url") != formats[0].get("url") else None,
-            title=info.get("title"),
-            uploader=info.get("uploader") or info.get("channel"),
-            duration_s=info.get("duration"),
+            final_url=found["final_url"],
+            page_url=found["page_url"],
+            title=found["title"],
+            uploader=found["uploader"],
+            duration_s=found["duration_s"],
             size_bytes=path.stat().st_size,
-            method=f"yt-dlp:{info.get('extractor_key') or info.get('extractor') or 'generic'}",
+            method=found["method"],
             fetch_ms=0.0,
         )
-
-    def first_item(self, info: dict) -> dict:
-        while info.get("_type") in ("playlist", "multi_video"):
-            entries = [e for e in (info.get("entries") or []) if e]
-            if not entries:
-                raise NoMediaFoundError("the URL leads to an empty playlist")
-            info = entries[0]
-        if info.get("_type") == "url":
-            raise NoMediaFoundError("the URL leads to another page that was not followed")
-        return info
-
-    def check_metadata(self, info: dict) -> None:
-        limits = self.limits
-        if info.get("is_live") or info.get("live_status") in ("is_live", "is_upcoming"):
-            raise NoMediaFoundError("live streams cannot be analysed: wait until the recording is available")
-        duration = info.get("duration")
-        if duration and duration > limits.max_duration_s:
-            raise MediaTooLongError(f"the video lasts {duration:.0f} s, over the {limits.max_duration_s:.0f} s limit")
-        formats = info.get("requested_formats") or [info]
-        size = sum(int(f.get("filesize") or f.get("filesize_approx") or 0) for f in formats)
-        if size > limits.max_bytes:
-            raise MediaTooLargeError(_too_large(size, limits.max_bytes))
-        for fmt in formats:
-            protocol = str(fmt.get("protocol") or "https")
-            if not all(p in NATIVE_PROTOCOLS for p in protocol.split("+")):
-                raise NoMediaFoundError(f"the media is only offered over {protocol}, which is not supported")
-
-    def on_progress(self, status: dict) -> None:
-        """yt-dlp progress hook: stop the download at the byte limit or the deadline."""
-        done = int(status.get("downloaded_bytes") or 0)
-        total = int(status.get("total_bytes") or status.get("total_bytes_estimate") or 0)
-        if done > self.limits.max_bytes or total > self.limits.max_bytes:
-            raise _Stop(MediaTooLargeError(_too_large(max(done, total), self.limits.max_bytes, partial=not total)))
-        if time.monotonic() > self.session.deadline:
-            raise _Stop(self.session.timeout_error())
-        if self.progress and status.get("status") == "downloading":
-            self.progress("fetch", done, total)
-
-    def downloaded_file(self, info: dict) -> Path:
-        candidates = [Path(d["filepath"]) for d in info.get("requested_downloads") or [] if d.get("filepath")]
-        candidates += sorted(p for p in self.folder.glob("media.*") if not p.name.endswith((".part", ".ytdl")))
-        for path in candidates:
-            if path.is_file() and path.stat().st_size > 0:
-                if path.stat().st_size > self.limits.max_bytes:
-                    raise MediaTooLargeError(_too_large(path.stat().st_size, self.limits.max_bytes))
-                return path
-        # yt-dlp skips a download over `max_filesize` without an error: no file is the only sign.
-        error = self.session.typed_error()
-        raise error or MediaTooLargeError(f"the media is over the {human_size(self.limits.max_bytes)} limit")
-
-    def yt_dlp_error(self, exc: Exception) -> DetectorError:
-        from yt_dlp.networking.exceptions import HTTPError
-        from yt_dlp.utils import UnsupportedError
-
-        error = self.session.typed_error()
-        if error:
-            return error
-        cause = exc.exc_info[1] if getattr(exc, "exc_info", None) else None
-        if isinstance(cause, _Stop):
-            return cause.error
-        if isinstance(cause, UnsupportedError):
-            return NoMediaFoundError("no video or image was found at this URL")
-        for _ in range(5):  # ExtractorError.cause, exception chaining
-            if cause is None or isinstance(cause, HTTPError):
-                break
-            cause = getattr(cause, "cause", None) or cause.__cause__ or cause.__context__
-        if isinstance(cause, HTTPError):
-            return FetchError(f"the source answered HTTP {cause.status} {cause.reason}".strip())
-        match = re.search(r"HTTP Error (\d{3})[: ]*([^\n]*)", str(exc))
-        if match:
-            return FetchError(f"the source answered HTTP {match.group(1)} {match.group(2)}".strip())
-        message = _clean(str(exc))
-        if "Unsupported URL" in message or "no video" in message.lower():
-            return NoMediaFoundError("no video or image was found at this URL")
-        return FetchError(f"fetching the media failed: {message}")
-
-
-class _Stop(Exception):
-    """Raised from a yt-dlp progress hook to abort a download with a typed error."""
-
-    def __init__(self, error: DetectorError):
-        super().__init__(error.message)
-        self.error = error
-
-
-class _YtDlpLogger:
-    def debug(self, msg: str) -> None:
-        pass
-
-    def info(self, msg: str) -> None:
-        pass
-
-    def warning(self, msg: str) -> None:
-        log.debug("yt-dlp: %s", msg)
-
-    def error(self, msg: str) -> None:
-        log.debug("yt-dlp: %s", msg)
 
 
 # --------------------------------------------------------------------------------------------------- helpers
@@ -520,11 +399,6 @@ def _has_site_extractor(url: str) -> bool:
     return any(ie.suitable(url) for ie in _SITE_EXTRACTORS)
 
 
-def _too_large(size: int, limit: int, partial: bool = False) -> str:
-    more = "more than " if partial else ""
-    return f"the media is {more}{human_size(size)}, over the {human_size(limit)} limit"
-
-
 def _host(url: str) -> str:
     return urlsplit(url).hostname or url
 
@@ -532,12 +406,7 @@ def _host(url: str) -> str:
 def _reason(exc: Exception) -> str:
     text = str(exc)
     match = re.search(r"(Connection refused|timed out|Name or service not known|reset by peer|Remote end closed[^'\")]*)", text)
-    return match.group(1) if match else _clean(text)
-
-
-def _clean(message: str) -> str:
-    message = re.sub(r"\x1b\[[0-9;]*m", "", message)
-    return re.sub(r"^(ERROR:\s*)+", "", message).strip()[:300]
+    return match.group(1) if match else clean_message(text)
 
 
 @contextlib.contextmanager
