@@ -94,8 +94,8 @@ def _batch(base: str, clips: list[Path], clients: int) -> dict:
 
 
 def measure(video: Path, jobs: int = 48, clients: int = 16) -> dict:
-    from tests.postgres import PostgresServer
-    from tests.redisserver import RedisServer
+    from tests.support.postgres import PostgresServer
+    from tests.support.redisserver import RedisServer
 
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
