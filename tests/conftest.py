@@ -50,7 +50,7 @@ def pytest_sessionfinish(session, exitstatus):
     if not leftovers:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    lines = ["processes started by the tests are still running (a fixture did not stop them):"]
+    lines = ["", "processes started by the tests are still running (a fixture did not stop them); stopping them:"]
     lines += [f"  pid {process.pid}: {process.command}" for process in leftovers]
     for line in lines:
         reporter.write_line(line, red=True) if reporter else print(line)

@@ -24,7 +24,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     imported = sorted(name for name in NOT_IN_THE_UNIT_TIER if name in sys.modules)
     if imported:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        line = f"the unit tier imported {', '.join(imported)}: a test that needs it belongs in tests/integration/"
+        line = f"\nthe unit tier imported {', '.join(imported)}: a test that needs it belongs in tests/integration/"
         reporter.write_line(line, red=True) if reporter else print(line)
         if session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
