@@ -43,6 +43,7 @@ class Worker:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+                self.process.wait(timeout=30)
         self.handle.close()
 
 
@@ -78,9 +79,11 @@ def cluster(tmp_path, postgres, redis_server):
         started.append(worker)
         return worker
 
-    yield env, start_api, start_worker
-    for process in started:
-        process.stop()
+    try:
+        yield env, start_api, start_worker
+    finally:
+        for process in started:
+            process.stop()
 
 
 def wait_ready(api: ServerProcess, workers: int = 1, timeout_s: float = 120) -> dict:

@@ -44,7 +44,11 @@ class ServerProcess:
         self.log = log
         self.handle = open(log, "w")
         self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self.handle, stderr=subprocess.STDOUT)
-        self.base = self._address()
+        try:
+            self.base = self._address()
+        except BaseException:  # no object for the caller to stop: not left running
+            self.stop()
+            raise
 
     def _address(self, timeout_s: float = 120) -> str:
         deadline = time.monotonic() + timeout_s
@@ -108,9 +112,11 @@ def processes():
         started.append(server)
         return server
 
-    yield start
-    for server in started:
-        server.stop()
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop()
 
 
 PYTHON_SERVER = [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", "0"]
