@@ -112,8 +112,7 @@ def measure(video: Path, jobs: int = 48, clients: int = 16) -> dict:
             finally:
                 api.terminate()
                 api.wait(timeout=60)
-        postgres, redis = PostgresServer(), RedisServer()
-        try:
+        with PostgresServer() as postgres, RedisServer() as redis:  # stopped also when the other fails to start
             for n, workers in enumerate((1, 2), start=2):
                 folder = tmp / f"celery-{workers}"
                 folder.mkdir()
@@ -130,7 +129,4 @@ def measure(video: Path, jobs: int = 48, clients: int = 16) -> dict:
                         process.terminate()
                     for process in started:
                         process.wait(timeout=60)
-        finally:
-            redis.close()
-            postgres.stop()
     return results
