@@ -157,29 +157,18 @@ def test_the_numbers_shown_agree_and_say_which_score_they_are(page):
     assert "frame score" in caption, (caption, shot)
 
 
-def test_an_image_key_frame_is_shown_at_a_columns_width_not_blown_up(demo_url, face_photo):
+def test_an_image_key_frame_is_shown_at_a_columns_width_not_blown_up(page, face_photo):
     # Gradio's gallery widens a lone item to the whole row unless fit_columns=False: a 256-px photo became a
     # 1196-px crop with its chin and heatmap cut off. In real Chromium: the whole picture, at about its own size.
-    from playwright.sync_api import sync_playwright
-
-    from bench.browser import CHROMIUM, CHROMIUM_ARGS
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(demo_url)
-            page.locator("#upload input[type=file]").set_input_files(str(face_photo))
-            page.get_by_text(face_photo.name).first.wait_for(timeout=60_000)
-            page.get_by_role("button", name="Analyze file").click()
-            picture = page.locator("#key-frames img").first
-            picture.wait_for(timeout=120_000)
-            page.wait_for_timeout(500)
-            shown = picture.bounding_box()
-            gallery = page.locator("#key-frames").bounding_box()
-            natural = picture.evaluate("img => [img.naturalWidth, img.naturalHeight]")
-            fit = picture.evaluate("img => getComputedStyle(img).objectFit")
-        finally:
-            browser.close()
+    page.locator("#upload input[type=file]").set_input_files(str(face_photo))
+    page.get_by_text(face_photo.name).first.wait_for(timeout=60_000)
+    page.get_by_role("button", name="Analyze file").click()
+    picture = page.locator("#key-frames img").first
+    picture.wait_for(timeout=120_000)
+    page.wait_for_timeout(500)
+    shown = picture.bounding_box()
+    gallery = page.locator("#key-frames").bounding_box()
+    natural = picture.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    fit = picture.evaluate("img => getComputedStyle(img).objectFit")
     assert natural == [256, 256] and fit == "contain"  # the whole picture, letterboxed rather than cropped
     assert shown["width"] <= gallery["width"] / 3 and shown["width"] <= 1.5 * natural[0], (shown, gallery)
