@@ -43,6 +43,26 @@ def _parent_and_state(pid: int) -> tuple[int, str]:
     return (int(fields[1]), fields[0]) if len(fields) > 1 else (0, "")
 
 
+def marked_processes(mark: str, parent: int | None = None) -> list[Leftover]:
+    """Live processes whose command line or environment holds `mark`, or whose parent is `parent`; never `parent`
+    itself, nor multiprocessing's helpers (they end with their interpreter)."""
+    needle = mark.encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == parent:
+            continue
+        pid = int(entry.name)
+        parent_pid, state = _parent_and_state(pid)
+        if state in ("Z", "X", ""):  # dead, waiting to be reaped
+            continue
+        command = _read(entry / "cmdline")
+        if INTERPRETER_HELPERS in command:
+            continue
+        if (parent is not None and parent_pid == parent) or needle in command or needle in _read(entry / "environ"):
+            found.append(Leftover(pid, command.replace(b"\0", b" ").decode(errors="replace").strip()))
+    return found
+
+
 class SessionMark:
     """Marks this process's environment; `leftovers()` lists the marked processes still alive, itself excluded."""
 
@@ -51,21 +71,7 @@ class SessionMark:
         self.pid = os.getpid()
 
     def _marked_or_children(self) -> list[Leftover]:
-        needle = self.mark.encode()
-        found = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == self.pid:
-                continue
-            pid = int(entry.name)
-            parent, state = _parent_and_state(pid)
-            if state in ("Z", "X", ""):  # dead, waiting to be reaped
-                continue
-            command = _read(entry / "cmdline")
-            if INTERPRETER_HELPERS in command:  # multiprocessing's tracker: it ends with the session's interpreter
-                continue
-            if parent == self.pid or needle in command or needle in _read(entry / "environ"):
-                found.append(Leftover(pid, command.replace(b"\0", b" ").decode(errors="replace").strip()))
-        return found
+        return marked_processes(self.mark, parent=self.pid)
 
     def leftovers(self, grace_s: float = 5.0) -> list[Leftover]:
         """The marked processes still running after `grace_s` (a stopped server may take a moment to exit)."""

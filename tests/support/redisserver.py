@@ -10,6 +10,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.support.leftovers import session_mark
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -32,9 +34,11 @@ class RedisServer:
 
     def start(self) -> None:
         self.log = open(self.folder / "redis.log", "ab")
+        # redis-server writes its title over its command line and environment: the session's mark goes in the title.
+        title = ["--proc-title-template", f"{{title}} {{listen-addr}} {session_mark()}"] if session_mark() else []
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.folder)],
+             "--dir", str(self.folder), *title],
             stdout=self.log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         deadline = time.monotonic() + 20
