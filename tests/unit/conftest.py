@@ -1,5 +1,6 @@
-"""The unit tier runs on a serving install with nothing started: a session of unit tests only that imported torch
-or Playwright fails (`scripts/test --fast` runs this tier first; see tests/conftest.py for the tiers)."""
+"""The unit tier runs on a serving install with nothing started: a unit test may not ask for a fixture that starts a
+server or loads a model, and a session of unit tests only that imported torch or Playwright fails (`scripts/test
+--fast` runs this tier first; see tests/conftest.py for the tiers)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,18 @@ import pytest
 
 UNIT = Path(__file__).resolve().parent
 NOT_IN_THE_UNIT_TIER = ("torch", "torchvision", "playwright")
+# fixtures of tests/conftest.py that start a server or load a model
+STARTS_SOMETHING = {"detector", "live", "start_server", "media_server", "postgres", "redis_server", "s3_server"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    misplaced = [
+        f"{item.nodeid} uses {', '.join(sorted(STARTS_SOMETHING & set(item.fixturenames)))}"
+        for item in items
+        if UNIT in Path(str(item.path)).resolve().parents and STARTS_SOMETHING & set(getattr(item, "fixturenames", ()))
+    ]
+    if misplaced:
+        raise pytest.UsageError("tests in tests/unit/ that belong in tests/integration/:\n" + "\n".join(misplaced))
 
 
 def only_unit_tests(config: pytest.Config) -> bool:
