@@ -94,8 +94,8 @@ def _batch(base: str, clips: list[Path], clients: int) -> dict:
 
 
 def measure(video: Path, jobs: int = 48, clients: int = 16) -> dict:
-    from tests.postgres import PostgresServer
-    from tests.redisserver import RedisServer
+    from tests.support.postgres import PostgresServer
+    from tests.support.redisserver import RedisServer
 
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
@@ -112,8 +112,7 @@ def measure(video: Path, jobs: int = 48, clients: int = 16) -> dict:
             finally:
                 api.terminate()
                 api.wait(timeout=60)
-        postgres, redis = PostgresServer(), RedisServer()
-        try:
+        with PostgresServer() as postgres, RedisServer() as redis:  # stopped also when the other fails to start
             for n, workers in enumerate((1, 2), start=2):
                 folder = tmp / f"celery-{workers}"
                 folder.mkdir()
@@ -130,7 +129,4 @@ def measure(video: Path, jobs: int = 48, clients: int = 16) -> dict:
                         process.terminate()
                     for process in started:
                         process.wait(timeout=60)
-        finally:
-            redis.close()
-            postgres.stop()
     return results

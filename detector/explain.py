@@ -7,7 +7,7 @@ coordinates, so a heatmap has the frame's size and can be laid over it.
 The frame head is linear on the spatial mean of the last feature maps A (logit = w · mean_hw(A) + b), so the
 gradient of the logit with respect to A[c, i, j] is w[c] / (h·w) at every position: Grad-CAM's channel weights are
 the head's own weights, and the map is ReLU(±Σ_c w[c]·A[c]) up to a constant that the normalisation removes. No
-gradients are needed, so heatmaps come from the ONNX export as they do from PyTorch (tests/test_explain.py checks
+gradients are needed, so heatmaps come from the ONNX export as they do from PyTorch (tests/integration/test_explain.py checks
 them against autograd Grad-CAM).
 """
 

@@ -1,5 +1,5 @@
-"""The Gradio demo, and the Hugging Face Space's `app_file`: `python gradio_demo/app.py` serves it on
-127.0.0.1:$GRADIO_SERVER_PORT (default 7860; a Space sets GRADIO_SERVER_NAME=0.0.0.0 itself).
+"""The Gradio demo: `python -m gradio_demo.app` (or `deepfake-demo`; in the Hugging Face Space, the launcher
+`app.py`) serves it on 127.0.0.1:$GRADIO_SERVER_PORT (default 7860; a Space sets GRADIO_SERVER_NAME=0.0.0.0 itself).
 
 Only widgets and their wiring live here: `analysis.py` does the work through the core. Two named API endpoints:
 `analyze_file` (an image or video -> Report JSON, verdict, summary, timeline, key frames, downloads) and
@@ -12,25 +12,17 @@ import atexit
 import logging
 import os
 import signal
-import sys
 import threading
 from collections import OrderedDict
-from pathlib import Path
 from typing import NoReturn
 
-# Run as a script in a Space (`app_file: gradio_demo/app.py`), where nothing is installed: the folder above this one
-# holds the `detector` and `gradio_demo` packages. Installed (`pip install .`), this changes nothing.
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import gradio as gr
 
-import gradio as gr  # noqa: E402
-
-from detector import DetectorError  # noqa: E402
-from detector.render import CAVEAT, READING_GUIDE  # noqa: E402
-from gradio_demo.analysis import LINK_COLUMNS, DemoAnalyzer  # noqa: E402
-from gradio_demo.examples import example_files  # noqa: E402
-from gradio_demo.settings import DemoSettings  # noqa: E402
+from detector import DetectorError
+from detector.render import CAVEAT, READING_GUIDE
+from gradio_demo.analysis import LINK_COLUMNS, DemoAnalyzer
+from gradio_demo.examples import example_files
+from gradio_demo.settings import DemoSettings
 
 log = logging.getLogger("gradio_demo")
 
@@ -223,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     """Serve the demo until Ctrl-C or SIGTERM; one line when it is ready (`--verbose`: the details, as logs)."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="gradio_demo/app.py", description="Serve the Gradio demo on 127.0.0.1.")
+    parser = argparse.ArgumentParser(prog="deepfake-demo", description="Serve the Gradio demo on 127.0.0.1.")
     parser.add_argument("--verbose", action="store_true", help="log what loads and every request (default: one line)")
     verbose = parser.parse_args(argv).verbose
     logging.basicConfig(

@@ -5,10 +5,11 @@
     HF_TOKEN=hf_... python gradio_demo/build_space.py build/space --push org/deepfake-checker
 
 The Space holds the same layout as this repository, limited to what the demo runs: `README.md` (the Space card,
-from gradio_demo/README.md, whose front matter names `app_file: gradio_demo/app.py`), `requirements.txt` (the
-dependencies of pyproject.toml, less the backend's and Gradio itself, which the Space's `sdk_version` brings), `gradio_demo/` (the app's modules), `detector/` (the core) and
-`model_hub/default/` (the embedded checkpoint). So `gradio_demo/app.py` finds `detector` beside it exactly as it
-does in the repository. Nothing from the shared third-party data is copied.
+from gradio_demo/README.md, whose front matter names `app_file: app.py`), `app.py` (the launcher at the top of the
+repository), `requirements.txt` (the dependencies of pyproject.toml, less the backend's and Gradio itself, which the
+Space's `sdk_version` brings), `gradio_demo/` (the app's modules), `detector/` (the core) and `model_hub/default/`
+(the embedded checkpoint). The Space runs `python app.py` in that folder, so `detector` and `gradio_demo` import from
+beside it, as packages, with nothing installed. Nothing from the shared third-party data is copied.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+SPACE_LAUNCHER = "app.py"  # the card's `app_file`
 APP_MODULES = ("__init__.py", "app.py", "analysis.py", "downloads.py", "examples.py", "settings.py")
 CHECKPOINT_PATTERNS = ("config.json", "model.safetensors", "README.md", "*.onnx")
 MEDIA_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".mp4", ".mov", ".webm"}
@@ -68,6 +70,7 @@ def build_space(out: str | Path, examples: str | Path | None = None, allow_untra
     (out / MARKER).write_text("made by gradio_demo/build_space.py; rebuilt from scratch each time\n")
 
     shutil.copy(ROOT / "gradio_demo" / "README.md", out / "README.md")
+    shutil.copy(ROOT / SPACE_LAUNCHER, out / SPACE_LAUNCHER)
     (out / "requirements.txt").write_text(space_requirements())
     (out / ".gitattributes").write_text(GITATTRIBUTES)
     (out / "gradio_demo").mkdir()

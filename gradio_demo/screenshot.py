@@ -1,8 +1,9 @@
-"""Take the README's screenshot from the real app analysing a video: starts `python gradio_demo/app.py` on a free
+"""Take the README's screenshot from the real app analysing a video: starts `python -m gradio_demo.app` on a free
 port of 127.0.0.1, opens it in headless Chromium (Playwright), uploads the video, clicks Analyze and saves the page.
+A maintainer's script run from the checkout's root (it uses bench/, which is not installed):
 
-    .venv/bin/python gradio_demo/screenshot.py                      # the FaceForensics++ video of the shared data
-    .venv/bin/python gradio_demo/screenshot.py --video clip.mp4 --out docs/gradio_demo.png
+    .venv/bin/python -m gradio_demo.screenshot                      # the FaceForensics++ video of the shared data
+    .venv/bin/python -m gradio_demo.screenshot --video clip.mp4 --out docs/gradio_demo.png
 
 The key frames of a third-party video must not end up in the repository, so the gallery's pictures are blurred
 in the screenshot unless `--no-blur` is given (for media you have the rights to).
@@ -89,7 +90,6 @@ def save_small_png(picture: bytes, out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    sys.path.insert(0, str(ROOT))  # a maintainer's script in the checkout: it uses bench/, which is not installed
     from detector.settings import CoreSettings
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 
     port = free_port()
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
-    app = subprocess.Popen([sys.executable, str(ROOT / "gradio_demo" / "app.py")], cwd=ROOT, env=env)
+    app = subprocess.Popen([sys.executable, "-m", "gradio_demo.app"], cwd=ROOT, env=env)
     try:
         url = f"http://127.0.0.1:{port}/"
         wait_until_up(url, app)

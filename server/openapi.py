@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 document served at /api/v1/openapi.json, written by hand next to the routes it describes; the
 Report's schema is generated from its dataclasses (detector/report.py).
 
-tests/test_server.py checks it against the OpenAPI schema and checks that every route of the app is in it and
+tests/integration/test_server.py checks it against the OpenAPI schema and checks that every route of the app is in it and
 every path in it is a route, so the two cannot drift apart silently.
 """
 

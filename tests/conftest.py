@@ -1,7 +1,14 @@
-"""Shared fixtures: the third-party media under $DEEPFAKE_SHARED_DIR (default ../shared) and a loaded detector."""
+"""Shared fixtures (the third-party media under $DEEPFAKE_SHARED_DIR, default ../shared; a loaded detector; the real
+servers of tests/support/), the tier markers given by folder, and the check that the session left no process behind.
+
+Tiers, one folder each: unit (in-process, no server, model, PostgreSQL, Redis, Chromium, node or torch: `scripts/test
+--fast`), integration (real servers over HTTP, PostgreSQL, S3, the models, torch), browser (Chromium, node),
+distributed (Celery workers, Redis and PostgreSQL in several processes).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -16,8 +23,40 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from detector.settings import CoreSettings  # noqa: E402
+from tests.support.leftovers import SessionMark  # noqa: E402
 
 SHARED = CoreSettings.from_env().shared_folder()
+TIERS = ("unit", "integration", "browser", "distributed")
+SESSION = SessionMark()  # set now, before any fixture starts a process, so that every process started inherits it
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config, items):
+    """Every test gets the marker of its folder's tier (unless it names its tier itself), so `-m unit` works."""
+    tests = Path(__file__).resolve().parent
+    for item in items:
+        if any(item.get_closest_marker(tier) for tier in TIERS):
+            continue
+        folder = Path(str(item.path)).resolve().relative_to(tests).parts[0]
+        if folder in TIERS:
+            item.add_marker(folder)
+
+
+@pytest.hookimpl(trylast=True)  # after the session's fixtures are torn down
+def pytest_sessionfinish(session, exitstatus):
+    """A process the session started that is still running fails the session (and is stopped): fixtures stop what
+    they start, on success, failure and Ctrl-C."""
+    leftovers = SESSION.leftovers()
+    if not leftovers:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = ["", "processes started by the tests are still running (a fixture did not stop them); stopping them:"]
+    lines += [f"  pid {process.pid}: {process.command}" for process in leftovers]
+    for line in lines:
+        reporter.write_line(line, red=True) if reporter else print(line)
+    SESSION.stop(leftovers)
+    if session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def shared_file(relative: str) -> Path:
@@ -65,7 +104,7 @@ def media_root(tmp_path_factory, fake_video, face_photo) -> Path:
     under a misleading name), a page without media."""
     import shutil
 
-    from tests.mediafactory import ffmpeg
+    from tests.support.mediafactory import ffmpeg
 
     root = tmp_path_factory.mktemp("site")
     shutil.copy(fake_video, root / "video.mp4")
@@ -79,10 +118,28 @@ def media_root(tmp_path_factory, fake_video, face_photo) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def authority():
+    """A throwaway certificate authority that signs files with Content Credentials (tests/support/credentials.py)."""
+    from tests.support.credentials import ThrowawayCA
+
+    return ThrowawayCA()
+
+
+@pytest.fixture(scope="session")
+def signed_photo(tmp_path_factory, authority, face_photo) -> Path:
+    """The face photo signed with Content Credentials that say a trained algorithm made it."""
+    from tests.support.credentials import AI
+
+    target = tmp_path_factory.mktemp("signed") / "signed.jpg"
+    authority.sign(face_photo, target, "image/jpeg", AI)
+    return target
+
+
 @pytest.fixture
 def media_server(media_root):
-    """A real HTTP server on 127.0.0.1 serving `media_root` (see tests/mediaserver.py for its routes)."""
-    from tests.mediaserver import MediaServer
+    """A real HTTP server on 127.0.0.1 serving `media_root` (see tests/support/mediaserver.py for its routes)."""
+    from tests.support.mediaserver import MediaServer
 
     with MediaServer(media_root, slow_chunk=2048, slow_pause_s=0.25) as server:
         yield server
@@ -90,12 +147,11 @@ def media_server(media_root):
 
 @pytest.fixture(scope="session")
 def postgres():
-    """A PostgreSQL server on 127.0.0.1 for the session (tests/postgres.py); `postgres.new_database()` gives a URL."""
-    from tests.postgres import PostgresServer
+    """A PostgreSQL server on 127.0.0.1 for the session (tests/support/postgres.py); `postgres.new_database()` gives a URL."""
+    from tests.support.postgres import PostgresServer
 
-    server = PostgresServer()
-    yield server
-    server.stop()
+    with PostgresServer() as server:
+        yield server
 
 
 @pytest.fixture
@@ -106,43 +162,44 @@ def s3_server():
 
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
-    host, port = moto.get_host_and_port()
-    settings = {
-        "S3_BUCKET": "deepfake-artefacts",
-        "S3_PREFIX": "checker/",
-        "S3_ENDPOINT_URL": f"http://{host}:{port}",
-        "S3_REGION": "us-east-1",
-        "S3_ACCESS_KEY_ID": "testing",
-        "S3_SECRET_ACCESS_KEY": "testing",
-    }
-    client = boto3.client(
-        "s3",
-        endpoint_url=settings["S3_ENDPOINT_URL"],
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    client.create_bucket(Bucket=settings["S3_BUCKET"])
-    yield settings, client
-    moto.stop()
+    try:
+        host, port = moto.get_host_and_port()
+        settings = {
+            "S3_BUCKET": "deepfake-artefacts",
+            "S3_PREFIX": "checker/",
+            "S3_ENDPOINT_URL": f"http://{host}:{port}",
+            "S3_REGION": "us-east-1",
+            "S3_ACCESS_KEY_ID": "testing",
+            "S3_SECRET_ACCESS_KEY": "testing",
+        }
+        client = boto3.client(
+            "s3",
+            endpoint_url=settings["S3_ENDPOINT_URL"],
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        client.create_bucket(Bucket=settings["S3_BUCKET"])
+        yield settings, client
+    finally:
+        moto.stop()
 
 
 @pytest.fixture
 def redis_server():
-    """A Redis server on 127.0.0.1 for one test (tests/redisserver.py)."""
-    from tests.redisserver import RedisServer
+    """A Redis server on 127.0.0.1 for one test (tests/support/redisserver.py)."""
+    from tests.support.redisserver import RedisServer
 
-    server = RedisServer()
-    yield server
-    server.close()
+    with RedisServer() as server:
+        yield server
 
 
 @pytest.fixture
 def start_server(tmp_path, detector):
-    """Start a real server (tests/liveserver.py) with BASE_CONFIG plus overrides; all are stopped at the end of
+    """Start a real server (tests/support/liveserver.py) with BASE_CONFIG plus overrides; all are stopped at the end of
     the test."""
     from server import create_app
-    from tests.liveserver import BASE_CONFIG, LiveServer
+    from tests.support.liveserver import BASE_CONFIG, LiveServer
 
     started: list = []
 
@@ -152,9 +209,12 @@ def start_server(tmp_path, detector):
         started.append(live)
         return live
 
-    yield start
-    for live in started:
-        live.close()
+    try:
+        yield start
+    finally:
+        for live in started:
+            with contextlib.suppress(Exception):  # one that fails to close must not keep the others running
+                live.close()
 
 
 @pytest.fixture
