@@ -336,14 +336,27 @@ def _body(
     license: str,
     crossval: list[str] | None = None,
 ) -> str:
-    arch, prep, decision = config.architecture, config.preprocessing, config.decision
+    arch = config.architecture
     training = config.training or {}
     options = training.get("options") or {}
-    weights = folder / WEIGHTS_FILE
     exported = _onnx_export_files(folder)
     detectors = sorted(p.name for p in folder.glob("*.onnx") if p.name not in exported)
-    ref = repo_id or "ORG/NAME"
     lines: list[str] = [f"# {name}", ""]
+    lines += _description(config)
+    lines += _facts_table(folder, config, detectors, exported)
+    lines += _usage_section(repo_id or "ORG/NAME")
+    lines += _training_section(training, options, report, config)
+    lines += _evaluation_section(report, split, config.trained)
+    lines += crossval or []
+    lines += _limitations_section(config, report, options)
+    lines += _credits_section(arch.backbone, options, detectors, license, report)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _description(config: ModelConfig) -> list[str]:
+    """The warning on untrained weights, then what the model is and how it reads a face track."""
+    arch = config.architecture
+    lines: list[str] = []
     if not config.trained:
         lines += [
             "> **UNTRAINED.** `config.json` says these weights were not trained for deepfake detection: the scores mean",
@@ -371,7 +384,14 @@ def _body(
             "whole track (the verdict). An image is a track of one frame.",
             "",
         ]
-    lines += [
+    return lines
+
+
+def _facts_table(folder: Path, config: ModelConfig, detectors: list[str], exported: list[str]) -> list[str]:
+    """The table of architecture, input, video sampling, decision rule, pair and files."""
+    arch, prep, decision = config.architecture, config.preprocessing, config.decision
+    weights = folder / WEIGHTS_FILE
+    return [
         "| | |",
         "|---|---|",
         f"| architecture | `{arch.name}`, backbone `{arch.backbone}`, LSTM hidden {arch.lstm_hidden}, layers {arch.lstm_layers}, "
@@ -388,6 +408,12 @@ def _body(
         + _describe_export(folder, exported)
         + " |",
         "",
+    ]
+
+
+def _usage_section(ref: str) -> list[str]:
+    """How to use, intended use and out-of-scope use: the same for every checkpoint but for its Hub id `ref`."""
+    return [
         "## How to use",
         "",
         "With the `detector` package of the deepfake-checker project:",
@@ -423,12 +449,6 @@ def _body(
         "- Media without a visible human face (the answer is `no_face`).",
         "",
     ]
-    lines += _training_section(training, options, report, config)
-    lines += _evaluation_section(report, split, config.trained)
-    lines += crossval or []
-    lines += _limitations_section(config, report, options)
-    lines += _credits_section(arch.backbone, options, detectors, license, report)
-    return "\n".join(lines).rstrip() + "\n"
 
 
 def _training_section(training: dict, options: dict, report: dict | None, config: ModelConfig) -> list[str]:
