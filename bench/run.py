@@ -277,86 +277,14 @@ def cold_start(image: Path, runs: int, model: str) -> dict:
 
 def bench_server(image: Path, clients: int, per_client: int, model: str) -> dict:
     """The real server (python -m server) under `clients` concurrent clients posting distinct images."""
-    from PIL import Image
-
-    port = free_port()
     data = Path(tempfile.mkdtemp(prefix="bench-server-"))
-    env = {
-        **os.environ,
-        "DEEPFAKE_DATA_DIR": str(data),
-        "DEEPFAKE_RATE_LIMIT": "100000/minute",
-        "DEEPFAKE_QUEUE_SIZE": str(clients * 4),
-        "DEEPFAKE_CLIENT_WAITING": str(clients * 2),  # every client is 127.0.0.1: let all of them wait
-        "HF_HUB_OFFLINE": "1",
-        "DEEPFAKE_LOG_LEVEL": "WARNING",
-        "DEEPFAKE_MODEL": model,
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    proc, base = _start_server(data, clients, model)
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/readyz", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.time() > deadline or proc.poll() is not None:
-                raise RuntimeError("the server did not become ready")
-            time.sleep(0.5)
-        original = Image.open(image).convert("RGB")
-
-        def variant(k: int) -> bytes:
-            # a different pixel each time: distinct content, so the server's content cache never answers
-            array = np.asarray(original).copy()
-            array[k % array.shape[0], (k // array.shape[0]) % array.shape[1]] ^= 0xFF
-            buffer = io.BytesIO()
-            Image.fromarray(array).save(buffer, format="JPEG", quality=92)
-            return buffer.getvalue()
-
-        def post(body: bytes) -> tuple[float, int]:
-            boundary = uuid.uuid4().hex
-            payload = (
-                (
-                    f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="img.jpg"\r\n'
-                    f"Content-Type: image/jpeg\r\n\r\n"
-                ).encode()
-                + body
-                + f"\r\n--{boundary}--\r\n".encode()
-            )
-            request = urllib.request.Request(
-                base + "/api/v1/analyze", data=payload, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
-            )
-            started = time.perf_counter()
-            try:
-                with urllib.request.urlopen(request, timeout=120) as answer:
-                    ok = answer.status == 200 and json.loads(answer.read())["report"]["verdict"]
-                    return time.perf_counter() - started, 0 if ok else 1
-            except Exception:
-                return time.perf_counter() - started, 1
-
-        post(variant(10**6))  # warm-up
+        _wait_until_ready(proc, base)
+        variant = _image_variants(image)
+        _post_image(base, variant(10**6))  # warm-up
         bodies = [[variant(c * per_client + i) for i in range(per_client)] for c in range(clients)]
-        results: list[tuple[float, int]] = []
-        lock = threading.Lock()
-
-        def client(c: int):
-            for body in bodies[c]:
-                outcome = post(body)
-                with lock:
-                    results.append(outcome)
-
-        started = time.perf_counter()
-        threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - started
+        results, wall = _post_concurrently(base, bodies)
         latencies = [r[0] * 1000 for r in results]
         peak = _vm_hwm_mb(proc.pid)
         return {
@@ -375,6 +303,100 @@ def bench_server(image: Path, clients: int, per_client: int, model: str) -> dict
         except subprocess.TimeoutExpired:
             proc.kill()
         shutil.rmtree(data, ignore_errors=True)
+
+
+def _start_server(data: Path, clients: int, model: str) -> tuple[subprocess.Popen, str]:
+    """`python -m server` on a free loopback port with its data in `data`, sized for `clients`: (process, base URL)."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DEEPFAKE_DATA_DIR": str(data),
+        "DEEPFAKE_RATE_LIMIT": "100000/minute",
+        "DEEPFAKE_QUEUE_SIZE": str(clients * 4),
+        "DEEPFAKE_CLIENT_WAITING": str(clients * 2),  # every client is 127.0.0.1: let all of them wait
+        "HF_HUB_OFFLINE": "1",
+        "DEEPFAKE_LOG_LEVEL": "WARNING",
+        "DEEPFAKE_MODEL": model,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def _wait_until_ready(proc: subprocess.Popen, base: str) -> None:
+    """Poll /readyz for up to two minutes; RuntimeError if the server exits or is still not ready."""
+    deadline = time.time() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(base + "/readyz", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.time() > deadline or proc.poll() is not None:
+            raise RuntimeError("the server did not become ready")
+        time.sleep(0.5)
+
+
+def _image_variants(image: Path):
+    """A function k -> JPEG bytes of `image` with one pixel flipped, a different pixel for each k."""
+    from PIL import Image
+
+    original = Image.open(image).convert("RGB")
+
+    def variant(k: int) -> bytes:
+        # a different pixel each time: distinct content, so the server's content cache never answers
+        array = np.asarray(original).copy()
+        array[k % array.shape[0], (k // array.shape[0]) % array.shape[1]] ^= 0xFF
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, format="JPEG", quality=92)
+        return buffer.getvalue()
+
+    return variant
+
+
+def _post_image(base: str, body: bytes) -> tuple[float, int]:
+    """POST one JPEG to /api/v1/analyze: (seconds taken, 0 if answered with a verdict else 1)."""
+    boundary = uuid.uuid4().hex
+    payload = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="img.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
+        ).encode()
+        + body
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    request = urllib.request.Request(
+        base + "/api/v1/analyze", data=payload, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            ok = answer.status == 200 and json.loads(answer.read())["report"]["verdict"]
+            return time.perf_counter() - started, 0 if ok else 1
+    except Exception:
+        return time.perf_counter() - started, 1
+
+
+def _post_concurrently(base: str, bodies: list[list[bytes]]) -> tuple[list[tuple[float, int]], float]:
+    """One thread per client posting its bodies in turn: (every post's outcome, wall-clock seconds of the run)."""
+    results: list[tuple[float, int]] = []
+    lock = threading.Lock()
+
+    def client(c: int):
+        for body in bodies[c]:
+            outcome = _post_image(base, body)
+            with lock:
+                results.append(outcome)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(len(bodies))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results, time.perf_counter() - started
 
 
 def _vm_hwm_mb(pid: int) -> float:
