@@ -177,6 +177,9 @@ const ERRORS = {
   too_many_jobs: ["Too many checks", (e) => `Several of your links are still being fetched${e.retryAfterS ? `: try again in ${Math.ceil(e.retryAfterS)} s` : ""}.`],
   unavailable: ["Checker busy", (e) => `The checker is busy${e.retryAfterS ? `: try again in ${Math.ceil(e.retryAfterS)} s` : ""}.`],
   queue_full: ["Checker busy", (e) => `The checker is busy${e.retryAfterS ? `: try again in ${Math.ceil(e.retryAfterS)} s` : ""}.`],
+  fetch_queue_timeout: ["Checker busy", (e) => `Every download slot of the checker is busy${e.retryAfterS ? `: try again in ${Math.ceil(e.retryAfterS)} s` : ""}.`],
+  insufficient_storage: ["Checker full", (e) => `The checker's disk is full; try again later${e.retryAfterS ? ` (in ${Math.ceil(e.retryAfterS)} s)` : ""}. Your media was not the problem.`],
+  low_disk_space: ["Checker full", () => "The checker's disk is nearly full; try again later. Your media was not the problem."],
   database_unavailable: ["Checker busy", (e) => `The checker cannot store results just now${e.retryAfterS ? `: try again in ${Math.ceil(e.retryAfterS)} s` : ""}.`],
   not_ready: ["Checker starting", (e) => `The model is still loading${e.retryAfterS ? `: try again in ${Math.ceil(e.retryAfterS)} s` : ""}.`],
   model_unavailable: ["Checker broken", (e) => e.message || "The checker's model could not be loaded."],
@@ -202,6 +205,7 @@ const STATUS_CODES = {
   502: "fetch_failed",
   503: "unavailable",
   504: "fetch_timeout",
+  507: "insufficient_storage",
 };
 
 /** The error code to show for an error: its own code when known, else one derived from the HTTP status. */
