@@ -14,11 +14,11 @@ import json
 import os
 import sys
 
-from .commandline import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_model_options, add_quiet_option, run_command
+from .commandline import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_model_options, add_quiet_option, main_of, run_command
 from .config import FACE_DETECTORS
 from .errors import DetectorError, MissingMediaError, UnsupportedMediaError
 from .report import Report
-from .settings import CoreSettings, SettingsError
+from .settings import CoreSettings
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main", "run_command", "summary_line"]
 
@@ -215,11 +215,4 @@ def _without_name(message: str, path: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    command = next((a for a in argv if not a.startswith("-")), None)
-    try:
-        parser = build_parser(command)
-    except SettingsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    return run_command(parser, argv)
+    return main_of(build_parser, argv)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 
 from .errors import DetectorError
-from .settings import ServingSettings, from_env
+from .settings import ServingSettings, SettingsError, from_env
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -61,3 +61,16 @@ def run_command(parser: argparse.ArgumentParser, argv: list[str] | None = None) 
             raise
         print(f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
         return EXIT_FAILED
+
+
+def main_of(build_parser: Callable[[str | None], argparse.ArgumentParser], argv: list[str] | None = None) -> int:
+    """A command-line entry point: the parser for the command named in `argv` (settings it reads may be wrong: one
+    `error:` line and the usage status), then `run_command`."""
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    try:
+        parser = build_parser(command)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return run_command(parser, argv)

@@ -14,11 +14,9 @@ imported (each pulls in PyTorch).
 from __future__ import annotations
 
 import argparse
-import sys
 from importlib import import_module
 
-from ..commandline import EXIT_USAGE, add_model_options, add_quiet_option, run_command
-from ..settings import SettingsError
+from ..commandline import add_model_options, add_quiet_option, main_of
 
 # command -> the module (in this package) that registers and runs it; a module registers all of its commands
 COMMANDS: dict[str, str] = {
@@ -50,11 +48,4 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    command = next((a for a in argv if not a.startswith("-")), None)
-    try:
-        parser = build_parser(command)
-    except SettingsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    return run_command(parser, argv)
+    return main_of(build_parser, argv)
