@@ -15,15 +15,19 @@ from tests.conftest import ROOT, run_extension_label
 # ------------------------------------------------------------------------------------- the Report and the verdict
 
 
-def test_report_carries_provenance_and_the_face_verdict_is_kept(detector, face_photo, signed_photo, authority, tmp_path, monkeypatch):
+def test_report_carries_provenance_and_the_face_verdict_is_kept(detector, face_photo, signed_photo, authority, tmp_path):
     """Decision (README: The Report): provenance never changes `verdict`, `fake_probability` or `confidence`, even
     from a valid, trusted AI claim; when they point different ways, a warning says so and both are shown."""
     plain = detector.analyze(face_photo)  # the same pixels unsigned: signing adds segments, never re-encodes
     untrusted = detector.analyze(signed_photo)
     anchors = tmp_path / "anchors.pem"
     anchors.write_bytes(authority.root_pem)
-    monkeypatch.setenv("DEEPFAKE_C2PA_TRUST_ANCHORS", str(anchors))
-    trusted = detector.analyze(signed_photo)
+    # The trust anchors are a setting, read once by whoever builds the detector: a detector built with them trusts.
+    from detector import Detector
+
+    settings = dataclasses.replace(detector.settings, c2pa_trust_anchors=anchors)
+    trusting = Detector(scorer=detector.scorer, options=detector.options, yunet_path=detector.yunet_path, settings=settings)
+    trusted = trusting.analyze(signed_photo)
 
     assert plain.provenance.c2pa is None and plain.provenance.ai_generated is None
     assert untrusted.provenance.c2pa.trusted is False and trusted.provenance.c2pa.trusted is True
