@@ -16,6 +16,7 @@ import requests
 
 from tests.conftest import ROOT
 from tests.integration.test_server_process import ServerProcess, server_env
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -153,16 +154,6 @@ def job_row(env: dict, job_id: str) -> dict:
     from server.db import Database
 
     return Database(env["DEEPFAKE_DATABASE_URL"]).get_job(job_id)
-
-
-def wait_for(condition, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def finish(api: ServerProcess, job_id: str, timeout_s: float = 180) -> dict:

@@ -21,6 +21,7 @@ from server.auth import create_key
 from server.db import Database, format_time
 from tests.support.hostile import HostileSource
 from tests.support.liveserver import assert_error
+from tests.support.waiting import wait_for as wait_until
 from tests.support.webhooks import WebhookReceiver
 
 SECRET = "SECRET-TOKEN"
@@ -28,16 +29,6 @@ SECRET = "SECRET-TOKEN"
 
 def services(live_server):
     return live_server.app.extensions["deepfake"]
-
-
-def wait_until(condition, timeout_s: float = 60, what: str = "the condition"):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what} did not happen within {timeout_s} s")
 
 
 # --------------------------------------------------------------------------------------- Retry-After, long-poll

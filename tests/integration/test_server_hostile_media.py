@@ -20,6 +20,7 @@ import pytest
 
 from tests.support.liveserver import assert_error
 from tests.support.mediafactory import concatenated_ts, mjpeg_avi
+from tests.support.waiting import wait_for
 
 
 def upload(live, path: Path, wait: float = 120, **form):
@@ -391,16 +392,6 @@ def test_a_page_that_costs_minutes_of_cpu_is_stopped_at_the_fetch_deadline(start
     lasting = {"guard-proxy", "guard-proxy-deadlines"}
     wait_for(lambda: {t.name for t in threading.enumerate()} - threads_before <= lasting, 30, "the fetch's threads to end")
     assert not list(Path(live.app.extensions["deepfake"].analyses.pipeline.temp_dir).glob("fetch-*"))
-
-
-def wait_for(condition, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} did not show up within {timeout_s} s")
 
 
 # ------------------------------------------------------------------------------------------------- a full disk
