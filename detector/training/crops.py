@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -25,6 +26,8 @@ from ..media import ImageMedia, open_media
 from ..progress import ProgressLine
 from ..settings import CoreSettings
 from .datasets import Sample
+
+log = logging.getLogger(__name__)
 
 CACHE_VERSION = 2
 
@@ -78,6 +81,14 @@ class CropCache:
         self.settings = settings = settings or CoreSettings.from_env()
         detector = create_face_detector(prep.face_detector, yunet_path=yunet_path, settings=settings)
         detector_id = detector.name
+        if prep.face_detector == "auto" and detector.name != "yunet":
+            # Served checkpoints crop with YuNet; crops of another detector make other figures (and another cache).
+            log.warning(
+                "no YuNet model found (looked in the shared folder %s and $DEEPFAKE_YUNET_MODEL): face crops are made "
+                "with %s, unlike the shipped pipeline",
+                settings.shared_folder(),
+                detector.name,
+            )
         if getattr(detector, "model_path", None):
             detector_id += ":" + file_md5(Path(detector.model_path))[:12]
         crop_settings = {  # what the crops depend on: their folder's key
