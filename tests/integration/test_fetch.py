@@ -56,7 +56,7 @@ def test_direct_video_file(fetcher, media_server, media_root, tmp_path):
     seen = []
     with fetcher.fetch(media_server.url("/files/video.mp4"), progress=lambda *a: seen.append(a)) as media:
         assert media.path.read_bytes() == (media_root / "video.mp4").read_bytes()
-        assert media.method.startswith("yt-dlp:") and media.final_url == media_server.url("/files/video.mp4")
+        assert media.method == "http" and media.final_url == media_server.url("/files/video.mp4")
         assert media.size_bytes == (media_root / "video.mp4").stat().st_size and media.fetch_ms > 0
         folder = media.path.parent
     assert not folder.exists() and list(tmp_path.iterdir()) == []  # the per-fetch folder is always removed

@@ -81,7 +81,7 @@ def test_video_url_answers_202_then_the_job_has_the_report(live, media_server):
     assert timings["fetch"] > 0 and timings["total"] >= timings["fetch"] + timings["decode"]
     assert done["report_url"] == live.url(f"/analyses/{done['id']}")
     fetched = live.get(f"/api/v1/analyses/{done['id']}").json()["fetch"]
-    assert fetched["final_url"] == url and fetched["method"].startswith("yt-dlp")
+    assert fetched["final_url"] == url and fetched["method"] == "http"  # a direct file: no yt-dlp process
 
 
 @pytest.mark.parametrize("path", ["/files/hls/index.m3u8", "/page/video.mp4"])
