@@ -36,6 +36,7 @@ from detector.media import ImageMedia, open_media
 from detector.settings import CoreSettings
 from server.db import Database, utc_now
 from server.memory import MATCH_DISTANCE, Memory, bands, frame_fingerprints, to_signed
+from server.records import AnalysisRecord
 
 FRAMES = 8
 FACES = 2000
@@ -92,14 +93,7 @@ def copies_of(path: Path, folder: Path) -> dict[str, Path]:
 def store(db: Database, memory: Memory, images: list[np.ndarray], name: str) -> str:
     analysis_id = uuid.uuid4().hex
     db.insert_analysis(
-        {
-            "id": analysis_id,
-            "created_at": utc_now(),
-            "source": name,
-            "source_type": "upload",
-            "model": "default",
-            "verdict": "real",
-        }
+        AnalysisRecord(id=analysis_id, created_at=utc_now(), source=name, source_type="upload", model="default", frames=0, verdict="real")
     )
     memory.remember(analysis_id, None, images)
     return analysis_id
@@ -209,14 +203,7 @@ def lookup_time(folder: Path, stored: int = STORED) -> dict:
     for n in range(20):
         query_id = f"query{n}"
         db.insert_analysis(
-            {
-                "id": query_id,
-                "created_at": utc_now(),
-                "source": "q",
-                "source_type": "upload",
-                "model": "default",
-                "verdict": "fake",
-            }
+            AnalysisRecord(id=query_id, created_at=utc_now(), source="q", source_type="upload", model="default", frames=0, verdict="fake")
         )
         memory.remember(query_id, None, query)
         started = time.perf_counter()

@@ -175,8 +175,7 @@ class AnalysisService:
         ttl_s = min(self.settings.url_cache_ttl_s, self.settings.cache_ttl_s)
         cached = self.db.find_cached("url_key", key, options["model"], options["frames"], ttl_s, client=client)
         if cached:
-            record = self._answer_cached(cached, source, "url", client, key, cached["fetch_json"])
-            return Submission(source, analysis=AnalysisRecord.from_row(record))
+            return Submission(source, analysis=self._answer_cached(cached, source, "url", client, key, cached.fetch_json))
         job = Job(
             id=uuid.uuid4().hex,
             source_type="url",
@@ -202,8 +201,7 @@ class AnalysisService:
             )
             if cached:
                 remove_upload(path)
-                record = self._answer_cached(cached, name, "upload", client, None, None)
-                return Submission(name, analysis=AnalysisRecord.from_row(record))
+                return Submission(name, analysis=self._answer_cached(cached, name, "upload", client, None, None))
             # What the upload is gets decided by its content, now: a wrong type or a limit answers at once. Only
             # headers are read here; pixels are decoded by the analysis pool, whose size bounds their memory.
             kind = probe_media(path, self.limits(self.settings.max_upload_bytes))
@@ -270,7 +268,7 @@ class AnalysisService:
             if cached:
                 where = url_key(job.fetch_url or job.source)
                 record = self._answer_cached(cached, job.source, "url", job.client, where, json.dumps(details))
-                return Finished(record["id"], True)
+                return Finished(record.id, True)
             # unreadable media fails here, before it waits for an analysis worker (pixels are decoded there)
             kind = probe_media(fetched.path, self.limits(self.settings.max_fetch_bytes))
             folder = self.uploads_dir / job.id
@@ -302,13 +300,13 @@ class AnalysisService:
         options = job.options
         made = self.db.analysis_for_job(job.id)
         if made:  # this job ran before and stored its analysis, but its end was not written: no second analysis
-            return Finished(made["id"], False)
+            return Finished(made.id, False)
         digest = (fetched and fetched.sha256) or options.get("sha256") or sha256_file(path)
         source_url_key = url_key(job.fetch_url or job.source) if job.source_type == "url" else None
         cached = self.db.find_cached("content_sha256", digest, options["model"], options["frames"], self.settings.cache_ttl_s)
         if cached:  # an identical job finished while this one waited
             record = self._answer_cached(cached, job.source, job.source_type, job.client, source_url_key, fetched and fetched.json)
-            return Finished(record["id"], True)
+            return Finished(record.id, True)
         limits = self.limits(max_bytes)
         if not job.media_kind:
             progress.media_kind(probe_media(path, limits))
@@ -327,69 +325,69 @@ class AnalysisService:
         progress("render", 0, 1)
         analysis_id = uuid.uuid4().hex
         artefacts = self._store_artefacts(analysis_id, analysis, path if self.settings.keep_media else None)
-        record = {
-            "id": analysis_id,
-            "job_id": job.id,
-            "created_at": utc_now(),
-            "source": job.source,
-            "source_type": job.source_type,
-            "url_key": source_url_key,
-            "content_sha256": digest,
-            "model": options["model"],
-            "frames": options["frames"],
-            "verdict": report.verdict,
-            "fake_probability": report.fake_probability,
-            "confidence": report.confidence,
-            "media_kind": report.media.kind,
-            "duration_s": report.media.duration_s,
-            "model_id": report.model.id,
-            "model_revision": report.model.revision,
-            "fetch_json": fetched.json if fetched else None,
-            "artefacts_json": json.dumps(artefacts),
-            "client": job.client,
-        }
+        record = AnalysisRecord(
+            id=analysis_id,
+            job_id=job.id,
+            created_at=utc_now(),
+            source=job.source,
+            source_type=job.source_type,
+            url_key=source_url_key,
+            content_sha256=digest,
+            model=options["model"],
+            frames=options["frames"],
+            verdict=report.verdict,
+            fake_probability=report.fake_probability,
+            confidence=report.confidence,
+            media_kind=report.media.kind,
+            duration_s=report.media.duration_s,
+            model_id=report.model.id,
+            model_revision=report.model.revision,
+            fetch_json=fetched.json if fetched else None,
+            artefacts_json=json.dumps(artefacts),
+            client=job.client,
+        )
         self._insert(record)
         self.memory.remember(analysis_id, job.client, [key_frame.image for key_frame in analysis.key_frames])
         progress("render", 1, 1)
         self._alert(record, report, options.get("base_url", ""))
         return Finished(analysis_id, False)
 
-    def _insert(self, record: dict) -> None:
+    def _insert(self, record: AnalysisRecord) -> None:
         """Store the history row of artefacts already stored; when that fails, the artefacts go too."""
         try:
             self.db.insert_analysis(record)
         except BaseException:
-            self.store.delete_prefix(f"{record['id']}/")
+            self.store.delete_prefix(f"{record.id}/")
             raise
 
     def _answer_cached(
-        self, cached: dict, source: str, source_type: str, client: str, source_url_key: str | None, fetch_json: str | None
-    ) -> dict:
+        self, cached: AnalysisRecord, source: str, source_type: str, client: str, source_url_key: str | None, fetch_json: str | None
+    ) -> AnalysisRecord:
         """The analysis that answers a cache hit: `cached` itself when it is the same client's (the answer then shows
         the source just submitted), else a copy of it (verdict, Report, pictures) that carries the requester's own
         source and fetch details: another client's URL, file name or page title is never shown."""
-        if cached.get("client") == client:
+        if cached.client == client:
             return cached
-        report = self.report(cached["id"])
+        report = self.report(cached.id)
         if report is None:  # its Report was deleted meanwhile: nothing to copy
             raise CacheMiss("the earlier analysis of this media is gone; send the request again")
         report.source = source
-        record = {
-            **cached,
-            "id": uuid.uuid4().hex,
-            "job_id": None,  # a copy for a cache hit: no job made it
-            "created_at": utc_now(),
-            "source": source,
-            "source_type": source_type,
-            "url_key": source_url_key,
-            "fetch_json": fetch_json,
-            "client": client,
-            "artefacts_json": json.dumps([a for a in json.loads(cached["artefacts_json"]) if a["name"] not in NOT_COPIED]),
-        }
-        self.store.copy_prefix(f"{cached['id']}/", f"{record['id']}/", skip=NOT_COPIED)
-        self.store.put(f"{record['id']}/report.json", report.to_json().encode(), "application/json")
+        record = replace(
+            cached,
+            id=uuid.uuid4().hex,
+            job_id=None,  # a copy for a cache hit: no job made it
+            created_at=utc_now(),
+            source=source,
+            source_type=source_type,
+            url_key=source_url_key,
+            fetch_json=fetch_json,
+            client=client,
+            artefacts_json=json.dumps([a for a in cached.artefacts if a["name"] not in NOT_COPIED]),
+        )
+        self.store.copy_prefix(f"{cached.id}/", f"{record.id}/", skip=NOT_COPIED)
+        self.store.put(f"{record.id}/report.json", report.to_json().encode(), "application/json")
         self._insert(record)
-        self.memory.copy(cached["id"], record["id"], client)
+        self.memory.copy(cached.id, record.id, client)
         return record
 
     def _store_artefacts(self, analysis_id: str, analysis: Analysis, media_path: Path | None) -> list[dict]:
@@ -403,22 +401,22 @@ class AnalysisService:
         self.store.put(f"{analysis_id}/{stored.name}", stored.data, stored.content_type)
         return [artefact.entry() for artefact in files]
 
-    def _alert(self, record: dict, report: Report, base_url: str) -> None:
+    def _alert(self, record: AnalysisRecord, report: Report, base_url: str) -> None:
         if not should_alert(report, self.settings.alert_verdicts, self.settings.alert_min_probability):
             return
         self.notifier.notify(
             f"analysis.{report.verdict}",
             {
-                "analysis_id": record["id"],
-                "created_at": record["created_at"],
-                "source": record["source"],
+                "analysis_id": record.id,
+                "created_at": record.created_at,
+                "source": record.source,
                 "verdict": report.verdict,
                 "fake_probability": report.fake_probability,
                 "confidence": report.confidence,
-                "media_kind": record["media_kind"],
+                "media_kind": record.media_kind,
                 "model": report.model.to_dict(),
-                "report_url": f"{base_url.rstrip('/')}/analyses/{record['id']}" if base_url else None,
-                "api_url": f"{base_url.rstrip('/')}/api/v1/analyses/{record['id']}" if base_url else None,
+                "report_url": f"{base_url.rstrip('/')}/analyses/{record.id}" if base_url else None,
+                "api_url": f"{base_url.rstrip('/')}/api/v1/analyses/{record.id}" if base_url else None,
             },
         )
 

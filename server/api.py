@@ -28,7 +28,7 @@ from .db import format_time
 from .errors import ApiError, error_response, failed_job_status
 from .jobs import Job
 from .openapi import openapi_document
-from .records import AnalysisRecord
+from .records import AnalysisRecord, AnalysisSummary
 from .services import Services
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -81,8 +81,8 @@ def require_api_key():
             "an API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
             {"WWW-Authenticate": 'Bearer realm="deepfake-checker"'},
         )
-    if not key["last_used_at"] or key["last_used_at"] < format_time(datetime.now(timezone.utc) - timedelta(minutes=1)):
-        db.touch_api_key(key["id"])
+    if not key.last_used_at or key.last_used_at < format_time(datetime.now(timezone.utc) - timedelta(minutes=1)):
+        db.touch_api_key(key.id)
     return None
 
 
@@ -110,8 +110,7 @@ def done_body(record: AnalysisRecord, report: Report | None, cached: bool, sourc
 
 
 def stored_analysis(analysis_id: str) -> AnalysisRecord | None:
-    row = services().db.get_analysis(analysis_id)
-    return AnalysisRecord.from_row(row) if row else None
+    return services().db.get_analysis(analysis_id)
 
 
 def job_body(job: Job) -> dict:
@@ -298,11 +297,12 @@ def parse_int(name: str, default: int, low: int, high: int) -> int:
     return value
 
 
-def summary(row: dict) -> dict:
+def summary(row: AnalysisSummary) -> dict:
+    """An analysis as a listing or an export answers it: its columns and its two links."""
     return {
-        **row,
-        "report_url": absolute_url("pages.report_page", analysis_id=row["id"]),
-        "api_url": absolute_url("api.get_analysis", analysis_id=row["id"]),
+        **row.to_dict(),
+        "report_url": absolute_url("pages.report_page", analysis_id=row.id),
+        "api_url": absolute_url("api.get_analysis", analysis_id=row.id),
     }
 
 
@@ -310,7 +310,7 @@ def own_client() -> str | None:
     """Whose analyses a listing shows: the API key's, when the request carries one; all of them on a server
     without keys (open, and then only reachable from this machine)."""
     key = current_key(services().db)
-    return f"key:{key['id']}" if key else None
+    return key.client if key else None
 
 
 @bp.get("/analyses")
@@ -404,11 +404,11 @@ def stats():
     since, until = parse_time("since"), parse_time("until", end=True)
     days: dict[str, dict] = {}
     totals = dict.fromkeys(VERDICTS, 0)
-    for row in services().db.stats(since, until, client=own_client()):
-        day = days.setdefault(row["day"], {"day": row["day"], **dict.fromkeys(VERDICTS, 0), "total": 0})
-        day[row["verdict"]] = day.get(row["verdict"], 0) + row["n"]
-        day["total"] += row["n"]
-        totals[row["verdict"]] = totals.get(row["verdict"], 0) + row["n"]
+    for count in services().db.stats(since, until, client=own_client()):
+        day = days.setdefault(count.day, {"day": count.day, **dict.fromkeys(VERDICTS, 0), "total": 0})
+        day[count.verdict] = day.get(count.verdict, 0) + count.n
+        day["total"] += count.n
+        totals[count.verdict] = totals.get(count.verdict, 0) + count.n
     return jsonify({"total": sum(totals.values()), "by_verdict": totals, "by_day": list(days.values())})
 
 

@@ -14,6 +14,7 @@ import socket
 from flask import g, request
 
 from .db import Database
+from .records import ApiKey
 
 KEY_PREFIX = "dfk_"
 
@@ -37,7 +38,7 @@ def presented_key() -> str | None:
     return request.headers.get("X-API-Key", "").strip() or None
 
 
-def current_key(db: Database) -> dict | None:
+def current_key(db: Database) -> ApiKey | None:
     """The valid API key of this request (looked up once per request), or None."""
     if "api_key" not in g:
         key = presented_key()
@@ -48,7 +49,7 @@ def current_key(db: Database) -> dict | None:
 def client_identity(db: Database) -> str:
     """What rate limits count by: the API key when a valid one is given, else the client's address."""
     key = current_key(db)
-    return f"key:{key['id']}" if key else f"ip:{request.remote_addr}"
+    return key.client if key else f"ip:{request.remote_addr}"
 
 
 def is_loopback_host(host: str) -> bool:

@@ -59,13 +59,13 @@ def run_keys(args: argparse.Namespace) -> int:
         print(key)
         print(f"key {key_id} for {args.name!r} created; it is shown only now: store it safely", file=sys.stderr)
     elif args.action == "list":
-        rows = db.list_api_keys()
-        if not rows:
+        keys = db.list_api_keys()
+        if not keys:
             print("no API keys: the API is open and the server only listens on loopback", file=sys.stderr)
-        for row in rows:
-            state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
-            used = row["last_used_at"] or "never"
-            print(f"{row['id']}  {row['prefix']}…  {row['name']}  created {row['created_at']}  last used {used}  {state}")
+        for key in keys:
+            state = f"revoked {key.revoked_at}" if key.revoked_at else "active"
+            used = key.last_used_at or "never"
+            print(f"{key.id}  {key.prefix}…  {key.name}  created {key.created_at}  last used {used}  {state}")
     elif args.action == "revoke":
         if not db.revoke_api_key(args.key):
             print(f"error: no active key {args.key!r}", file=sys.stderr)

@@ -9,12 +9,14 @@ the columns added since the first release, then is stamped at the first revision
 
 `client` (jobs and analyses) is who asked: `key:<API key id>`, or `ip:<address>` without a key. Listings made
 with an API key show that key's entries only.
+
+Rows come and go as the typed records of server/records.py (`AnalysisRecord`, `AnalysisSummary`, `VerdictCount`,
+`Job`, `ApiKey`); the fingerprint rows of server/memory.py stay plain.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
@@ -25,6 +27,8 @@ from sqlalchemy import Connection, create_engine, event, inspect, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
+
+from .records import AnalysisRecord, AnalysisSummary, ApiKey, Job, VerdictCount, column_list
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Columns the first release's files lack, added before such a file is stamped at revision 0001 (which has them).
@@ -40,10 +44,8 @@ LEGACY_INDEXES = (
 )
 _MIGRATION_LOCK = 7_366_231  # PostgreSQL advisory lock: one process migrates at a time
 
-ANALYSIS_SUMMARY_COLUMNS = (
-    "id, created_at, source, source_type, verdict, fake_probability, confidence, media_kind, duration_s, "
-    "model, model_id, model_revision"
-)
+ANALYSIS_SUMMARY_COLUMNS = column_list(AnalysisSummary)
+API_KEY_COLUMNS = column_list(ApiKey)
 
 
 def utc_now() -> str:
@@ -157,17 +159,18 @@ class Database:
 
     # -------------------------------------------------------------------------------------------- analyses
 
-    def insert_analysis(self, record: dict[str, Any]) -> None:
-        columns = ", ".join(record)
-        values = ", ".join(f":{key}" for key in record)
-        self._write(f"INSERT INTO analyses ({columns}) VALUES ({values})", record)
+    def insert_analysis(self, record: AnalysisRecord) -> None:
+        row = record.to_row()
+        columns = ", ".join(row)
+        values = ", ".join(f":{key}" for key in row)
+        self._write(f"INSERT INTO analyses ({columns}) VALUES ({values})", row)
 
-    def get_analysis(self, analysis_id: str) -> dict | None:
-        return self._one("SELECT * FROM analyses WHERE id = :id", {"id": analysis_id})
+    def get_analysis(self, analysis_id: str) -> AnalysisRecord | None:
+        return _analysis(self._one("SELECT * FROM analyses WHERE id = :id", {"id": analysis_id}))
 
-    def analysis_for_job(self, job_id: str) -> dict | None:
+    def analysis_for_job(self, job_id: str) -> AnalysisRecord | None:
         """The analysis a job made, if it made one (a job run again must not make a second)."""
-        return self._one("SELECT * FROM analyses WHERE job_id = :job ORDER BY created_at LIMIT 1", {"job": job_id})
+        return _analysis(self._one("SELECT * FROM analyses WHERE job_id = :job ORDER BY created_at LIMIT 1", {"job": job_id}))
 
     def delete_analysis(self, analysis_id: str) -> bool:
         with self._write_lock, self.engine.begin() as connection:
@@ -178,17 +181,19 @@ class Database:
 
     def find_cached(
         self, column: str, value: str, model: str, frames: int, ttl_s: float, client: str | None = None
-    ) -> dict | None:
+    ) -> AnalysisRecord | None:
         """The newest analysis with the same URL or content, model and frame count, younger than `ttl_s` (and, with
         `client`, made for that client)."""
         if ttl_s <= 0 or column not in ("url_key", "content_sha256"):
             return None
         since = format_time(datetime.now(timezone.utc) - timedelta(seconds=ttl_s))
         mine = " AND client = :client" if client is not None else ""
-        return self._one(
-            f"SELECT * FROM analyses WHERE {column} = :value AND model = :model AND frames = :frames "
-            f"AND created_at >= :since{mine} ORDER BY created_at DESC LIMIT 1",
-            {"value": value, "model": model, "frames": frames, "since": since, "client": client},
+        return _analysis(
+            self._one(
+                f"SELECT * FROM analyses WHERE {column} = :value AND model = :model AND frames = :frames "
+                f"AND created_at >= :since{mine} ORDER BY created_at DESC LIMIT 1",
+                {"value": value, "model": model, "frames": frames, "since": since, "client": client},
+            )
         )
 
     @staticmethod
@@ -219,7 +224,7 @@ class Database:
         limit: int = 50,
         offset: int = 0,
         client: str | None = None,
-    ) -> tuple[list[dict], int]:
+    ) -> tuple[list[AnalysisSummary], int]:
         """A page of analyses, newest first, and how many match; only `client`'s when given."""
         where, params = self._filters(verdicts, since, until, client)
         total = self._one(f"SELECT COUNT(*) AS n FROM analyses{where}", params)["n"]
@@ -227,15 +232,16 @@ class Database:
             f"SELECT {ANALYSIS_SUMMARY_COLUMNS} FROM analyses{where} ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset",
             {**params, "limit": limit, "offset": offset},
         )
-        return rows, total
+        return [AnalysisSummary.from_row(row) for row in rows], total
 
-    def stats(self, since: str | None = None, until: str | None = None, client: str | None = None) -> list[dict]:
+    def stats(self, since: str | None = None, until: str | None = None, client: str | None = None) -> list[VerdictCount]:
         where, params = self._filters(None, since, until, client)
-        return self._all(
+        rows = self._all(
             f"SELECT substr(created_at, 1, 10) AS day, verdict, COUNT(*) AS n FROM analyses{where} "
             "GROUP BY substr(created_at, 1, 10), verdict ORDER BY day, verdict",
             params,
         )
+        return [VerdictCount(**row) for row in rows]
 
     # ---------------------------------------------------------------------------------------- fingerprints
 
@@ -320,16 +326,14 @@ class Database:
 
     # ------------------------------------------------------------------------------------------------ jobs
 
-    def insert_job(self, job: dict[str, Any]) -> None:
-        job = {**job, "options_json": json.dumps(job.get("options_json") or {})}
-        columns = ", ".join(job)
-        self._write(f"INSERT INTO jobs ({columns}) VALUES ({', '.join(f':{k}' for k in job)})", job)
+    def insert_job(self, job: Job) -> None:
+        row = job.to_row()
+        columns = ", ".join(row)
+        self._write(f"INSERT INTO jobs ({columns}) VALUES ({', '.join(f':{k}' for k in row)})", row)
 
-    def get_job(self, job_id: str) -> dict | None:
+    def get_job(self, job_id: str) -> Job | None:
         row = self._one("SELECT * FROM jobs WHERE id = :id", {"id": job_id})
-        if row:
-            row["options"] = json.loads(row.pop("options_json") or "{}")
-        return row
+        return Job.from_row(row) if row else None
 
     def update_job(
         self, job_id: str, only_if_status: str | tuple[str, ...] | None = None, only_if_updated: str | None = None, **fields: Any
@@ -345,14 +349,14 @@ class Database:
         params = {**fields, "_id": job_id, "_updated": only_if_updated, **{f"_status{n}": status for n, status in enumerate(statuses)}}
         return self._write(f"UPDATE jobs SET {assignments} WHERE id = :_id{condition}", params) == 1
 
-    def active_job_for(self, cache_key: str) -> dict | None:
+    def active_job_for(self, cache_key: str) -> Job | None:
         row = self._one(
             "SELECT id FROM jobs WHERE cache_key = :key AND status IN ('queued', 'running') ORDER BY created_at LIMIT 1",
             {"key": cache_key},
         )
         return self.get_job(row["id"]) if row else None
 
-    def jobs_with_status(self, status: str) -> list[dict]:
+    def jobs_with_status(self, status: str) -> list[Job]:
         rows = self._all("SELECT id FROM jobs WHERE status = :status ORDER BY created_at", {"status": status})
         return [self.get_job(row["id"]) for row in rows]
 
@@ -389,14 +393,15 @@ class Database:
             {"id": key_id, "name": name, "hash": key_hash, "prefix": prefix, "now": utc_now()},
         )
 
-    def api_key_by_hash(self, key_hash: str) -> dict | None:
-        return self._one("SELECT * FROM api_keys WHERE key_hash = :hash AND revoked_at IS NULL", {"hash": key_hash})
+    def api_key_by_hash(self, key_hash: str) -> ApiKey | None:
+        row = self._one(f"SELECT {API_KEY_COLUMNS} FROM api_keys WHERE key_hash = :hash AND revoked_at IS NULL", {"hash": key_hash})
+        return ApiKey.from_row(row) if row else None
 
     def touch_api_key(self, key_id: str) -> None:
         self._write("UPDATE api_keys SET last_used_at = :now WHERE id = :id", {"now": utc_now(), "id": key_id})
 
-    def list_api_keys(self) -> list[dict]:
-        return self._all("SELECT id, name, prefix, created_at, revoked_at, last_used_at FROM api_keys ORDER BY created_at")
+    def list_api_keys(self) -> list[ApiKey]:
+        return [ApiKey.from_row(row) for row in self._all(f"SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY created_at")]
 
     def revoke_api_key(self, key_id_or_prefix: str) -> int:
         return self._write(
@@ -406,6 +411,10 @@ class Database:
 
     def active_api_key_count(self) -> int:
         return self._one("SELECT COUNT(*) AS n FROM api_keys WHERE revoked_at IS NULL")["n"]
+
+
+def _analysis(row: dict | None) -> AnalysisRecord | None:
+    return AnalysisRecord.from_row(row) if row else None
 
 
 def _plain(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -197,9 +197,9 @@ class JobQueue:
             if job.cache_key:
                 active = self.db.active_job_for(job.cache_key)
                 if active:
-                    return self.view(Job.from_row(active)), True
+                    return self.view(active), True
             self._ensure_room(job)
-            self.db.insert_job(job.new_row(utc_now()))
+            self.db.insert_job(job.queued_at(utc_now()))
             self._enqueue(job)
         return self.get(job.id), False
 
@@ -247,11 +247,10 @@ class JobQueue:
         return job
 
     def _job(self, job_id: str) -> Job | None:
-        row = self.db.get_job(job_id)
-        return Job.from_row(row) if row else None
+        return self.db.get_job(job_id)
 
     def _jobs_with_status(self, status: str) -> list[Job]:
-        return [Job.from_row(row) for row in self.db.jobs_with_status(status)]
+        return self.db.jobs_with_status(status)
 
     def wait(self, job_id: str, until: Callable[[Job], bool], timeout_s: float) -> Job | None:
         """The job once `until(job)` holds or it finished, or as it is when `timeout_s` runs out."""

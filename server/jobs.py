@@ -1,21 +1,21 @@
 """What a job is, shared by the queues that run jobs (server/jobqueue.py here, server/brokerqueue.py through
 Celery) and the code they run (server/analysis.py): its stages and their share of the progress, its outcomes
-(`Finished`, `Fetched`), the `Job` itself as the queues hand it on, and `JobProgress`, handed to the running code to
-report stages and enforce the time limit.
+(`Finished`, `Fetched`), the `Job` itself as the queues hand it on (a typed row of the jobs table, server/records.py),
+and `JobProgress`, handed to the running code to report stages and enforce the time limit.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from detector.pipeline import STAGES, stage_fraction  # noqa: F401 (STAGES: re-exported for the job queues)
 
+from .records import Job  # a row of the jobs table (storage); the queues and the services take it from here
 from .serviceerrors import JobTimeout
 
 if TYPE_CHECKING:
@@ -23,71 +23,6 @@ if TYPE_CHECKING:
 
 FINISHED = ("done", "failed")
 ACTIVE = ("queued", "running")
-
-
-@dataclass
-class Job:
-    """A job as the queues hand it to the code that runs it and to the HTTP layer: a row of the jobs table with its
-    options decoded. A new job is given the first fields; the queue fills in the rest."""
-
-    id: str
-    source_type: str  # url | upload
-    source: str  # as shown: the URL with credentials redacted, or the upload's file name
-    client: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)  # model, frames, base_url (+ sha256 of an upload)
-    cache_key: str | None = None  # a new job with the key of an active one shares it
-    fetch_url: str | None = None  # the URL as given: kept only until the job ends
-    upload_path: str | None = None  # where the media waits for its analysis: an upload, or a fetched file
-    media_kind: str | None = None
-    status: str = "queued"
-    stage: str = "queued"
-    fraction: float = 0.0
-    analysis_id: str | None = None
-    cached: bool = False
-    error_code: str | None = None
-    error_message: str | None = None
-    error_status: int | None = None  # only in rows written before server/errors.py mapped the codes
-    retryable: bool = False
-    worker: str | None = None  # host:pid of the process running it
-    attempts: int = 0
-    fetch_json: str | None = None  # what the fetch found (final URL, title...), once fetched
-    created_at: str = ""
-    updated_at: str = ""
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Job:
-        """The job of a row as `Database.get_job` reads it (options decoded; flags stored as 0/1)."""
-        names = {f.name for f in fields(cls)}
-        job = cls(**{key: value for key, value in row.items() if key in names})
-        job.cached, job.retryable = bool(job.cached), bool(job.retryable)
-        return job
-
-    def new_row(self, now: str) -> dict[str, Any]:
-        """The row that stores this new job, queued."""
-        return {
-            "id": self.id,
-            "created_at": now,
-            "updated_at": now,
-            "status": "queued",
-            "stage": "queued",
-            "source_type": self.source_type,
-            "source": self.source,
-            "fetch_url": self.fetch_url,
-            "upload_path": self.upload_path,
-            "options_json": self.options,
-            "cache_key": self.cache_key,
-            "media_kind": self.media_kind,
-            "client": self.client,
-        }
-
-    @property
-    def needs_fetch(self) -> bool:
-        return self.source_type == "url" and not self.upload_path
-
-    @property
-    def fetch(self) -> dict | None:
-        """What the fetch found, once fetched."""
-        return json.loads(self.fetch_json) if self.fetch_json else None
 
 
 @dataclass

@@ -6,7 +6,6 @@ opens it in a new tab, where no API key can be sent. Listing analyses needs the 
 
 from __future__ import annotations
 
-import json
 import re
 
 from flask import Blueprint, Response, jsonify, url_for
@@ -75,7 +74,7 @@ def report_page(analysis_id: str):
     report = services().analyses.report(analysis_id) if record else None
     if record is None or report is None:
         raise ApiError(404, "not_found", f"no analysis {analysis_id}")
-    names = {entry["name"] for entry in json.loads(record["artefacts_json"])}
+    names = {entry["name"] for entry in record.artefacts}
 
     def link(name: str) -> str | None:
         if name == "report.json":
@@ -88,9 +87,9 @@ def report_page(analysis_id: str):
     page = report_html(
         report,
         link,
-        source_is_url=record["source_type"] == "url",
-        created_at=record["created_at"],
-        fetch=json.loads(record["fetch_json"]) if record["fetch_json"] else None,
+        source_is_url=record.source_type == "url",
+        created_at=record.created_at,
+        fetch=record.fetch,
         seen_before=seen_before(matches),
         matches=[{**m, "url": url_for("pages.report_page", analysis_id=m["analysis_id"]) if m["analysis_id"] else None} for m in matches],
     )

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import requests
@@ -17,6 +18,9 @@ import requests
 from tests.conftest import ROOT
 from tests.integration.test_server_process import ServerProcess, server_env
 from tests.support.waiting import wait_for
+
+if TYPE_CHECKING:
+    from server.records import Job
 
 pytestmark = pytest.mark.slow
 
@@ -146,11 +150,11 @@ def test_two_apis_and_two_workers_run_200_jobs_each_once(cluster, face_photo, fa
     from server.db import Database
 
     jobs = Database(env["DEEPFAKE_DATABASE_URL"]).jobs_with_status("done")
-    assert len(jobs) == 200 and {job["attempts"] for job in jobs} == {1}  # each run once
-    assert {job["worker"] for job in jobs} == {f"{worker.hostname}:{worker.process.pid}" for worker in workers}
+    assert len(jobs) == 200 and {job.attempts for job in jobs} == {1}  # each run once
+    assert {job.worker for job in jobs} == {f"{worker.hostname}:{worker.process.pid}" for worker in workers}
 
 
-def job_row(env: dict, job_id: str) -> dict:
+def job_row(env: dict, job_id: str) -> Job:
     from server.db import Database
 
     return Database(env["DEEPFAKE_DATABASE_URL"]).get_job(job_id)
@@ -178,8 +182,8 @@ def test_a_job_of_a_worker_killed_with_9_is_finished_by_the_other(cluster, media
     # a source that sends the video 64 kB every quarter second: about 4 s in the fetch, time enough to kill its worker
     with MediaServer(media_root, slow_chunk=65536, slow_pause_s=0.25) as slow:
         job_id = requests.post(api.url("/api/v1/analyze"), json={"url": slow.url("/slow/video.mp4")}, timeout=60).json()["job_id"]
-        running = wait_for(lambda: (row := job_row(env, job_id))["status"] == "running" and row["worker"] and row, 60, "the job's start")
-        victim = int(running["worker"].rsplit(":", 1)[1])
+        running = wait_for(lambda: (row := job_row(env, job_id)).status == "running" and row.worker and row, 60, "the job's start")
+        victim = int(running.worker.rsplit(":", 1)[1])
         os.kill(victim, signal.SIGKILL)
         workers[victim].process.wait(timeout=10)
         redis_server.stop()  # and the broker restarts empty: the unacknowledged message is gone too
@@ -187,7 +191,7 @@ def test_a_job_of_a_worker_killed_with_9_is_finished_by_the_other(cluster, media
         job = finish(api, job_id)
     assert job["status"] == "done", job
     row = job_row(env, job_id)
-    assert row["attempts"] == 2 and int(row["worker"].rsplit(":", 1)[1]) != victim
+    assert row.attempts == 2 and int(row.worker.rsplit(":", 1)[1]) != victim
     assert requests.get(api.url("/api/v1/analyses"), timeout=30).json()["total"] == 1  # one analysis, not two
     assert "running job(s) whose worker stopped beating sent again" in "".join(
         Path(process.log).read_text() for process in [api, *workers.values()]
@@ -231,11 +235,11 @@ def test_a_worker_told_to_stop_finishes_its_job_first(cluster, media_root):
     wait_ready(api)
     with MediaServer(media_root, slow_chunk=65536, slow_pause_s=0.25) as slow:  # about 4 s in the fetch
         job_id = requests.post(api.url("/api/v1/analyze"), json={"url": slow.url("/slow/video.mp4")}, timeout=60).json()["job_id"]
-        wait_for(lambda: job_row(env, job_id)["status"] == "running", 60, "the job's start")
+        wait_for(lambda: job_row(env, job_id).status == "running", 60, "the job's start")
         worker.process.send_signal(signal.SIGTERM)  # what a deployment sends to stop a worker: a warm shutdown
         assert worker.process.wait(timeout=120) == 0
     row = job_row(env, job_id)
-    assert row["status"] == "done" and row["attempts"] == 1, row
+    assert row.status == "done" and row.attempts == 1, row
 
 
 def test_with_s3_the_api_and_the_worker_share_no_folder(cluster, s3_server, tmp_path, face_photo, fake_video, media_server):

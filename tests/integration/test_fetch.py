@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from detector.errors import (
+    DetectorError,
     FetchError,
     FetchTimeoutError,
     MediaTooLargeError,
@@ -35,6 +36,18 @@ def fetcher(tmp_path):
     fetcher = MediaFetcher(UrlPolicy(allow_private=True), FetchLimits(timeout_s=60), temp_dir=tmp_path)
     yield fetcher
     fetcher.close()
+
+
+def failed_fetch(url: str, limits: FetchLimits, temp_dir, expected: type[DetectorError]) -> DetectorError:
+    """The `expected` error a fetch of `url` under `limits` ends with, by a fetcher of its own (closed after)."""
+    fetcher = MediaFetcher(UrlPolicy(allow_private=True), limits, temp_dir=temp_dir)
+    try:
+        with pytest.raises(expected) as caught:
+            with fetcher.fetch(url):
+                pass
+    finally:
+        fetcher.close()
+    return caught.value
 
 
 @pytest.fixture
@@ -134,53 +147,30 @@ def test_unreachable_source(fetcher, forbidden):
 )
 def test_byte_limit_with_and_without_declared_size(media_server, tmp_path, path):
     limit = 5_000 if "photo" in path else 300_000
-    fetcher = MediaFetcher(UrlPolicy(allow_private=True), FetchLimits(max_bytes=limit), temp_dir=tmp_path)
-    try:
-        with pytest.raises(MediaTooLargeError) as caught:
-            with fetcher.fetch(media_server.url(path)):
-                pass
-    finally:
-        fetcher.close()
-    assert http_status(caught.value) == 413
+    error = failed_fetch(media_server.url(path), FetchLimits(max_bytes=limit), tmp_path, MediaTooLargeError)
+    assert http_status(error) == 413
     assert list(tmp_path.iterdir()) == []
 
 
 def test_duration_limit_from_metadata_before_download(media_server, tmp_path):
-    fetcher = MediaFetcher(UrlPolicy(allow_private=True), FetchLimits(max_duration_s=5), temp_dir=tmp_path)
-    try:
-        with pytest.raises(MediaTooLongError, match="15 s"):
-            with fetcher.fetch(media_server.url("/files/hls/index.m3u8")):
-                pass
-    finally:
-        fetcher.close()
+    error = failed_fetch(media_server.url("/files/hls/index.m3u8"), FetchLimits(max_duration_s=5), tmp_path, MediaTooLongError)
+    assert "15 s" in str(error)
     assert not any(path.endswith(".ts") for path in media_server.requests)  # refused before downloading
 
 
 @pytest.mark.slow
 def test_time_limit_on_a_stalling_source(media_server, tmp_path):
-    fetcher = MediaFetcher(UrlPolicy(allow_private=True), FetchLimits(timeout_s=2), temp_dir=tmp_path)
-    try:
-        with pytest.raises(FetchTimeoutError) as caught:
-            with fetcher.fetch(media_server.url("/slow/video.mp4")):
-                pass
-    finally:
-        fetcher.close()
-    assert http_status(caught.value) == 504 and list(tmp_path.iterdir()) == []
+    error = failed_fetch(media_server.url("/slow/video.mp4"), FetchLimits(timeout_s=2), tmp_path, FetchTimeoutError)
+    assert http_status(error) == 504 and list(tmp_path.iterdir()) == []
 
 
 def test_a_silent_source_ends_at_the_fetch_deadline_as_a_timeout(tmp_path):
-    fetcher = MediaFetcher(UrlPolicy(allow_private=True), FetchLimits(timeout_s=2), temp_dir=tmp_path)
     with HostileSource("silent") as source:
         started = time.monotonic()
-        try:
-            with pytest.raises(FetchTimeoutError) as caught:
-                with fetcher.fetch(source.url("/video.mp4")):
-                    pass
-        finally:
-            fetcher.close()
+        error = failed_fetch(source.url("/video.mp4"), FetchLimits(timeout_s=2), tmp_path, FetchTimeoutError)
         elapsed = time.monotonic() - started
     # One deadline for the whole fetch, not a socket timeout per step (a silent server made it a 502 after 31 s).
-    assert http_status(caught.value) == 504 and "2 s" in caught.value.message
+    assert http_status(error) == 504 and "2 s" in error.message
     assert elapsed < 2 + 3, elapsed
 
 

@@ -13,6 +13,7 @@ import io
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 from datetime import date, timedelta
 
 import pytest
@@ -333,7 +334,7 @@ def test_api_keys(start_server, face_photo):
     db = live.app.extensions["deepfake"].db
     assert live.get("/api/v1/stats").status_code == 200  # no key exists: open (and loopback only)
     key_id, key = create_key(db, "extension")
-    assert key not in json.dumps(db.list_api_keys()) and db.list_api_keys()[0]["prefix"] == key[:10]
+    assert key not in json.dumps([asdict(k) for k in db.list_api_keys()]) and db.list_api_keys()[0].prefix == key[:10]
     body = assert_error(live.get("/api/v1/stats"), 401, "unauthorized")
     assert "Bearer" in body["error"]["message"]
     assert_error(live.get("/api/v1/stats", headers={"Authorization": "Bearer dfk_wrong"}), 401)
@@ -381,7 +382,14 @@ def test_history_stats_export_and_delete(live, face_photo, full_frame, media_ser
     assert len(rest["items"]) == 1 and rest["next_url"] is None
     assert {item["id"] for item in page["items"] + rest["items"]} == set(ids)
     item = page["items"][0]
-    assert {"id", "created_at", "source", "verdict", "fake_probability", "report_url", "media_kind"} <= set(item)
+    # a listing item has the documented keys, in the documented order, with the values of the analysis it lists
+    documented = live.get("/api/v1/openapi.json").json()["components"]["schemas"]["AnalysisSummary"]["properties"]
+    assert list(item) == list(documented)
+    full = requests.get(item["api_url"], timeout=30).json()
+    assert {key: item[key] for key in ("created_at", "source", "source_type")} == {key: full[key] for key in ("created_at", "source", "source_type")}
+    assert (item["verdict"], item["fake_probability"], item["model_id"]) == (
+        full["report"]["verdict"], full["report"]["fake_probability"], full["report"]["model"]["id"]
+    )  # fmt: skip
     verdict = item["verdict"]
     filtered = live.get(f"/api/v1/analyses?verdict={verdict}").json()
     assert filtered["total"] >= 1 and all(i["verdict"] == verdict for i in filtered["items"])
@@ -391,10 +399,13 @@ def test_history_stats_export_and_delete(live, face_photo, full_frame, media_ser
 
     stats = live.get("/api/v1/stats").json()
     assert stats["total"] == 3 and sum(stats["by_verdict"].values()) == 3
+    assert list(stats["by_day"][-1]) == ["day", "real", "fake", "uncertain", "no_face", "total"]
     assert stats["by_day"][-1]["day"] == live.get("/api/v1/analyses").json()["items"][0]["created_at"][:10]
 
     exported = live.get("/api/v1/analyses/export?format=csv")
     assert exported.headers["Content-Type"].startswith("text/csv") and "attachment" in exported.headers["Content-Disposition"]
+    header = "id,created_at,source,source_type,verdict,fake_probability,confidence,media_kind,duration_s,model,model_id,model_revision,report_url"
+    assert exported.text.splitlines()[0] == header
     rows = list(csv.DictReader(io.StringIO(exported.text)))
     assert {row["id"] for row in rows} == set(ids) and rows[0]["report_url"].startswith("http://127.0.0.1")
     as_json = live.get(f"/api/v1/analyses/export?format=json&verdict={verdict}").json()

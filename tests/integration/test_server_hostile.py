@@ -19,6 +19,7 @@ import requests
 
 from server.auth import create_key
 from server.db import Database, format_time
+from server.records import Job
 from tests.support.hostile import HostileSource
 from tests.support.liveserver import assert_error
 from tests.support.waiting import wait_for as wait_until
@@ -287,18 +288,17 @@ def test_uploads_of_jobs_nobody_retried_expire_with_the_job_retention(start_serv
         path.write_bytes(face_photo.read_bytes())
         paths[name] = path
         db.insert_job(
-            {
-                "id": f"{name:0<32}",
-                "created_at": when,
-                "updated_at": when,
-                "status": "failed",
-                "source_type": "upload",
-                "source": "clip.mp4",
-                "upload_path": str(path),
-                "options_json": {},
-                "error_code": "interrupted",
-                "retryable": 1,
-            }
+            Job(
+                id=f"{name:0<32}",
+                created_at=when,
+                updated_at=when,
+                status="failed",
+                source_type="upload",
+                source="clip.mp4",
+                upload_path=str(path),
+                error_code="interrupted",
+                retryable=True,
+            )
         )
     orphan = uploads / "orphan" / "left.jpg"
     orphan.parent.mkdir()
@@ -347,8 +347,8 @@ def test_data_folders_from_before_get_the_new_columns(tmp_path):
     db = Database(path)
     assert db.revision() == "0003"  # brought to the first revision, stamped, then the later migrations applied
     rows, total = db.list_analyses()
-    assert total == 1 and rows[0]["id"] == "a1"
-    assert db.get_analysis("a1")["client"] is None and db.get_analysis("a1")["job_id"] is None
+    assert total == 1 and rows[0].id == "a1"
+    assert db.get_analysis("a1").client is None and db.get_analysis("a1").job_id is None
     assert Path(path).stat().st_size > 0
 
 
