@@ -45,7 +45,9 @@ def launched_demo(detector, results: Path, frames: int, allow_private_urls: bool
     from gradio_demo.app import build_demo
     from gradio_demo.settings import DemoSettings
 
-    settings = DemoSettings(allow_private_urls=allow_private_urls, frames=frames, example_links=())
+    settings = DemoSettings(
+        allow_private_urls=allow_private_urls, frames=frames, example_links=(), memory_file=results / "memory.sqlite"
+    )
     analyzer = DemoAnalyzer(settings, model_pool(settings, preloaded={"default": detector}), results)
     demo = build_demo(settings, analyzer)
     port = free_port()
