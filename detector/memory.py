@@ -39,8 +39,8 @@ CLOSE_UP_SHARE = 0.10
 FINE_SIDE = 16  # the fine hash: the FINE_SIDE² lowest DCT frequencies of a 64×64 grey frame
 FINE_BITS = FINE_SIDE * FINE_SIDE
 # Two close-ups are the same picture when their nearest fine hashes differ in at most this many of 256 bits
-# (measured on 2,000 aligned faces: JPEG q30-q90, rescaling and 90 % crops 0-8 bits; the pairs of different faces
-# that pass the 64-bit test 10 bits and more, 42 and more but two).
+# (measured on 2,000 aligned faces: JPEG q30-q90, rescaling and 90 % crops 0-8 bits; the pairs of different files
+# that pass the 64-bit test 42 bits and more, but one photograph stored twice under two names, 8 and 12).
 FINE_MATCH_DISTANCE = 24
 
 WHOLE, CENTRED = 0, 1  # the variants stored per frame
