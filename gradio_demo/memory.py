@@ -68,7 +68,7 @@ class DemoMemory:
                 found = self._matches(connection, rows)
                 self._store(connection, report, rows)
             return found
-        except sqlite3.Error:
+        except (sqlite3.Error, OSError):  # a read-only disk, a folder that cannot be made, a damaged file
             log.exception("the demo's memory (%s) cannot be used", self.path)
             return []
 
