@@ -21,12 +21,14 @@ from pathlib import Path
 
 from detector import Detector, DetectorError, Report
 from detector.errors import MediaTooLargeError
+from detector.memory import seen_before
 from detector.paths import human_size
 from detector.pipeline import STAGE_WORDS, STAGES, Pipeline, frame_count, stage_fraction
 from detector.pool import ModelPool
 from detector.render import percent, summary, timeline_figure, verdict_name
 
 from .downloads import file_stem, write_result_files
+from .memory import DemoMemory
 from .settings import DemoSettings
 
 log = logging.getLogger(__name__)
@@ -104,10 +106,13 @@ def verdict_label(report: Report) -> dict:
     }
 
 
-def summary_markdown(report: Report) -> str:
-    """The verdict in words (detector.render's, as every shell says it), what was analysed, and the rule."""
+def summary_markdown(report: Report, matches: list[dict] | None = None) -> str:
+    """The verdict in words (detector.render's, as every shell says it), what was analysed, the rule, and whether
+    the demo saw the same media before (`matches`, gradio_demo/memory.py)."""
     said = summary(report)
     lines = [f"**{said.verdict}**: {said.words}", f"{said.analysed} · {said.faces} · model `{said.model}` · {said.seconds:.2f} s"]
+    if seen := seen_before(matches or []):
+        lines.append(f"🔁 {seen}.")
     if said.rule is not None:
         lines.append(f"Verdict rule: {said.rule}.")
     lines.append(said.provenance)
@@ -125,6 +130,7 @@ class DemoAnalyzer:
         self.settings = settings
         self.detectors = detectors or model_pool(settings)
         self.pipeline = Pipeline(settings.url_policy, settings.fetch_limits)
+        self.memory = DemoMemory(settings.memory_path())
         self._work_dir = work_dir
         self._own_work_dir = work_dir is None
         self._work_lock = threading.Lock()
@@ -138,6 +144,7 @@ class DemoAnalyzer:
 
     def close(self) -> None:
         self.pipeline.close()
+        self.memory.close()
         if self._own_work_dir and self._work_dir is not None:
             shutil.rmtree(self._work_dir, ignore_errors=True)
 
@@ -224,6 +231,7 @@ class DemoAnalyzer:
         )
         report = analysis.report
         progress("render", 0, 1)
+        matches = self.memory.recall_and_remember(report, [key_frame.image for key_frame in analysis.key_frames])
         folder = self._result_folder()
         files = write_result_files(folder, analysis, file_stem(name))
         label = folder / "verdict.json"
@@ -232,7 +240,7 @@ class DemoAnalyzer:
         return DemoResult(
             report=report,
             verdict=str(label),
-            summary=summary_markdown(report),
+            summary=summary_markdown(report, matches),
             timeline=timeline_figure(report),
             gallery=files.gallery,
             downloads=[str(files.report_json), str(files.report_zip)],

@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SPACE_LAUNCHER = "app.py"  # the card's `app_file`
-APP_MODULES = ("__init__.py", "app.py", "analysis.py", "downloads.py", "examples.py", "settings.py")
+APP_MODULES = ("__init__.py", "app.py", "analysis.py", "downloads.py", "examples.py", "memory.py", "settings.py")
 CHECKPOINT_PATTERNS = ("config.json", "model.safetensors", "README.md", "*.onnx")
 MEDIA_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".mp4", ".mov", ".webm"}
 MARKER = ".deepfake-space-build"  # marks a folder this script made, so a rebuild may empty it

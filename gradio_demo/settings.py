@@ -24,6 +24,11 @@ class DemoSettings(ServingSettings):
         env="DEMO_EXAMPLE_LINKS",
     )
     keep_results_s: float = env_field(3600.0, env=None)  # how long files written for visitors stay on disk
+    # The demo's memory of media judged (gradio_demo/memory.py), a SQLite file; None: <cache_dir>/demo/memory.sqlite
+    memory_file: Path | None = env_field(None, env="DEMO_MEMORY_FILE")
+
+    def memory_path(self) -> Path:
+        return self.memory_file or self.cache_folder("demo") / "memory.sqlite"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> DemoSettings:

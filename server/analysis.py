@@ -347,7 +347,7 @@ class AnalysisService:
             client=job.client,
         )
         self._insert(record)
-        self.memory.remember(analysis_id, job.client, [key_frame.image for key_frame in analysis.key_frames])
+        self.memory.remember(analysis_id, job.client, [key_frame.image for key_frame in analysis.key_frames], report)
         progress("render", 1, 1)
         self._alert(record, report, options.get("base_url", ""))
         return Finished(analysis_id, False)

@@ -28,6 +28,8 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from detector.memory import Fingerprint, bands, fine_text, fine_value, to_signed, to_unsigned
+
 from .records import AnalysisRecord, AnalysisSummary, ApiKey, Job, VerdictCount, column_list
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -245,36 +247,38 @@ class Database:
 
     # ---------------------------------------------------------------------------------------- fingerprints
 
-    def insert_fingerprints(self, analysis_id: str, client: str | None, rows: list[tuple[int, int, int]]) -> None:
-        """(position, variant, signed 64-bit hash) rows of one analysis (server/memory.py)."""
-        from .memory import bands, to_unsigned
-
+    def insert_fingerprints(self, analysis_id: str, client: str | None, rows: list[Fingerprint]) -> None:
+        """The fingerprints of one analysis (detector/memory.py): each 64-bit hash signed, with its four bands."""
         if not rows:
             return
         params = [
-            {"analysis": analysis_id, "client": client, "position": position, "variant": variant, "hash": value,
-             **{f"band{n}": band for n, band in enumerate(bands(to_unsigned(value)))}}
-            for position, variant, value in rows
+            {"analysis": analysis_id, "client": client, "position": row.position, "variant": row.variant,
+             "hash": to_signed(row.hash), "fine": fine_text(row.fine),
+             **{f"band{n}": band for n, band in enumerate(bands(row.hash))}}
+            for row in rows
         ]
         self._write_many(
-            "INSERT INTO fingerprints (analysis_id, client, position, variant, hash, band0, band1, band2, band3) "
-            "VALUES (:analysis, :client, :position, :variant, :hash, :band0, :band1, :band2, :band3)",
+            "INSERT INTO fingerprints (analysis_id, client, position, variant, hash, fine, band0, band1, band2, band3) "
+            "VALUES (:analysis, :client, :position, :variant, :hash, :fine, :band0, :band1, :band2, :band3)",
             params,
         )
 
     def copy_fingerprints(self, source_id: str, target_id: str, client: str | None) -> None:
         """Give a cache hit's copy of an analysis the fingerprints of the original (the same media, seen again)."""
         self._write(
-            "INSERT INTO fingerprints (analysis_id, client, position, variant, hash, band0, band1, band2, band3) "
-            "SELECT :target, :client, position, variant, hash, band0, band1, band2, band3 FROM fingerprints "
+            "INSERT INTO fingerprints (analysis_id, client, position, variant, hash, fine, band0, band1, band2, band3) "
+            "SELECT :target, :client, position, variant, hash, fine, band0, band1, band2, band3 FROM fingerprints "
             "WHERE analysis_id = :source",
             {"target": target_id, "client": client, "source": source_id},
         )
 
-    def fingerprints_of(self, analysis_id: str) -> list[tuple[int, int]]:
-        """(position, signed hash) of every fingerprint of one analysis."""
-        rows = self._all("SELECT position, hash FROM fingerprints WHERE analysis_id = :id ORDER BY position, variant", {"id": analysis_id})
-        return [(row["position"], row["hash"]) for row in rows]
+    def fingerprints_of(self, analysis_id: str) -> list[Fingerprint]:
+        """Every fingerprint of one analysis."""
+        rows = self._all(
+            "SELECT position, variant, hash, fine FROM fingerprints WHERE analysis_id = :id ORDER BY position, variant",
+            {"id": analysis_id},
+        )
+        return [Fingerprint(row["position"], row["variant"], to_unsigned(row["hash"]), fine_value(row["fine"])) for row in rows]
 
     def fingerprint_candidates(self, probes: list[set[int]], exclude: str, requester: str | None) -> list[dict]:
         """Stored fingerprints with a band among `probes` (one set per band), of analyses other than `exclude`, not
@@ -285,7 +289,7 @@ class Database:
         params = {"exclude": exclude, "requester": requester or ""}
         clauses = [f"band{n} IN ({', '.join(str(int(value)) for value in sorted(values))})" for n, values in enumerate(probes)]
         return self._all(
-            f"SELECT analysis_id, client, position, hash FROM fingerprints WHERE ({' OR '.join(clauses)}) "
+            f"SELECT analysis_id, client, position, variant, hash, fine FROM fingerprints WHERE ({' OR '.join(clauses)}) "
             "AND analysis_id <> :exclude AND (client IS NULL OR client = :requester OR client NOT IN "
             "(SELECT client FROM memory_opt_outs))",
             params,

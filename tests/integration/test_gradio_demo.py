@@ -45,7 +45,9 @@ def launched_demo(detector, results: Path, frames: int, allow_private_urls: bool
     from gradio_demo.app import build_demo
     from gradio_demo.settings import DemoSettings
 
-    settings = DemoSettings(allow_private_urls=allow_private_urls, frames=frames, example_links=())
+    settings = DemoSettings(
+        allow_private_urls=allow_private_urls, frames=frames, example_links=(), memory_file=results / "memory.sqlite"
+    )
     analyzer = DemoAnalyzer(settings, model_pool(settings, preloaded={"default": detector}), results)
     demo = build_demo(settings, analyzer)
     port = free_port()
@@ -284,6 +286,7 @@ def test_the_assembled_space_starts_with_python_app_py_and_refuses_private_links
         "HF_HUB_OFFLINE": "1",
         "DEEPFAKE_SHARED_DIR": str(tmp_path / "no-shared-data"),  # a Space has none
         "DEEPFAKE_THREADS": "1",
+        "DEEPFAKE_DEMO_MEMORY_FILE": str(tmp_path / "memory.sqlite"),  # not the user's cache
         "PYTHONPATH": "",
     }
     env.pop("DEEPFAKE_ALLOW_PRIVATE_URLS", None)
@@ -293,6 +296,7 @@ def test_the_assembled_space_starts_with_python_app_py_and_refuses_private_links
         client = connect(process, port, tmp_path / "app.log", tmp_path)
         report, verdict, *_ = client.predict(handle_file(str(face_photo)), "default", FRAMES, api_name="/analyze_file")
         assert verdict["label"] == report["verdict"] and report["model"]["id"] in ("default", "untrained")
+        assert (tmp_path / "memory.sqlite").is_file()  # the Space remembers what it judged
         with pytest.raises(AppError, match="private addresses are not allowed"):
             client.predict(media_server.url("/files/video.mp4"), "default", FRAMES, api_name="/analyze_links")
         assert "/files/video.mp4" not in media_server.requests

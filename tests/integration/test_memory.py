@@ -12,7 +12,7 @@ import requests
 from PIL import Image
 from sqlalchemy import text
 
-from server.memory import seen_before
+from detector.memory import seen_before
 from tests.conftest import run_extension_label
 from tests.distributed.test_distributed import cluster, finish, wait_ready  # noqa: F401 (cluster: the Celery fixture, used by name)
 from tests.support.liveserver import assert_error

@@ -345,7 +345,7 @@ def test_data_folders_from_before_get_the_new_columns(tmp_path):
     connection.commit()
     connection.close()
     db = Database(path)
-    assert db.revision() == "0003"  # brought to the first revision, stamped, then the later migrations applied
+    assert db.revision() == "0004"  # brought to the first revision, stamped, then the later migrations applied
     rows, total = db.list_analyses()
     assert total == 1 and rows[0].id == "a1"
     assert db.get_analysis("a1").client is None and db.get_analysis("a1").job_id is None

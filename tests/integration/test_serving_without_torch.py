@@ -105,6 +105,7 @@ def test_demo_answers_without_torch(serving_python, tmp_path, face_photo):
     python, env = serving_python
     port = free_port()
     env = {**env, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "DEEPFAKE_THREADS": "1"}
+    env["DEEPFAKE_DEMO_MEMORY_FILE"] = str(tmp_path / "memory.sqlite")  # the demo's memory, not in the user's cache
     with open(tmp_path / "demo.log", "w") as log:
         process = subprocess.Popen([*python, "-m", "gradio_demo.app"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:

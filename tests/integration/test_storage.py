@@ -37,8 +37,8 @@ def job(id_: str, status: str = "queued", **extra) -> Job:
 
 
 def test_the_schema_is_at_the_newest_revision_and_writable(database):
-    assert database.revision() == "0003" and database.check_writable() is None
-    assert Database(database.url).revision() == "0003"  # opening again migrates nothing and keeps the data
+    assert database.revision() == "0004" and database.check_writable() is None
+    assert Database(database.url).revision() == "0004"  # opening again migrates nothing and keeps the data
 
 
 def test_history_filters_pages_stats_and_cache(database):

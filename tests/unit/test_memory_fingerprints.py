@@ -1,6 +1,8 @@
 """Memory of media judged, its pure parts: 64-bit frame fingerprints found again within seven flipped bits through
-the multi-index probes, the distance of two media, the "seen before" line, flat frames left out. The real server
-recognising re-encoded copies: tests/integration/test_memory.py."""
+the multi-index probes, the distance of two media, the "seen before" line, flat frames left out, and the close-up
+guard: aligned faces of different people that pass the 64-bit test told apart by their fine hashes, while a
+re-encoded, rescaled or cropped copy of one still matches. The real server recognising re-encoded copies:
+tests/integration/test_memory.py; the demo's "Seen before": tests/integration/test_gradio_memory.py."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import random
 
 import numpy as np
 
-from server.memory import BANDS, band_probes, bands, distance, hamming, seen_before, to_signed, to_unsigned
+from detector.memory import BANDS, band_probes, bands, distance, hamming, seen_before, to_signed, to_unsigned
 
 
 def test_multi_index_probes_find_every_hash_within_seven_bits():
@@ -39,9 +41,61 @@ def test_scoring_uses_the_shorter_side_and_counts_unseen_frames_as_far():
 
 
 def test_flat_frames_are_not_fingerprinted():
-    from server.memory import frame_fingerprints
+    from detector.memory import frame_fingerprints
 
     black = np.zeros((120, 160, 3), dtype=np.uint8)
     noise = np.random.default_rng(1).integers(0, 255, (120, 160, 3), dtype=np.uint8)
     rows = frame_fingerprints([black, noise])
-    assert [(position, variant) for position, variant, _ in rows] == [(1, 0), (1, 1)]
+    assert [(row.position, row.variant) for row in rows] == [(1, 0), (1, 1)]
+    assert all(row.fine is None for row in rows)  # no faces known: no close-up
+
+
+def face_like(seed: int, size: int = 200) -> np.ndarray:
+    """A synthetic aligned "face": the same coarse layout for every seed (a bright oval, two dark eyes, a mouth) under
+    seed-dependent fine detail, as aligned face pictures of different people are."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size] / size
+    image = 90 + 110 * (((x - 0.5) / 0.32) ** 2 + ((y - 0.5) / 0.42) ** 2 < 1)
+    for cx in (0.38, 0.62):
+        image = image - 70 * ((x - cx) ** 2 + (y - 0.42) ** 2 < 0.003)
+    image = image - 60 * ((abs(x - 0.5) < 0.1) & (abs(y - 0.68) < 0.02))
+    # detail between what the 64-bit hash sees (up to 4 cycles across) and what the fine hash sees (up to 8)
+    detail = sum(
+        rng.normal(0, 12) * np.cos(2 * np.pi * (fx * x + rng.random())) * np.cos(2 * np.pi * (fy * y + rng.random()))
+        for fx in range(5, 8)
+        for fy in range(5, 8)
+    )
+    grey = np.clip(image + detail, 0, 255).astype(np.uint8)
+    return np.repeat(grey[:, :, None], 3, axis=2)
+
+
+def test_the_close_up_guard_tells_apart_faces_the_coarse_hash_confuses():
+    import cv2
+
+    from detector.memory import FINE_MATCH_DISTANCE, close_analyses, frame_fingerprints
+
+    def stored(image, share):
+        return frame_fingerprints([image], [share])
+
+    first = face_like(1)
+    copies = {
+        "half": cv2.resize(first, (100, 100), interpolation=cv2.INTER_AREA),
+        "jpeg": cv2.imdecode(cv2.imencode(".jpg", first, [cv2.IMWRITE_JPEG_QUALITY, 40])[1], cv2.IMREAD_UNCHANGED),
+        "crop": first[10:190, 10:190],
+    }
+    others = [face_like(seed) for seed in range(2, 12)]
+    original = stored(first, 0.3)
+    assert all(row.fine is not None for row in original)  # a close-up: fine hashes stored
+
+    def found(query, guard=True):
+        candidates = [("original", row) for row in original]
+        return close_analyses(query, candidates, lambda ids: {i: 1 for i in ids}, guard=guard)
+
+    for name, copy in copies.items():
+        assert "original" in found(stored(copy, 0.3)), name
+    confused = [other for other in others if found(stored(other, 0.3), guard=False)]
+    assert confused, "the synthetic faces should share their coarse layout"  # else this test proves nothing
+    assert not any(found(stored(other, 0.3)) for other in confused)
+    # frames that are not close-ups carry no fine hash and are judged by the 64-bit hashes alone
+    assert found(stored(confused[0], 0.01)) == found(stored(confused[0], 0.01), guard=False) != {}
+    assert FINE_MATCH_DISTANCE < 256 // 4
