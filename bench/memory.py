@@ -153,7 +153,7 @@ def rates(folder: Path) -> dict:
             copies.append((copy_id, original_id, kind))
     figures: dict = {"originals": len(originals)}
     for guard, suffix in ((False, "_unguarded"), (True, "")):
-        found = {a: {m["analysis_id"] for m in memory.matches(a, None, guard=guard)} for a in family}
+        found = {a: {m.analysis_id for m in memory.matches(a, None, guard=guard)} for a in family}
         by_kind: dict[str, list[bool]] = {}
         for copy_id, original_id, kind in copies:
             by_kind.setdefault("screenshot" if kind.startswith("screenshot") else kind, []).append(original_id in found[copy_id])

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -212,7 +212,23 @@ class Candidate:
     distance: float
 
 
-def matches(candidates: list[Candidate], requester: str | None) -> list[dict]:
+@dataclass(frozen=True)
+class Match:
+    """An earlier analysis of the same media, as answers show it (`matches`). Another API key's analyses are grouped
+    by verdict and reveal only verdict, first time and count: `analysis_id` and `fake_probability` are None."""
+
+    analysis_id: str | None
+    verdict: str
+    fake_probability: float | None
+    similarity: float  # 1 - mean Hamming distance / 64
+    first_seen: str
+    times_seen: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def matches(candidates: list[Candidate], requester: str | None) -> list[Match]:
     """The answer's `matches`, best first: the requester's own analyses one by one (every analysis when `requester`
     is None: a server without keys, the demo), another key's grouped by verdict with only verdict, first time and
     count."""
@@ -221,36 +237,18 @@ def matches(candidates: list[Candidate], requester: str | None) -> list[dict]:
     for candidate in candidates:
         if requester is not None and candidate.client != requester:
             others[candidate.verdict].append(candidate)
-    entries = [
-        {
-            "analysis_id": c.analysis_id,
-            "verdict": c.verdict,
-            "fake_probability": c.fake_probability,
-            "similarity": similarity(c.distance),
-            "first_seen": c.created_at,
-            "times_seen": 1,
-        }
-        for c in own
-    ]
+    entries = [Match(c.analysis_id, c.verdict, c.fake_probability, similarity(c.distance), c.created_at, 1) for c in own]
     for verdict, group in others.items():
-        entries.append(
-            {
-                "analysis_id": None,
-                "verdict": verdict,
-                "fake_probability": None,
-                "similarity": similarity(min(c.distance for c in group)),
-                "first_seen": min(c.created_at for c in group),
-                "times_seen": len(group),
-            }
-        )
-    entries.sort(key=lambda e: (-e["similarity"], e["first_seen"]))
+        first_seen = min(c.created_at for c in group)
+        entries.append(Match(None, verdict, None, similarity(min(c.distance for c in group)), first_seen, len(group)))
+    entries.sort(key=lambda m: (-m.similarity, m.first_seen))
     return entries[:MAX_MATCHES]
 
 
-def seen_before(entries: list[dict]) -> str | None:
+def seen_before(entries: list[Match]) -> str | None:
     """One line for people: "Seen before: 3 times since 2026-12-01, earlier verdict fake"."""
     if not entries:
         return None
-    times = sum(e["times_seen"] for e in entries)
-    since = min(e["first_seen"] for e in entries)[:10]
-    return f"Seen before: {times} time{'s' if times != 1 else ''} since {since}, earlier verdict {entries[0]['verdict']}"
+    times = sum(m.times_seen for m in entries)
+    since = min(m.first_seen for m in entries)[:10]
+    return f"Seen before: {times} time{'s' if times != 1 else ''} since {since}, earlier verdict {entries[0].verdict}"

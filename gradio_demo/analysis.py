@@ -21,7 +21,7 @@ from pathlib import Path
 
 from detector import Detector, DetectorError, Report
 from detector.errors import MediaTooLargeError
-from detector.memory import seen_before
+from detector.memory import Match, seen_before
 from detector.paths import human_size
 from detector.pipeline import STAGE_WORDS, STAGES, Pipeline, frame_count, stage_fraction
 from detector.pool import ModelPool
@@ -106,7 +106,7 @@ def verdict_label(report: Report) -> dict:
     }
 
 
-def summary_markdown(report: Report, matches: list[dict] | None = None) -> str:
+def summary_markdown(report: Report, matches: list[Match] | None = None) -> str:
     """The verdict in words (detector.render's, as every shell says it), what was analysed, the rule, and whether
     the demo saw the same media before (`matches`, gradio_demo/memory.py)."""
     said = summary(report)

@@ -23,6 +23,7 @@ from detector.memory import (
     BANDS,
     Candidate,
     Fingerprint,
+    Match,
     band_probes,
     bands,
     close_analyses,
@@ -56,7 +57,7 @@ class DemoMemory:
         self._lock = threading.Lock()  # Gradio answers visitors from several threads
         self._connection: sqlite3.Connection | None = None
 
-    def recall_and_remember(self, report: Report, images: list[np.ndarray]) -> list[dict]:
+    def recall_and_remember(self, report: Report, images: list[np.ndarray]) -> list[Match]:
         """The earlier analyses of the same media as this one (the `matches` of the server's answers, best first),
         then this one stored. A store that cannot be used is logged and the demo goes on without it."""
         rows = frame_fingerprints(images, face_shares(report, images))
@@ -90,7 +91,7 @@ class DemoMemory:
         return self._connection
 
     @staticmethod
-    def _matches(connection: sqlite3.Connection, query: list[Fingerprint]) -> list[dict]:
+    def _matches(connection: sqlite3.Connection, query: list[Fingerprint]) -> list[Match]:
         probes = band_probes([row.hash for row in query])
         # the probes are integers made here, written into the SQL (as the server does: cheaper than bound parameters)
         clauses = [f"{b} IN ({', '.join(str(int(v)) for v in sorted(values))})" for b, values in zip(BAND_COLUMNS, probes)]

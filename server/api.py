@@ -105,7 +105,7 @@ def done_body(record: AnalysisRecord, report: Report | None, cached: bool, sourc
         "source": source,
         "report": data,
         # earlier analyses of the same media (re-encoded, rescaled, trimmed, screenshotted): server/memory.py
-        "matches": services().analyses.memory.matches(record.id, own_client()),
+        "matches": [match.to_dict() for match in services().analyses.memory.matches(record.id, own_client())],
     }
 
 

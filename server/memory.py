@@ -16,6 +16,7 @@ import numpy as np
 from detector.memory import (
     Candidate,
     Fingerprint,
+    Match,
     band_probes,
     close_analyses,
     face_shares,
@@ -43,7 +44,7 @@ class Memory:
     def copy(self, source_id: str, target_id: str, client: str | None) -> None:
         self.db.copy_fingerprints(source_id, target_id, client)
 
-    def matches(self, analysis_id: str, requester: str | None, guard: bool = True) -> list[dict]:
+    def matches(self, analysis_id: str, requester: str | None, guard: bool = True) -> list[Match]:
         """The earlier (or later) analyses of the same media as `analysis_id`, as `requester` may see them (`guard`
         False: without the close-up guard, for `python -m bench.memory` to measure what it changes)."""
         query = self.db.fingerprints_of(analysis_id)

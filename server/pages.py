@@ -91,7 +91,7 @@ def report_page(analysis_id: str):
         created_at=record.created_at,
         fetch=record.fetch,
         seen_before=seen_before(matches),
-        matches=[{**m, "url": url_for("pages.report_page", analysis_id=m["analysis_id"]) if m["analysis_id"] else None} for m in matches],
+        matches=[{**m.to_dict(), "url": url_for("pages.report_page", analysis_id=m.analysis_id) if m.analysis_id else None} for m in matches],
     )
     return Response(page, mimetype="text/html")
 

@@ -12,7 +12,7 @@ import requests
 from PIL import Image
 from sqlalchemy import text
 
-from detector.memory import seen_before
+from detector.memory import Match, seen_before
 from tests.conftest import run_extension_label
 from tests.distributed.test_distributed import cluster, finish, wait_ready  # noqa: F401 (cluster: the Celery fixture, used by name)
 from tests.support.liveserver import assert_error
@@ -104,7 +104,7 @@ def test_copies_are_recognised_and_unrelated_media_is_not(memory_server, fake_vi
     later = live.get(f"/api/v1/analyses/{first['id']}").json()  # the first one now knows its copies
     assert sorted(m["analysis_id"] for m in later["matches"]) == sorted(copy_ids)
     page = live.get(f"/analyses/{first['id']}").text  # a server without keys: the page links them
-    line = seen_before(later["matches"])
+    line = seen_before([Match(**m) for m in later["matches"]])
     assert (
         line.startswith("Seen before: 4 times since") and line in page and all(f'href="/analyses/{i}"' in page for i in copy_ids)
     )

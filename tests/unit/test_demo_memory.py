@@ -42,9 +42,9 @@ def test_a_copy_is_recalled_with_the_earlier_verdict_and_unrelated_pictures_are_
             assert memory.recall_and_remember(report_of("real", []), [picture(n)]) == []
         copy = cv2.resize(original, (100, 50), interpolation=cv2.INTER_AREA)
         found = memory.recall_and_remember(report_of("real", [[25, 5, 50, 40]]), [copy])
-        assert [(m["verdict"], m["times_seen"]) for m in found] == [("fake", 1)] and found[0]["similarity"] > 0.8
+        assert [(m.verdict, m.times_seen) for m in found] == [("fake", 1)] and found[0].similarity > 0.8
         again = memory.recall_and_remember(report_of("real", []), [original])
-        assert sorted(m["verdict"] for m in again) == ["fake", "real"]  # the original and its copy, each once
+        assert sorted(m.verdict for m in again) == ["fake", "real"]  # the original and its copy, each once
     finally:
         memory.close()
 

@@ -10,7 +10,21 @@ import random
 
 import numpy as np
 
-from detector.memory import BANDS, band_probes, bands, distance, hamming, seen_before, to_signed, to_unsigned
+from detector.memory import (
+    BANDS,
+    MAX_MATCHES,
+    Candidate,
+    Match,
+    band_probes,
+    bands,
+    distance,
+    hamming,
+    matches,
+    seen_before,
+    similarity,
+    to_signed,
+    to_unsigned,
+)
 
 
 def test_multi_index_probes_find_every_hash_within_seven_bits():
@@ -36,8 +50,8 @@ def test_scoring_uses_the_shorter_side_and_counts_unseen_frames_as_far():
     assert distance([[(1 << 20) - 1, 0b111]], [0]) == 3.0  # a frame is as near as the nearer of its whole and its centre
     assert hamming(0b1011, 0b0001) == 2
     assert seen_before([]) is None
-    entries = [{"verdict": "fake", "times_seen": 2, "first_seen": "2026-12-01T10:00:00.000Z"}]
-    assert seen_before(entries) == "Seen before: 2 times since 2026-12-01, earlier verdict fake"
+    entries = [Match(None, "fake", None, 0.9, "2026-12-01T10:00:00.000Z", 2), Match("a1", "real", 0.1, 0.8, "2026-12-02T09:00:00.000Z", 1)]
+    assert seen_before(entries) == "Seen before: 3 times since 2026-12-01, earlier verdict fake"
 
 
 def test_flat_frames_are_not_fingerprinted():
@@ -99,3 +113,22 @@ def test_the_close_up_guard_tells_apart_faces_the_coarse_hash_confuses():
     # frames that are not close-ups carry no fine hash and are judged by the 64-bit hashes alone
     assert found(stored(confused[0], 0.01)) == found(stored(confused[0], 0.01), guard=False) != {}
     assert FINE_MATCH_DISTANCE < 256 // 4
+
+
+def test_matches_name_own_analyses_and_group_other_keys_by_verdict():
+    candidates = [
+        Candidate("mine-1", "key:me", "2026-12-02T10:00:00.000Z", "fake", 0.91, 2.0),
+        Candidate("mine-2", "key:me", "2026-12-01T10:00:00.000Z", "real", 0.05, 6.0),
+        Candidate("theirs-1", "key:other", "2026-11-30T10:00:00.000Z", "fake", 0.97, 4.0),
+        Candidate("theirs-2", "key:third", "2026-11-29T10:00:00.000Z", "fake", 0.88, 1.0),
+    ]
+    found = matches(candidates, "key:me")
+    assert found == [
+        Match(None, "fake", None, similarity(1.0), "2026-11-29T10:00:00.000Z", 2),  # other keys: verdict, first time, count
+        Match("mine-1", "fake", 0.91, similarity(2.0), "2026-12-02T10:00:00.000Z", 1),
+        Match("mine-2", "real", 0.05, similarity(6.0), "2026-12-01T10:00:00.000Z", 1),
+    ]
+    assert "theirs" not in repr(found) and "key:" not in repr(found)
+    assert [m.analysis_id for m in matches(candidates, None)] == ["theirs-2", "mine-1", "theirs-1", "mine-2"]  # no keys
+    many = [Candidate(f"a{n}", None, f"2026-12-01T10:00:{n:02d}.000Z", "real", 0.1, 3.0) for n in range(MAX_MATCHES + 5)]
+    assert len(matches(many, None)) == MAX_MATCHES and matches(many, None)[0].analysis_id == "a0"  # ties: oldest first
