@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
+
+from .report import PROBABILITY, VERDICTS
 
 HASH_BITS = 64
 BAND_BITS = 16
@@ -215,14 +217,14 @@ class Candidate:
 @dataclass(frozen=True)
 class Match:
     """An earlier analysis of the same media, as answers show it (`matches`). Another API key's analyses are grouped
-    by verdict and reveal only verdict, first time and count: `analysis_id` and `fake_probability` are None."""
+    by verdict and reveal only verdict, first time and count: `analysis_id` and `fake_probability` are null."""
 
     analysis_id: str | None
-    verdict: str
-    fake_probability: float | None
-    similarity: float  # 1 - mean Hamming distance / 64
-    first_seen: str
-    times_seen: int
+    verdict: str = field(metadata={"schema": {"enum": list(VERDICTS)}})
+    fake_probability: float | None = field(metadata={"schema": PROBABILITY})
+    similarity: float = field(metadata={"schema": {**PROBABILITY, "description": "1 - mean Hamming distance / 64"}})
+    first_seen: str = field(metadata={"schema": {"description": "when the earliest of them was analysed (UTC)"}})
+    times_seen: int = field(metadata={"schema": {"minimum": 1}})
 
     def to_dict(self) -> dict:
         return asdict(self)

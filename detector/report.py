@@ -11,6 +11,7 @@ import functools
 import json
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from typing import Any
 
@@ -203,12 +204,13 @@ class Report(Record):
 # ------------------------------------------------------------------------------------------------ JSON Schema
 
 
-def json_schemas(ref_prefix: str = "#/$defs/") -> dict[str, dict[str, Any]]:
+def json_schemas(ref_prefix: str = "#/$defs/", roots: Sequence[type] = ()) -> dict[str, dict[str, Any]]:
     """The JSON Schema of the Report and of every record in it, by class name, made from the dataclasses above:
     what the server's OpenAPI document publishes (`ref_prefix` "#/components/schemas/"). A field is required when
-    every document written since schema 1.0 has it; keys not listed are allowed (minor versions add keys)."""
+    every document written since schema 1.0 has it; keys not listed are allowed (minor versions add keys). `roots`:
+    other dataclasses of an answer to describe the same way (field metadata "schema" adds enums, ranges...)."""
     schemas: dict[str, dict[str, Any]] = {}
-    pending: list[type] = [Report]
+    pending: list[type] = [Report, *roots]
     while pending:
         cls = pending.pop()
         if cls.__name__ in schemas:
@@ -221,7 +223,7 @@ def json_schemas(ref_prefix: str = "#/$defs/") -> dict[str, dict[str, Any]]:
                 required.append(spec.name)
         schemas[cls.__name__] = {
             "type": "object",
-            "description": (cls.__doc__ or cls.__name__).split("\n\n")[0].strip(),
+            "description": " ".join((cls.__doc__ or cls.__name__).split("\n\n")[0].split()),
             "required": required,
             "properties": properties,
         }

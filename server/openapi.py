@@ -1,5 +1,6 @@
 """The OpenAPI 3.1 document served at /api/v1/openapi.json, written by hand next to the routes it describes; the
-Report's schema is generated from its dataclasses (detector/report.py).
+schemas of the Report, of a memory match and of a listing item are generated from their dataclasses
+(detector/report.py, detector/memory.py, server/records.py).
 
 tests/integration/test_server.py checks it against the OpenAPI schema and checks that every route of the app is in it and
 every path in it is a route, so the two cannot drift apart silently.
@@ -7,7 +8,10 @@ every path in it is a route, so the two cannot drift apart silently.
 
 from __future__ import annotations
 
-from detector.report import VERDICTS, json_schemas
+from detector.memory import Match
+from detector.report import json_schemas
+
+from .records import AnalysisSummary
 
 
 def _ref(name: str) -> dict:
@@ -84,22 +88,6 @@ SCHEMAS = {
             "matches": {"type": "array", "items": _ref("Match"), "description": "earlier analyses of the same media, best first"},
         },
     },
-    "Match": {
-        "type": "object",
-        "description": (
-            "An earlier analysis of the same media (server/memory.py). Another API key's analyses are grouped by "
-            "verdict and reveal only verdict, first time and count: analysis_id and fake_probability are null."
-        ),
-        "required": ["analysis_id", "verdict", "fake_probability", "similarity", "first_seen", "times_seen"],
-        "properties": {
-            "analysis_id": {"type": ["string", "null"]},
-            "verdict": {"enum": list(VERDICTS)},
-            "fake_probability": {"type": ["number", "null"]},
-            "similarity": {"type": "number", "minimum": 0, "maximum": 1, "description": "1 - mean Hamming distance / 64"},
-            "first_seen": {"type": "string"},
-            "times_seen": {"type": "integer", "minimum": 1},
-        },
-    },
     "MemoryChoice": {
         "type": "object",
         "required": ["opt_out"],
@@ -143,25 +131,6 @@ SCHEMAS = {
             "retryable": {"type": "boolean", "description": "when failed: POST .../retry may succeed"},
         },
     },
-    "AnalysisSummary": {
-        "type": "object",
-        "properties": {
-            "id": ID,
-            "created_at": {"type": "string"},
-            "source": {"type": "string"},
-            "source_type": {"enum": ["url", "upload"]},
-            "verdict": {"enum": list(VERDICTS)},
-            "fake_probability": {"type": ["number", "null"]},
-            "confidence": {"type": ["number", "null"]},
-            "media_kind": {"type": ["string", "null"]},
-            "duration_s": {"type": ["number", "null"]},
-            "model": {"type": "string"},
-            "model_id": {"type": ["string", "null"]},
-            "model_revision": {"type": ["string", "null"]},
-            "report_url": {"type": "string", "format": "uri"},
-            "api_url": {"type": "string", "format": "uri"},
-        },
-    },
     "Analysis": {
         "type": "object",
         "required": ["id", "report_url", "report"],
@@ -180,7 +149,12 @@ SCHEMAS = {
     },
 }
 # The Report and the records in it, generated from their dataclasses (detector/report.py): one source of truth.
-SCHEMAS.update(json_schemas(ref_prefix="#/components/schemas/"))
+# The Report and what else an answer carries as a dataclass: one source for the fields and the schema.
+SCHEMAS.update(json_schemas(ref_prefix="#/components/schemas/", roots=(Match, AnalysisSummary)))
+# a listing item: the summary's columns, then its two links
+SCHEMAS["AnalysisSummary"]["properties"].update(
+    {"report_url": {"type": "string", "format": "uri"}, "api_url": {"type": "string", "format": "uri"}}
+)
 
 
 def _id_parameter(name: str) -> dict:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 
+import jsonschema
 import pytest
 import requests
 from PIL import Image
@@ -84,6 +85,7 @@ def test_copies_are_recognised_and_unrelated_media_is_not(memory_server, fake_vi
     judged_at = live.get(f"/api/v1/analyses/{first['id']}").json()["created_at"]  # the analysis's time, not the job's
     key_frame = first["report"]["frames"][len(first["report"]["frames"]) // 2]["timestamp_s"]
     shot = screenshot_of(fake_video, key_frame, tmp_path / "screenshot.jpg")
+    documented_match = live.get("/api/v1/openapi.json").json()["components"]["schemas"]["Match"]
     copy_ids = []
     for name, path in [*copies.items(), ("screenshot", shot)]:
         answer = analysed(live, path)
@@ -97,6 +99,8 @@ def test_copies_are_recognised_and_unrelated_media_is_not(memory_server, fake_vi
         )
         assert best["verdict"] == first["report"]["verdict"] and best["fake_probability"] == first["report"]["fake_probability"]
         assert best["first_seen"] == judged_at and best["times_seen"] == 1 and 0.8 < best["similarity"] <= 1.0
+        for match in answer["matches"]:  # as the OpenAPI document (generated from detector.memory.Match) says
+            jsonschema.validate(match, documented_match, cls=jsonschema.Draft202012Validator)
     for unrelated in (real_video, face_photo):
         answer = analysed(live, unrelated)
         assert answer["matches"] == [], (unrelated.name, answer["matches"])
