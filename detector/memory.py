@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .report import PROBABILITY, VERDICTS
+from .report import PROBABILITY, VERDICTS, schema_keywords
 
 HASH_BITS = 64
 BAND_BITS = 16
@@ -65,7 +65,7 @@ def phash(image: np.ndarray, side: int = 8, size: int = 32) -> int:
     frequency in row order."""
     import cv2
 
-    grey = image if image.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
+    grey = _grey(image)
     small = cv2.resize(grey.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
     low = cv2.dct(small)[:side, :side].flatten()
     bits = low > np.median(low)
@@ -84,7 +84,7 @@ def frame_fingerprints(images: Iterable[np.ndarray], face_shares: Sequence[float
     rows = []
     for position, image in enumerate(images):
         # grey once per frame (the centre's grey is the grey's centre): the hashes below cost ~1 ms a frame
-        grey = image if image.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
+        grey = _grey(image)
         if float(cv2.meanStdDev(grey)[1][0, 0]) < MIN_CONTRAST:
             continue
         height, width = grey.shape[:2]
@@ -94,6 +94,13 @@ def frame_fingerprints(images: Iterable[np.ndarray], face_shares: Sequence[float
         rows.append(Fingerprint(position, WHOLE, phash(grey), fine_hash(grey) if close_up else None))
         rows.append(Fingerprint(position, CENTRED, phash(centre), fine_hash(centre) if close_up else None))
     return rows
+
+
+def _grey(image: np.ndarray) -> np.ndarray:
+    """An RGB image as 8-bit grey (a grey one as it is)."""
+    import cv2
+
+    return image if image.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
 
 
 def face_shares(report, images: Sequence[np.ndarray]) -> list[float]:
@@ -220,11 +227,11 @@ class Match:
     by verdict and reveal only verdict, first time and count: `analysis_id` and `fake_probability` are null."""
 
     analysis_id: str | None
-    verdict: str = field(metadata={"schema": {"enum": list(VERDICTS)}})
-    fake_probability: float | None = field(metadata={"schema": PROBABILITY})
-    similarity: float = field(metadata={"schema": {**PROBABILITY, "description": "1 - mean Hamming distance / 64"}})
-    first_seen: str = field(metadata={"schema": {"description": "when the earliest of them was analysed (UTC)"}})
-    times_seen: int = field(metadata={"schema": {"minimum": 1}})
+    verdict: str = field(metadata=schema_keywords(enum=list(VERDICTS)))
+    fake_probability: float | None = field(metadata=schema_keywords(**PROBABILITY))
+    similarity: float = field(metadata=schema_keywords(**PROBABILITY, description="1 - mean Hamming distance / 64"))
+    first_seen: str = field(metadata=schema_keywords(description="when the earliest of them was analysed (UTC)"))
+    times_seen: int = field(metadata=schema_keywords(minimum=1))
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -27,8 +27,9 @@ PROGRESS_STAGES = ("fetch", "decode", "faces", "model")
 PROBABILITY = {"minimum": 0, "maximum": 1}
 
 
-def _schema(**keywords: Any) -> dict[str, Any]:
-    """Field metadata: JSON Schema keywords the field's type does not say (an enum, a range, a description)."""
+def schema_keywords(**keywords: Any) -> dict[str, Any]:
+    """Field metadata: JSON Schema keywords the field's type does not say (an enum, a range, a description); any
+    dataclass that `json_schemas` describes uses it."""
     return {"schema": keywords}
 
 
@@ -98,7 +99,7 @@ def _typed(hint: Any, value: Any) -> Any:
 class MediaInfo(Record):
     """What the file is: read from its headers (detector/media.py), with the count of key frames analysed."""
 
-    kind: str = field(metadata=_schema(enum=["image", "video"]))
+    kind: str = field(metadata=schema_keywords(enum=["image", "video"]))
     format: str
     codec: str | None
     width: int  # as displayed, after rotation
@@ -129,7 +130,7 @@ class FaceResult(Record):
     track: int
     box: list[float]  # x, y, width, height in pixels of the upright frame
     score: float  # face detector confidence
-    fake_probability: float = field(metadata=_schema(**PROBABILITY))
+    fake_probability: float = field(metadata=schema_keywords(**PROBABILITY))
     whole_frame: bool = False
 
 
@@ -138,8 +139,8 @@ class FrameResult(Record):
     index: int
     timestamp_s: float
     # the most suspicious face in this frame; None when no face was analysed
-    fake_probability: float | None = field(metadata=_schema(**PROBABILITY))
-    smoothed_probability: float | None = field(metadata=_schema(**PROBABILITY))
+    fake_probability: float | None = field(metadata=schema_keywords(**PROBABILITY))
+    smoothed_probability: float | None = field(metadata=schema_keywords(**PROBABILITY))
     faces: list[FaceResult] = field(default_factory=list)
 
 
@@ -147,7 +148,7 @@ class FrameResult(Record):
 class TrackResult(Record):
     id: int
     frames: int
-    fake_probability: float = field(metadata=_schema(**PROBABILITY))  # calibrated, whole track (LSTM + heads)
+    fake_probability: float = field(metadata=schema_keywords(**PROBABILITY))  # calibrated, whole track (LSTM + heads)
     mean_box: list[float]
     unfamiliar: bool = False  # the face is unlike the faces the model learned from: its score is less reliable
 
@@ -178,9 +179,9 @@ class Provenance(Record):
 @dataclass
 class Report(Record):
     source: str
-    verdict: str = field(metadata=_schema(enum=list(VERDICTS)))
-    fake_probability: float | None = field(metadata=_schema(**PROBABILITY))
-    confidence: float | None = field(metadata=_schema(**PROBABILITY))
+    verdict: str = field(metadata=schema_keywords(enum=list(VERDICTS)))
+    fake_probability: float | None = field(metadata=schema_keywords(**PROBABILITY))
+    confidence: float | None = field(metadata=schema_keywords(**PROBABILITY))
     threshold: float
     uncertain_band: list[float]
     media: MediaInfo

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, TypeVar
 
-from detector.report import VERDICTS
+from detector.report import VERDICTS, schema_keywords
 
 Row = TypeVar("Row")
 
@@ -75,8 +75,8 @@ class AnalysisSummary:
     id: str
     created_at: str
     source: str
-    source_type: str = field(metadata={"schema": {"enum": ["url", "upload"]}})
-    verdict: str = field(metadata={"schema": {"enum": list(VERDICTS)}})
+    source_type: str = field(metadata=schema_keywords(enum=["url", "upload"]))
+    verdict: str = field(metadata=schema_keywords(enum=list(VERDICTS)))
     fake_probability: float | None
     confidence: float | None
     media_kind: str | None
