@@ -80,6 +80,7 @@ class HeadOptions:
     max_sequence: int = 8
     label_smoothing: float = 0.05
     balance_power: float = 0.75
+    balance_within_source: bool = False  # every source shows its reals and fakes alike (items.EpochSampler)
     ema_decay: float = 0.99
     patience: int = 8
     seed: int = 0
@@ -113,7 +114,7 @@ def fit_sequence_head(
     optimizer = torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
     steps = -(-options.samples_per_epoch // options.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_with_warmup(options.epochs * steps, steps))
-    sampler = EpochSampler(train_items, 0.0, rng, options.balance_power)
+    sampler = EpochSampler(train_items, 0.0, rng, options.balance_power, options.balance_within_source)
     average = copy.deepcopy(model).eval()
     best, best_state, best_epoch, updates = -1.0, None, 0, 0
     for epoch in range(options.epochs):
@@ -312,6 +313,8 @@ def register(commands, add_model_options) -> None:
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
     for name in ("lr", "weight_decay", "noise", "feature_dropout", "balance_power"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
+    p.add_argument("--balance-within-source", action="store_true",
+                   help="show every source's reals and fakes alike, so a source's look is no hint of the label")  # fmt: skip
     p.add_argument("--clip-layers", type=_blocks, default=defaults.clip_layers,
                    help="comma-separated CLIP blocks (0-11) whose class token the heads read beside the embedding")  # fmt: skip
     p.add_argument("--projection-dim", type=int, default=defaults.projection_dim)

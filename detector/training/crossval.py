@@ -17,9 +17,11 @@ ROC-AUC beside the mean of the per-frame scores.
 Recipes (`RECIPES`): `clip-linear` (frozen CLIP + logistic regression, the baseline), `clip-lstm` (frozen CLIP + the
 LSTM heads), `clip-deep-lstm` (the same heads on several depths of the tower: the class tokens of blocks
 `DEEP_LAYERS` beside the final embedding, RINE), `clip-deep-linear` (logistic regression on those), `clip-lstm-jpeg`
-(`clip-lstm` trained on the training files twice: as they are and re-encoded as JPEG at quality 30-90), `mobilenet`
+(`clip-lstm` trained on the training files twice: as they are and re-encoded as JPEG at quality 30-90),
+`clip-lstm-jpeg-sb` (the same with every source's reals and fakes shown alike, `balance_within_source`), `mobilenet`
 (the MobileNetV3-LSTM recipe of `train`), `student` (the same, distilled from the CLIP teacher), `mobilenet-sbi`
-(real faces and pseudo-fakes only), `mobilenet-pf80` (80% of the fakes drawn as pseudo-fakes instead of 50%).
+(real faces and pseudo-fakes only), `mobilenet-pf80` (80% of the fakes drawn as pseudo-fakes instead of 50%),
+`mobilenet-sb` (every source's reals and fakes shown alike).
 Two recipes joined by `+` (`mobilenet+clip-lstm`) are the pair `default+accurate` served until December 2026
 (detector/ensemble.py), scored from the two recipes' fold scores: the mean of their calibrated probabilities, "fake"
 only where both views say fake, "uncertain" where they disagree.
@@ -130,11 +132,11 @@ def _clip_linear(layers: tuple[int, ...] = ()) -> Callable:
     return fit
 
 
-def _clip_lstm(layers: tuple[int, ...] = (), pseudo: bool = False, compressed: bool = False) -> Callable:
+def _clip_lstm(layers: tuple[int, ...] = (), pseudo: bool = False, compressed: bool = False, **overrides) -> Callable:
     def fit(data: FoldData, workdir: Path, quick: bool, seed: int, log) -> Fitted:
         from .cliptrain import HeadOptions, fit_sequence_head, with_layers
 
-        options = HeadOptions(seed=seed, clip_layers=layers, **HEAD_SCHEDULE)
+        options = HeadOptions(seed=seed, clip_layers=layers, **HEAD_SCHEDULE, **overrides)
         train = data.train + (data.pseudo if pseudo else []) + (data.compressed if compressed else [])
         _, config, score = fit_sequence_head(with_layers(train, layers), with_layers(data.val, layers), options)
         return Fitted(lambda items: score(with_layers(items, layers)), config.decision.clip_weight)
@@ -170,10 +172,12 @@ RECIPES: dict[str, tuple[Callable, bool]] = {  # name -> (fit, needs CLIP embedd
     "clip-deep-lstm": (_clip_lstm(DEEP_LAYERS), True),
     "clip-deep-lstm-sbi": (_clip_lstm(DEEP_LAYERS, pseudo=True), True),
     "clip-lstm-jpeg": (_clip_lstm(compressed=True), True),
+    "clip-lstm-jpeg-sb": (_clip_lstm(compressed=True, balance_within_source=True), True),
     "mobilenet": (_mobilenet(), False),
     "student": (_mobilenet(distill=1.0), True),
     "mobilenet-sbi": (_mobilenet(real_only=True, pseudo_fakes=1.0), False),
     "mobilenet-pf80": (_mobilenet(pseudo_fakes=0.8), False),
+    "mobilenet-sb": (_mobilenet(balance_within_source=True), False),
 }
 
 
@@ -181,7 +185,8 @@ RECIPES: dict[str, tuple[Callable, bool]] = {  # name -> (fit, needs CLIP embedd
 
 
 PSEUDO_RECIPES = ("clip-deep-lstm-sbi",)  # recipes that train with pseudo-fakes on CLIP features
-COMPRESSED_RECIPES = ("clip-lstm-jpeg",)  # recipes that also train on JPEG-compressed copies of the training files
+# recipes that also train on JPEG-compressed copies of the training files
+COMPRESSED_RECIPES = ("clip-lstm-jpeg", "clip-lstm-jpeg-sb")
 
 
 def fold_data(fold: Fold, samples: list[Sample], crops, embedded, pseudo=None, compressed=None) -> FoldData:

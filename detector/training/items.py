@@ -79,15 +79,28 @@ class EpochSampler:
     epochs) the square root showed each CIPLab and GAN image 12 to 30 times and they were memorised (train ROC-AUC
     0.95-0.99 against 0.62-0.75 on val); 0.75 shows them 8 to 13 times and gave a better validation ROC-AUC overall
     and after JPEG q40 and 0.5x downscaling (README). A share of the fake class (`pseudo_fakes`) is pseudo-fakes built
-    from real items."""
+    from real items.
 
-    def __init__(self, items: list[Item], pseudo_fakes: float, rng: np.random.Generator, power: float):
+    `within_source` weights each source by its size to the power instead, split evenly between its reals and its
+    fakes, so that every source holding both classes shows them in the same proportion. Buckets weighted by their
+    own size make the look of a source a hint of its label (on ../shared/data/faces, 0.75: a GAN-source face is a
+    fake 85% of the time, an LFW one 60%, a UTKFace one never), and a model learns that hint: a single threshold
+    then sits above the reals of the most "fake-looking" sources and misses the fakes of all the others."""
+
+    def __init__(self, items: list[Item], pseudo_fakes: float, rng: np.random.Generator, power: float,
+                 within_source: bool = False):  # fmt: skip
         self.items, self.rng = items, rng
         buckets: dict[tuple[str, int], list[int]] = defaultdict(list)
         for i, item in enumerate(items):
             buckets[(item.source, item.label)].append(i)
         self.buckets = list(buckets.items())
-        weights = np.array([len(idx) ** power for _, idx in self.buckets], dtype=float)
+        if within_source:
+            per_source: dict[str, int] = defaultdict(int)
+            for (source, _), idx in self.buckets:
+                per_source[source] += len(idx)
+            weights = np.array([per_source[source] ** power / 2 for (source, _), _ in self.buckets], dtype=float)
+        else:
+            weights = np.array([len(idx) ** power for _, idx in self.buckets], dtype=float)
         is_fake = np.array([label for (_, label), _ in self.buckets]) == 1
         self.reals = [i for i, item in enumerate(items) if item.label == 0]
         real_total = weights[~is_fake].sum()

@@ -29,6 +29,7 @@ class TrainOptions:
     distill: float = 0.0  # weight of the CLIP teacher's terms (its embedding and soft labels; 0: no teacher)
     cross_blend: float = 0.5  # share of those pseudo-fakes blended from another real face rather than from itself
     balance_power: float = 0.75  # a (source, label) bucket of n items is drawn with weight n ** balance_power
+    balance_within_source: bool = False  # every source shows its reals and fakes alike (items.EpochSampler)
     ema_decay: float = 0.995  # validation and checkpoints use an exponential moving average of the weights (0: off)
     tta_flip: bool = True  # score validation (and later inference) on each crop and its mirror image
     max_sequence: int = 8

@@ -175,7 +175,7 @@ def _set_up(
     steps_per_epoch = math.ceil(options.samples_per_epoch / options.batch_size)
     schedule = cosine_with_warmup(options.epochs * steps_per_epoch, int(options.warmup_epochs * steps_per_epoch))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    sampler = EpochSampler(train_items, options.pseudo_fakes, rng, options.balance_power)
+    sampler = EpochSampler(train_items, options.pseudo_fakes, rng, options.balance_power, options.balance_within_source)
     average = WeightAverage(model, options.ema_decay) if options.ema_decay > 0 else None
     print(f"sampling: {sampler.describe()}", file=sys.stderr)
     return Run(
@@ -323,6 +323,8 @@ def register(commands, add_model_options) -> None:
     p.add_argument("--distill", type=float, default=defaults.distill,
                    help="weight of the CLIP teacher's terms (its embedding and soft labels; needs `clip-fetch`); 0: none")  # fmt: skip
     p.add_argument("--real-only", action="store_true", help="train on real faces and pseudo-fakes only")
+    p.add_argument("--balance-within-source", action="store_true",
+                   help="show every source's reals and fakes alike, so a source's look is no hint of the label")  # fmt: skip
     p.add_argument("--backbone", choices=["mobilenet_v3_small", "mobilenet_v3_large"], default=defaults.backbone)
     p.add_argument("--backbone-weights", default="shared",
                    help="'shared' (the ImageNet MobileNetV3-Small in $DEEPFAKE_SHARED_DIR/models), 'imagenet' "

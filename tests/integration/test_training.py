@@ -442,6 +442,30 @@ def test_sampler_balances_classes_and_weights_sources_by_a_power_of_their_size()
             assert n_big / n_small == pytest.approx((big / small) ** power, rel=0.15)
 
 
+def test_sampler_within_source_shows_every_source_s_classes_alike():
+    """With `within_source`, a source's look is no hint of its label: every source that holds both classes shows its
+    fakes and reals in the same proportion, whatever their counts, and sources still weigh by a power of their size."""
+    crops = np.zeros((1, 8, 8, 3), np.uint8)
+    sizes = {("big", 0): 1600, ("big", 1): 400, ("small", 0): 30, ("small", 1): 120, ("realonly", 0): 900}
+    items = [Item(crops, None, label, src, "m", ["x"]) for (src, label), n in sizes.items() for _ in range(n)]
+    draws = 60_000
+    for within, power in ((True, 0.75), (True, 1.0), (False, 0.75)):
+        picks = EpochSampler(items, 0.0, np.random.default_rng(0), power, within_source=within).draw(draws)
+        count = {key: 0 for key in sizes}
+        for i, _ in picks:
+            count[(items[i].source, items[i].label)] += 1
+        assert abs(sum(items[i].label for i, _ in picks) / draws - 0.5) < 0.01  # classes still balanced
+        odds = {src: count[(src, 1)] / count[(src, 0)] for src in ("big", "small")}
+        if within:
+            assert odds["big"] == pytest.approx(odds["small"], rel=0.1)
+            shown = {src: count[(src, 0)] + count[(src, 1)] for src in ("big", "small")}
+            # a source's two buckets weigh half its size to the power each, before the classes are balanced
+            assert count[("big", 0)] / count[("small", 0)] == pytest.approx((2000 / 150) ** power, rel=0.15)
+            assert shown["big"] > shown["small"]
+        else:  # buckets by their own size: the small source's fakes outnumber its reals, the big one's the reverse
+            assert odds["small"] > 3 * odds["big"]
+
+
 # ---------------------------------------------------------------------------------------------- metrics
 
 
