@@ -11,7 +11,7 @@ from __future__ import annotations
 from detector.memory import Match
 from detector.report import json_schemas
 
-from .records import AnalysisSummary
+from .records import ID_PATTERN, AnalysisSummary
 
 
 def _ref(name: str) -> dict:
@@ -47,7 +47,7 @@ WAIT = {
         "many requests already wait)"
     ),
 }
-ID = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
+ID = {"type": "string", "pattern": ID_PATTERN}
 FILTERS = [
     {
         "name": "verdict",
@@ -148,8 +148,8 @@ SCHEMAS = {
         },
     },
 }
-# The Report and the records in it, generated from their dataclasses (detector/report.py): one source of truth.
-# The Report and what else an answer carries as a dataclass: one source for the fields and the schema.
+# The Report and what else an answer carries as a dataclass (detector/report.py json_schemas): one source for the
+# fields and the schema.
 SCHEMAS.update(json_schemas(ref_prefix="#/components/schemas/", roots=(Match, AnalysisSummary)))
 # a listing item: the summary's columns, then its two links
 SCHEMAS["AnalysisSummary"]["properties"].update(

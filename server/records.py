@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from detector.report import VERDICTS, schema_keywords
 
 Row = TypeVar("Row")
+ID_PATTERN = "^[0-9a-f]{32}$"  # an analysis's or a job's id: uuid4().hex
 
 
 def from_row(cls: type[Row], row: Mapping[str, Any]) -> Row:
@@ -72,7 +73,7 @@ class AnalysisRecord:
 class AnalysisSummary:
     """An analysis as the history's listing and export show it: the columns they read, in the order they answer."""
 
-    id: str
+    id: str = field(metadata=schema_keywords(pattern=ID_PATTERN))
     created_at: str
     source: str
     source_type: str = field(metadata=schema_keywords(enum=["url", "upload"]))
