@@ -42,6 +42,9 @@ class ArchitectureConfig:
     # tower, RINE); empty: the final embedding only. With them, a learned projection to `projection_dim` comes first.
     clip_layers: list[int] = field(default_factory=list)
     projection_dim: int = 0
+    # clip-lstm: the weights also hold a linear probe on CLIP's unit embedding (`probe`: its embedding_dim weights,
+    # then its bias; Ojha et al., 2023), a second opinion a "fake" needs (DecisionConfig.probe_fake_above)
+    probe: bool = False
 
     @property
     def feature_dim(self) -> int:
@@ -76,6 +79,8 @@ class ArchitectureConfig:
             raise ModelFormatError(f"clip_layers need the {CLIP_BACKBONE} backbone and blocks within 0-{CLIP_BLOCKS - 1}")
         if self.projection_dim < 0 or (self.projection_dim and not self.clip_layers):
             raise ModelFormatError("projection_dim must be >= 0, and is only used with clip_layers")
+        if self.probe and self.backbone != CLIP_BACKBONE:
+            raise ModelFormatError(f"a probe reads CLIP's embedding: it needs the {CLIP_BACKBONE} backbone")
 
 
 @dataclass
@@ -119,6 +124,10 @@ class DecisionConfig:
     # A face whose embedding lies farther than this from every kept training face (mean cosine distance to its
     # nearest ones) is "unlike anything in training": answered uncertain. None: not checked (no reference kept).
     unfamiliar_above: float | None = None
+    # With a probe (ArchitectureConfig.probe): its logit, averaged over a track's frames, at or above which it says
+    # fake. A "fake" needs the heads and the probe to agree: two heads trained differently on the same features
+    # rarely label the same unseen real face fake (docs/cross-source.md, run 7). None: no second opinion.
+    probe_fake_above: float | None = None
 
     def validate(self) -> None:
         low, high = self.uncertain_band
@@ -185,6 +194,8 @@ class ModelConfig:
         self.preprocessing.validate()
         self.decision.validate()
         self.pair.validate()
+        if self.architecture.probe != (self.decision.probe_fake_above is not None):
+            raise ModelFormatError("a probe (architecture.probe) and its cut (decision.probe_fake_above) go together")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -4,14 +4,15 @@
 
 `PairedViews` is the `TrackScorer` (detector/scoring.py) such a detector takes: two `SingleView`s. Faces are found,
 tracked and cropped once; both models score every track. A track's fake probability is the mean of the two
-calibrated probabilities (the stacked one under `stack`). A "fake" needs both views to say so: on real
+calibrated probabilities (the stacked one under `stack`). A "fake" needs two opinions to agree: on real
 faces the pair labels fewer of them fake than either view alone. How it answers is the accurate view's `pair` section (config.json, `PairConfig`):
 - `agree` (the rule until December 2026): the verdict both views give, else `uncertain`;
 - `veto`: "fake" where both say fake; "real" where one view says real and the other does not say fake; `uncertain`
   where one says fake and the other does not, or where neither decides;
 - `stack`: one probability learned from both views' calibrated logits on validation (training/rule.py), judged by
-  its own threshold and band, and a "fake" still needs both views to say fake (alone, the stacked rule labelled up to
-  8% of the reals of sources it never saw fake); the timeline's frame scores are stacked the same way, so the
+  its own threshold and band, and a "fake" still needs two opinions (alone, the stacked rule labelled up to 8% of the
+  reals of sources it never saw fake): the accurate view's heads and its linear probe where it has one
+  (`ArchitectureConfig.probe`), else both views; the timeline's frame scores are stacked the same way, so the
   probability a user reads is the one the verdict's band applies to. Fitted with one fast view: with another, the
   pair falls back to `agree`.
 Where the accurate view finds a face unlike the faces it learned from (a checkpoint with `unfamiliar_above`), the
@@ -90,7 +91,9 @@ class PairedViews:
         for a, b in zip(fast, accurate):
             frames = {p: combine(a.frame_probabilities[p], b.frame_probabilities[p]) for p in a.frame_probabilities}
             probability = combine(a.probability, b.probability)
-            paired.append(PairedScores(a.track, frames, probability, b.unfamiliar, a.probability, b.probability))
+            paired.append(
+                PairedScores(a.track, frames, probability, b.unfamiliar, b.probe_fake, fast=a.probability, accurate=b.probability)
+            )
         return paired
 
     def _stacked(self, fast: float, accurate: float) -> float:
@@ -105,12 +108,14 @@ class PairedViews:
         worst = max(scores, key=lambda s: s.probability)
         if self.pair.rule == "stack":
             verdict, confidence = decide(worst.probability, self.config.decision)
-            both_fake = (
-                decide(worst.fast, self.fast.config.decision)[0]
-                == decide(worst.accurate, self.accurate.config.decision)[0]
-                == "fake"
-            )
-            if verdict == "fake" and not both_fake:  # a "fake" still needs both views: the stack alone labelled unseen reals fake
+            # A "fake" needs two opinions: the stack alone labelled unseen reals fake. The second is the accurate view's
+            # probe where it has one (the fast view scores unseen sources at chance, so it vetoed all their fakes).
+            if worst.probe_fake is not None:
+                second = worst.probe_fake
+            else:
+                second = decide(worst.fast, self.fast.config.decision)[0] == "fake"
+            both_fake = second and decide(worst.accurate, self.accurate.config.decision)[0] == "fake"
+            if verdict == "fake" and not both_fake:
                 return "uncertain", worst.probability, max(worst.probability, 1.0 - worst.probability)
             return verdict, worst.probability, confidence
         fast, _ = decide(worst.fast, self.fast.config.decision)

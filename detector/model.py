@@ -46,6 +46,8 @@ class MobileNetLSTM(nn.Module):
         self.clip_head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(config.lstm_hidden * directions, 1))
         if config.reference_size:  # embeddings of training faces (see detector/familiarity.py); not used by forward
             self.register_buffer("reference", torch.zeros(config.reference_size, config.embedding_dim))
+        if config.probe:  # a linear probe on the unit embedding, weights then bias (detector/scoring.py); not used by forward
+            self.register_buffer("probe", torch.zeros(config.embedding_dim + 1))
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, S, S) normalised crops -> (N, D) features."""

@@ -34,6 +34,7 @@ class TrackScores:
     frame_probabilities: dict[int, float]  # key-frame position -> calibrated probability
     probability: float
     unfamiliar: bool = False  # the face is unlike the faces the model learned from (detector/familiarity.py)
+    probe_fake: bool | None = None  # the view's linear probe says fake (None: the view has no probe)
 
 
 class TrackScorer(Protocol):
@@ -71,6 +72,7 @@ class SingleView:
         self._reference: np.ndarray | None = None
         if checkpoint.config.architecture.reference_size:
             self._reference = checkpoint.array("reference")
+        self._probe: np.ndarray | None = checkpoint.array("probe") if checkpoint.config.architecture.probe else None
 
     @property
     def model_info(self) -> ModelInfo:
@@ -116,7 +118,11 @@ class SingleView:
         if reference is not None and decision.unfamiliar_above is not None:
             distance = float(unfamiliarity(track_features[:, : reference.shape[1]], reference).mean())
             unfamiliar = distance > decision.unfamiliar_above
-        return TrackScores(track, probs, calibrated(logit, decision.temperature, decision.bias), unfamiliar)
+        probe_fake = None
+        if self._probe is not None and decision.probe_fake_above is not None:
+            embeddings = track_features[:, : len(self._probe) - 1].astype(np.float64)
+            probe_fake = float((embeddings @ self._probe[:-1] + self._probe[-1]).mean()) >= decision.probe_fake_above
+        return TrackScores(track, probs, calibrated(logit, decision.temperature, decision.bias), unfamiliar, probe_fake)
 
     def decide(self, scores: list[TrackScores]) -> tuple[str, float | None, float | None]:
         """The clip's most suspicious face track decides; a face unlike anything in training is answered uncertain
@@ -125,7 +131,8 @@ class SingleView:
             return "no_face", None, None
         worst = max(scores, key=lambda s: s.probability)
         verdict, confidence = decide(worst.probability, self.config.decision)
-        if worst.unfamiliar and verdict in ("real", "fake"):
+        withheld = verdict == "fake" and worst.probe_fake is False  # the probe does not agree
+        if withheld or (worst.unfamiliar and verdict in ("real", "fake")):
             verdict, confidence = "uncertain", max(worst.probability, 1.0 - worst.probability)
         return verdict, worst.probability, confidence
 

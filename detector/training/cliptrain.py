@@ -204,12 +204,15 @@ def train_clip(
     pair_rule: str = "agree",
     pair_with: str = "default",
     jpeg_copies: bool = False,
+    probe: bool = False,
 ) -> Path:
     """Train, calibrate and save a clip-lstm checkpoint from the dataset's train and val splits. With `rule_from` (a
     crossval --out folder holding `rule_recipe`), the verdict's decision is the out-of-source rule fitted on every
     fold's held-out scores, not the one fitted on val. Without `familiarity_gate`, faces unlike the training faces
     are not forced to "uncertain" (the sample of training embeddings is kept all the same). With `jpeg_copies`, the
-    heads also train on every training file re-encoded as JPEG (training/embeddings.py `compressed_embeddings`)."""
+    heads also train on every training file re-encoded as JPEG (training/embeddings.py `compressed_embeddings`). With
+    `probe`, the checkpoint also holds a linear probe fitted on the training files (not their JPEG copies), whose
+    agreement a "fake" needs (training/probe.py `fit_probe`)."""
     import sys
     import time
 
@@ -219,6 +222,7 @@ def train_clip(
     from .embeddings import compressed_embeddings, load_crops
     from .export import export_onnx
     from .items import build_items
+    from .probe import fit_probe
     from .validation import calibrate
 
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
@@ -231,6 +235,7 @@ def train_clip(
     n = len(train_samples)
     train_items = with_layers(build_items(train_samples, crops[:n], True, embedded[:n]), options.clip_layers)
     val_items = with_layers(build_items(val_samples, crops[n:], False, embedded[n:]), options.clip_layers)
+    probe_vector, probe_cut, _ = fit_probe(train_items, val_items) if probe else (None, None, None)
     if jpeg_copies:
         if options.clip_layers:
             raise ValueError("JPEG copies are embedded without the class tokens of other blocks: use no --clip-layers")
@@ -250,13 +255,29 @@ def train_clip(
         np.concatenate([item.embeddings[:, :EMBEDDING_DIM] for item in train_items]), REFERENCE_SIZE, options.seed
     )
     config.architecture.reference_size = len(reference)
+    kept_arrays = {"reference": torch.from_numpy(reference)}
+    if probe_vector is not None:
+        config.architecture.probe, config.decision.probe_fake_above = True, probe_cut
+        kept_arrays["probe"] = torch.from_numpy(probe_vector)
     kept = MobileNetLSTM(config.architecture)
-    kept.load_state_dict({**model.state_dict(), "reference": torch.from_numpy(reference)}, strict=True)
+    kept.load_state_dict({**model.state_dict(), **kept_arrays}, strict=True)
     val_embeddings = np.concatenate([item.embeddings[:, :EMBEDDING_DIM] for item in val_items])
     config.decision.unfamiliar_above = round(choose_limit(val_embeddings, reference), 5) if familiarity_gate else None
     config.pair = pair_config(pair_rule, pair_with, val_items, score(val_items), config, log)
     config.trained = True
-    config.training = {
+    config.training = _provenance(data, options, rule_from, rule_recipe, jpeg_copies, probe, train_samples, val_samples, started)
+    save_checkpoint(out, kept.eval(), config)
+    export_onnx(load_checkpoint(out), out)
+    log(f"saved {out}")
+    return Path(out)
+
+
+def _provenance(data, options, rule_from, rule_recipe, jpeg_copies, probe, train_samples, val_samples, started) -> dict:
+    """What `train_clip` writes into config.training: the data, the command, the options, how it decides."""
+    import sys
+    import time
+
+    return {
         "data": str(data),
         "command": "python -m detector train-clip " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["train-clip"] else "",
         "encoder": "CLIP ViT-B/16 image tower (openai/clip-vit-base-patch16), frozen, int8 ONNX",
@@ -264,13 +285,10 @@ def train_clip(
         "decision": f"out-of-source rule of {rule_recipe} in {rule_from}" if rule_from else "fitted on val",
         "train_samples": len(train_samples),
         "jpeg_copies": "every training file also re-encoded as JPEG at quality 30-90" if jpeg_copies else None,
+        "probe": "logistic regression on the training files' unit embeddings, C chosen on val" if probe else None,
         "val_samples": len(val_samples),
         "minutes": round((time.time() - started) / 60, 1),
     }
-    save_checkpoint(out, kept.eval(), config)
-    export_onnx(load_checkpoint(out), out)
-    log(f"saved {out}")
-    return Path(out)
 
 
 def pair_config(rule: str, fast_name: str, val_items: list[Item], raw: np.ndarray, config: ModelConfig, log) -> PairConfig:
@@ -328,6 +346,8 @@ def register(commands, add_model_options) -> None:
     p.add_argument("--pair-with", default="default", help="the fast view a stacked pair is fitted with")
     p.add_argument("--jpeg-copies", action="store_true",
                    help="also train on every training file re-encoded as JPEG at quality 30-90 (robustness to platforms)")  # fmt: skip
+    p.add_argument("--probe", action="store_true",
+                   help="also keep a linear probe on the embedding whose agreement a \"fake\" needs (training/probe.py)")  # fmt: skip
     p.set_defaults(run=run_train_clip)
 
 
@@ -356,5 +376,6 @@ def run_train_clip(args) -> int:
         pair_rule=args.pair_rule,
         pair_with=args.pair_with,
         jpeg_copies=args.jpeg_copies,
+        probe=args.probe,
     )
     return 0

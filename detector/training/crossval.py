@@ -114,6 +114,9 @@ class FoldData:
 class Fitted:
     score: Callable[[list[Item]], np.ndarray]  # items -> (N, 2) raw (clip logit, mean frame logit)
     clip_weight: float = 0.5
+    # the view's linear probe: items -> (N,) logits, and the cut at or above which it says fake (None: no probe)
+    probe: Callable[[list[Item]], np.ndarray] | None = None
+    probe_cut: float = 0.0
 
 
 def _clip_linear(layers: tuple[int, ...] = ()) -> Callable:
@@ -132,14 +135,20 @@ def _clip_linear(layers: tuple[int, ...] = ()) -> Callable:
     return fit
 
 
-def _clip_lstm(layers: tuple[int, ...] = (), pseudo: bool = False, compressed: bool = False, **overrides) -> Callable:
+def _clip_lstm(
+    layers: tuple[int, ...] = (), pseudo: bool = False, compressed: bool = False, probe: bool = False, **overrides
+) -> Callable:
     def fit(data: FoldData, workdir: Path, quick: bool, seed: int, log) -> Fitted:
         from .cliptrain import HeadOptions, fit_sequence_head, with_layers
+        from .probe import fit_probe
 
         options = HeadOptions(seed=seed, clip_layers=layers, **HEAD_SCHEDULE, **overrides)
         train = data.train + (data.pseudo if pseudo else []) + (data.compressed if compressed else [])
         _, config, score = fit_sequence_head(with_layers(train, layers), with_layers(data.val, layers), options)
-        return Fitted(lambda items: score(with_layers(items, layers)), config.decision.clip_weight)
+        fitted = Fitted(lambda items: score(with_layers(items, layers)), config.decision.clip_weight)
+        if probe:  # fitted on the training files as `train-clip --probe` fits it (not their JPEG copies)
+            _, fitted.probe_cut, fitted.probe = fit_probe(data.train, data.val)
+        return fitted
 
     return fit
 
@@ -173,6 +182,9 @@ RECIPES: dict[str, tuple[Callable, bool]] = {  # name -> (fit, needs CLIP embedd
     "clip-deep-lstm-sbi": (_clip_lstm(DEEP_LAYERS, pseudo=True), True),
     "clip-lstm-jpeg": (_clip_lstm(compressed=True), True),
     "clip-lstm-jpeg-sb": (_clip_lstm(compressed=True, balance_within_source=True), True),
+    "clip-lstm-jpeg-sb-probe": (_clip_lstm(compressed=True, probe=True, balance_within_source=True), True),
+    "clip-lstm-sb": (_clip_lstm(balance_within_source=True), True),
+    "clip-deep-lstm-sb": (_clip_lstm(DEEP_LAYERS, balance_within_source=True), True),
     "mobilenet": (_mobilenet(), False),
     "student": (_mobilenet(distill=1.0), True),
     "mobilenet-sbi": (_mobilenet(real_only=True, pseudo_fakes=1.0), False),
@@ -186,7 +198,7 @@ RECIPES: dict[str, tuple[Callable, bool]] = {  # name -> (fit, needs CLIP embedd
 
 PSEUDO_RECIPES = ("clip-deep-lstm-sbi",)  # recipes that train with pseudo-fakes on CLIP features
 # recipes that also train on JPEG-compressed copies of the training files
-COMPRESSED_RECIPES = ("clip-lstm-jpeg", "clip-lstm-jpeg-sb")
+COMPRESSED_RECIPES = ("clip-lstm-jpeg", "clip-lstm-jpeg-sb", "clip-lstm-jpeg-sb-probe")
 
 
 def fold_data(fold: Fold, samples: list[Sample], crops, embedded, pseudo=None, compressed=None) -> FoldData:
@@ -267,12 +279,24 @@ def evaluate_fold(fitted: Fitted, data: FoldData, gate: bool = False) -> tuple[d
     probs, wild_probs = calibrated_probabilities(test_logits, decision), calibrated_probabilities(wild_logits, decision)
     labels = np.array([item.label for item in data.test])
     answers, wild_answers = told(probs, decision), told(wild_probs, decision)
+    val_probs = calibrated_probabilities(val_logits, decision)
+    val_answers = told(val_probs, decision)
+    probe_fake = {}
+    if fitted.probe is not None:  # a "fake" needs the probe to agree
+        for part, items, said in (("held_out", data.test, answers), (WILD, data.wild, wild_answers), ("val", data.val, val_answers)):
+            probe_fake[part] = fitted.probe(items) >= fitted.probe_cut if items else np.zeros(0, bool)
+            said[(said == "fake") & ~probe_fake[part]] = "uncertain"
     row = fold_row(labels, test_logits, answers, wild_answers)
     row.update(threshold=decision["threshold"], decision=decision)
+    if fitted.probe is not None:
+        row["probe_cut"] = fitted.probe_cut
     distances = {}
     if gate:  # what the familiarity gate of a CLIP view costs
         distances, limit = familiarity(data)
         gated = [told(p, decision, distances[part] > limit) for part, p in (("held_out", probs), (WILD, wild_probs))]
+        for part, said in zip(("held_out", WILD), gated):
+            if part in probe_fake:
+                said[(said == "fake") & ~probe_fake[part]] = "uncertain"
         row["familiarity_gate"] = {
             "limit": limit,
             "unfamiliar": float(np.mean(distances["held_out"] > limit)),
@@ -291,11 +315,10 @@ def evaluate_fold(fitted: Fitted, data: FoldData, gate: bool = False) -> tuple[d
             "mean_frames_roc_auc": roc_auc(labels[videos], raw_test[videos, 1]),
         }
     # the fold's val files too: a rule fitted on val (a stacked pair's, say) can be fitted again from the scores alone
-    val_probs = calibrated_probabilities(val_logits, decision)
     parts = (
         ("held_out", data.test, test_logits, probs, answers),
         (WILD, data.wild, wild_logits, wild_probs, wild_answers),
-        ("val", data.val, val_logits, val_probs, told(val_probs, decision)),
+        ("val", data.val, val_logits, val_probs, val_answers),
     )
     scores = [
         {
@@ -307,6 +330,7 @@ def evaluate_fold(fitted: Fitted, data: FoldData, gate: bool = False) -> tuple[d
             "probability": float(p),
             "told": a,
             "unfamiliarity": float(distances[part][i]) if part in distances else "",
+            "probe_fake": int(probe_fake[part][i]) if part in probe_fake else "",
         }
         for part, items, logits, ps, told_ in parts
         for i, (item, z, p, a) in enumerate(zip(items, logits, ps, told_))
@@ -465,9 +489,15 @@ def pair_fold(out: Path, results: dict, recipe: str, fold: str) -> tuple[dict, l
         sources = np.array([tables[0][k].get("source", "") for k in keys])
         stack = fit_pair_stack(logit(views.T[val]), labels[val], sources[val])
         probs = calibrated_probabilities(pair_stack_logits(logit(views.T), stack), stack)
-        both_fake = labelled_fake(views[0], rows[0]["decision"]) & labelled_fake(views[1], rows[1]["decision"])
+        # a fake still needs two opinions: the second view's probe where it has one, else both views
+        probe = [tables[1][k].get("probe_fake", "") for k in keys]
+        if all(p != "" for p in probe):
+            second = np.array([p == "1" for p in probe])
+        else:
+            second = labelled_fake(views[0], rows[0]["decision"])
+        both_fake = second & labelled_fake(views[1], rows[1]["decision"])
         answers = told(probs, stack)
-        answers[(answers == "fake") & ~both_fake] = "uncertain"  # a fake still needs both views to say so
+        answers[(answers == "fake") & ~both_fake] = "uncertain"
         extra = {"decision": stack, "threshold": stack["threshold"]}
     else:
         probs = views.mean(axis=0)

@@ -3,7 +3,9 @@ teacher distilled into the MobileNetV3-LSTM."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -39,6 +41,28 @@ def fit_linear(train_items: list[Item], val_items: list[Item], cs=(0.1, 1.0, 10.
             best = (summary["selection"], c, fit, scorer)
     _, c, fit, scorer = best
     return scorer, {"recipe": "clip-linear", "C": c, "weights": fit.coef_[0].tolist(), "bias": float(fit.intercept_[0])}
+
+
+def fit_probe(train_items: list[Item], val_items: list[Item]) -> tuple[np.ndarray, float, Callable[[list[Item]], np.ndarray]]:
+    """The second opinion a clip-lstm checkpoint carries (`ArchitectureConfig.probe`): the linear probe on the unit
+    embedding (the `clip-linear` recipe) and the cut its logit, averaged over an item's frames, must reach for it to
+    say fake: the top of the decision fitted on val (`metrics.choose_decision`: no val source has more than 3% of its
+    reals over it). Returns (weights then bias, cut, items -> logits)."""
+    from ..clip import EMBEDDING_DIM
+    from .metrics import choose_decision
+
+    unit = lambda items: [replace(item, embeddings=item.embeddings[:, :EMBEDDING_DIM]) for item in items]  # noqa: E731
+    _, described = fit_linear(unit(train_items), unit(val_items))
+    vector = np.array([*described["weights"], described["bias"]], dtype=np.float32)
+
+    def logits(items: list[Item]) -> np.ndarray:
+        return np.array([float((item.embeddings[:, :EMBEDDING_DIM] @ vector[:-1] + vector[-1]).mean()) for item in items])
+
+    val_logits = logits(val_items)
+    decision = choose_decision(val_logits, [item.label for item in val_items], [item.source for item in val_items])
+    fake_at = min(max(decision["threshold"], decision["uncertain_band"][1]), 1 - 1e-6)
+    cut = decision["temperature"] * (math.log(fake_at / (1 - fake_at)) - decision["bias"])
+    return vector, round(cut, 5), logits
 
 
 def _linear_scorer(fit) -> Scorer:

@@ -123,7 +123,8 @@ def test_a_cross_source_table_with_the_clip_recipes(tiny_faces, tmp_path, monkey
     monkeypatch.setattr("detector.training.crossval.HEAD_SCHEDULE", {"epochs": 3, "samples_per_epoch": 512})
     out = tmp_path / "crossval"
     recipes = ["clip-linear", "clip-lstm", "clip-deep-lstm", "clip-linear+clip-lstm", "clip-linear&clip-lstm",
-               "clip-linear*clip-lstm", "clip-lstm@oos", "clip-lstm-jpeg"]  # fmt: skip
+               "clip-linear*clip-lstm", "clip-lstm@oos", "clip-lstm-jpeg", "clip-lstm-jpeg-sb-probe",
+               "clip-lstm*clip-lstm-jpeg-sb-probe"]  # fmt: skip
     folds = ["ciplab", "gan", "ffpp/deepfakes"]  # in the order folds_of gives them
     results = run(str(tiny_faces), recipes, out, quick=True, folds=folds)
     for recipe in recipes:
@@ -149,6 +150,15 @@ def test_a_cross_source_table_with_the_clip_recipes(tiny_faces, tmp_path, monkey
         assert both == pytest.approx({item: (a[item] + b[item]) / 2 for item in a})  # the mean of the two views
         stacked = results["rows"]["clip-linear*clip-lstm"][fold]["decision"]
         assert len(stacked["weights"]) == 3 and stacked["uncertain_band"][0] <= stacked["threshold"]
+        # A view with a probe says "fake" only where its probe agrees, alone and as the second view of a stacked pair
+        # (there the probe, not the first view, is the second opinion a "fake" needs).
+        probed = list(csv.DictReader(open(out / "scores" / "clip-lstm-jpeg-sb-probe" / f"{fold.replace('/', '-')}.csv")))
+        assert {r["probe_fake"] for r in probed} <= {"0", "1"} and {r["part"] for r in probed} == {"held_out", "wild", "val"}
+        assert all(r["probe_fake"] == "1" for r in probed if r["told"] == "fake")
+        stacked_rows = list(csv.DictReader(open(out / "scores" / "clip-lstm*clip-lstm-jpeg-sb-probe" / f"{fold.replace('/', '-')}.csv")))
+        probe_says = {(r["part"], r["item"]): r["probe_fake"] for r in probed}
+        assert all(probe_says[(r["part"], r["item"])] == "1" for r in stacked_rows if r["told"] == "fake")
+        assert isinstance(results["rows"]["clip-lstm-jpeg-sb-probe"][fold]["probe_cut"], float)
         oos = results["rows"]["clip-lstm@oos"][fold]
         assert oos["roc_auc"] == pytest.approx(results["rows"]["clip-lstm"][fold]["roc_auc"])  # the same scores, another rule
     assert results["rows"]["clip-lstm"]["ffpp/deepfakes"]["videos"]["n"] == 8  # 4 held-out videos per split
@@ -267,7 +277,7 @@ def test_the_fast_and_accurate_views_combined(tiny_accurate, face_photo, yunet_m
     assert report.fake_probability == pytest.approx((fast + accurate) / 2, abs=1e-5)
 
     def verdict(p_fast: float, p_accurate: float, unfamiliar: bool = False) -> str:
-        track = PairedScores(None, {}, (p_fast + p_accurate) / 2, unfamiliar, p_fast, p_accurate)
+        track = PairedScores(None, {}, (p_fast + p_accurate) / 2, unfamiliar, fast=p_fast, accurate=p_accurate)
         return pair.decide([track])[0]
 
     high = max(pair.fast.config.decision.uncertain_band[1], pair.accurate.config.decision.uncertain_band[1])
@@ -435,3 +445,46 @@ def test_a_stacked_pair_says_one_probability_by_its_own_rule(tiny_faces, tmp_pat
                 assert mine.fake_probability == pytest.approx(stacked(f.fake_probability, a.fake_probability), abs=1e-5)
     other = Detector.load(f"{folder}+{folder}", yunet_path=str(yunet_model))  # not the fast view it was fitted with
     assert other.scorer.pair.rule == "agree"
+
+
+@pytest.mark.slow
+def test_a_probe_is_the_second_opinion_a_fake_needs(tiny_faces, tmp_path, face_photo, yunet_model):
+    """`train-clip --probe` keeps a linear probe on CLIP's embedding; alone or beside the fast view, the accurate view
+    then says "fake" only where its heads and its probe agree, whatever the fast view says."""
+    from detector import Detector
+    from detector.checkpoint import load_checkpoint
+    from detector.ensemble import PairedScores
+    from detector.preprocess import encode_crops
+    from detector.scoring import TrackScores
+    from detector.training.cliptrain import HeadOptions, train_clip
+
+    folder = train_clip(
+        str(tiny_faces), str(tmp_path / "probed"), HeadOptions(epochs=2, samples_per_epoch=256), pair_rule="stack", probe=True
+    )
+    checkpoint = load_checkpoint(folder)
+    assert checkpoint.config.architecture.probe and isinstance(checkpoint.config.decision.probe_fake_above, float)
+    vector = checkpoint.array("probe")
+    assert vector.shape == (513,) and np.abs(vector[:-1]).sum() > 0  # 512 weights on the unit embedding, then the bias
+    pair = Detector.load(f"default+{folder}", yunet_path=str(yunet_model))
+    accurate = pair.scorer.accurate
+
+    # The probe's opinion on a real analysis: its logit, the mean over the track's frames, against the cut.
+    seen, score = [], accurate.score
+    accurate.score = lambda tracks, crops, progress: seen.append((crops, score(tracks, crops, progress))) or seen[-1][1]
+    pair.analyze(face_photo)
+    crops, scores = seen[0]
+    features = encode_crops(accurate.backend.encode, np.stack(crops[0]), accurate.config.preprocessing)
+    logit = float((features[:, :512].astype(np.float64) @ vector[:-1] + vector[-1]).mean())
+    assert scores[0].probe_fake == (logit >= checkpoint.config.decision.probe_fake_above)
+
+    def pair_says(fast: float, accurate_p: float, probe_fake: bool) -> str:
+        return pair.scorer.decide([PairedScores(None, {}, 0.999, False, probe_fake, fast=fast, accurate=accurate_p)])[0]
+
+    assert pair.scorer.pair.rule == "stack" and pair.scorer.config.decision.uncertain_band[1] < 0.999
+    top = (1 + accurate.config.decision.uncertain_band[1]) / 2
+    fast_real = pair.scorer.fast.config.decision.uncertain_band[0] / 2
+    assert pair_says(fast_real, top, probe_fake=True) == "fake"  # the fast view no longer withholds it
+    assert pair_says(0.999, top, probe_fake=False) == "uncertain"  # the probe does
+    assert pair_says(fast_real, accurate.config.decision.uncertain_band[0] / 2, probe_fake=True) == "uncertain"
+    alone = [TrackScores(None, {}, top, False, probe_fake) for probe_fake in (True, False)]
+    assert [accurate.decide([s])[0] for s in alone] == ["fake", "uncertain"]
