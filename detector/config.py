@@ -125,8 +125,8 @@ class DecisionConfig:
     # nearest ones) is "unlike anything in training": answered uncertain. None: not checked (no reference kept).
     unfamiliar_above: float | None = None
     # With a probe (ArchitectureConfig.probe): its logit, averaged over a track's frames, at or above which it says
-    # fake. A "fake" needs the heads and the probe to agree: two heads trained differently on the same features
-    # rarely label the same unseen real face fake (docs/cross-source.md, run 7). None: no second opinion.
+    # fake. A "fake" needs the heads and the probe to agree (in a pair: the probe or the fast view): two heads trained
+    # differently on the same features rarely label the same unseen real face fake (docs/cross-source.md, run 7).
     probe_fake_above: float | None = None
 
     def validate(self) -> None:

@@ -11,8 +11,8 @@ faces the pair labels fewer of them fake than either view alone. How it answers 
   where one says fake and the other does not, or where neither decides;
 - `stack`: one probability learned from both views' calibrated logits on validation (training/rule.py), judged by
   its own threshold and band, and a "fake" still needs two opinions (alone, the stacked rule labelled up to 8% of the
-  reals of sources it never saw fake): the accurate view's heads and its linear probe where it has one
-  (`ArchitectureConfig.probe`), else both views; the timeline's frame scores are stacked the same way, so the
+  reals of sources it never saw fake): the accurate view's heads, and the fast view or the accurate view's linear
+  probe (where it has one, `ArchitectureConfig.probe`); the timeline's frame scores are stacked the same way, so the
   probability a user reads is the one the verdict's band applies to. Fitted with one fast view: with another, the
   pair falls back to `agree`.
 Where the accurate view finds a face unlike the faces it learned from (a checkpoint with `unfamiliar_above`), the
@@ -108,12 +108,10 @@ class PairedViews:
         worst = max(scores, key=lambda s: s.probability)
         if self.pair.rule == "stack":
             verdict, confidence = decide(worst.probability, self.config.decision)
-            # A "fake" needs two opinions: the stack alone labelled unseen reals fake. The second is the accurate view's
-            # probe where it has one (the fast view scores unseen sources at chance, so it vetoed all their fakes).
-            if worst.probe_fake is not None:
-                second = worst.probe_fake
-            else:
-                second = decide(worst.fast, self.fast.config.decision)[0] == "fake"
+            # A "fake" needs two opinions: the stack alone labelled unseen reals fake. Beside the accurate view's heads,
+            # the second is the fast view or the accurate view's probe (the fast view scores sources it never saw at
+            # chance: alone as the second, it withheld every fake of theirs).
+            second = bool(worst.probe_fake) or decide(worst.fast, self.fast.config.decision)[0] == "fake"
             both_fake = second and decide(worst.accurate, self.accurate.config.decision)[0] == "fake"
             if verdict == "fake" and not both_fake:
                 return "uncertain", worst.probability, max(worst.probability, 1.0 - worst.probability)

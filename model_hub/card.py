@@ -185,8 +185,20 @@ def _pair_rows(pair) -> list[str]:
     return [
         f"| beside the fast view (`default+…`) | stacked: p = sigmoid(({w_fast:.4f}·logit(p_fast) + {w_accurate:.4f}·"
         f"logit(p_this) + {intercept:.4f}) / {pair.temperature:.4f} + {pair.bias:.4f}), fake if p ≥ "
-        f"{pair.uncertain_band[1]:.4f} and both views say fake, real if p ≤ {pair.uncertain_band[0]:.4f}; fitted on val "
-        f"with the fast view `{pair.fast_revision}` |"
+        f"{pair.uncertain_band[1]:.4f} and two opinions say fake (this view's heads, and the fast view or this view's "
+        f"probe), real if p ≤ {pair.uncertain_band[0]:.4f}; fitted on val with the fast view "
+        f"`{pair.fast_revision}` |"
+    ]
+
+
+def _probe_rows(config) -> list[str]:
+    """The second opinion a "fake" needs, where the checkpoint keeps a linear probe (`architecture.probe`)."""
+    if not config.architecture.probe:
+        return []
+    return [
+        "| second opinion | a linear probe on CLIP's unit embedding (logistic regression, the `clip-linear` recipe); alone, "
+        "a \"fake\" also needs its logit, averaged over the track's frames, ≥ "
+        f"{config.decision.probe_fake_above:.4f} (beside the fast view: that, or the fast view saying fake) |"
     ]
 
 
@@ -402,6 +414,7 @@ def _facts_table(folder: Path, config: ModelConfig, detectors: list[str], export
         f"| decision | fake if calibrated probability ≥ {decision.threshold:.4f}; `uncertain` inside "
         f"[{decision.uncertain_band[0]:.4f}, {decision.uncertain_band[1]:.4f}]; Platt calibration "
         f"T = {decision.temperature:.4f}, b = {decision.bias:.4f} |",
+        *_probe_rows(config),
         *_pair_rows(config.pair),
         f"| files | `{CONFIG_FILE}` (everything above), `{WEIGHTS_FILE}` ({_size(weights)}, sha256 `{_sha256(weights)[:16]}…`)"
         + "".join(f", `{d}` (face detector)" for d in detectors)

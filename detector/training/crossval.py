@@ -18,13 +18,16 @@ Recipes (`RECIPES`): `clip-linear` (frozen CLIP + logistic regression, the basel
 LSTM heads), `clip-deep-lstm` (the same heads on several depths of the tower: the class tokens of blocks
 `DEEP_LAYERS` beside the final embedding, RINE), `clip-deep-linear` (logistic regression on those), `clip-lstm-jpeg`
 (`clip-lstm` trained on the training files twice: as they are and re-encoded as JPEG at quality 30-90),
-`clip-lstm-jpeg-sb` (the same with every source's reals and fakes shown alike, `balance_within_source`), `mobilenet`
+`clip-lstm-jpeg-sb` (the same with every source's reals and fakes shown alike, `balance_within_source`),
+`clip-lstm-jpeg-sb-probe` (the same keeping a linear probe whose agreement a "fake" needs, `train-clip --probe`),
+`clip-lstm-sb` and `clip-deep-lstm-sb` (the sampler without JPEG copies, on the final embedding or on depth), `mobilenet`
 (the MobileNetV3-LSTM recipe of `train`), `student` (the same, distilled from the CLIP teacher), `mobilenet-sbi`
 (real faces and pseudo-fakes only), `mobilenet-pf80` (80% of the fakes drawn as pseudo-fakes instead of 50%),
 `mobilenet-sb` (every source's reals and fakes shown alike).
 Two recipes joined by `+` (`mobilenet+clip-lstm`) are the pair `default+accurate` served until December 2026
 (detector/ensemble.py), scored from the two recipes' fold scores: the mean of their calibrated probabilities, "fake"
-only where both views say fake, "uncertain" where they disagree.
+only where both views say fake, "uncertain" where they disagree; `&` and `*` are the veto and stacked rules
+(`pair_fold`).
 `--quick` gives the MobileNetV3 recipes a short schedule (3 epochs of 1,536 items), the same for each of them; the
 CLIP recipes always train at the schedule that ships (they are cheap).
 """
@@ -467,7 +470,8 @@ def pair_fold(out: Path, results: dict, recipe: str, fold: str) -> tuple[dict, l
     and the other does not label it fake, "uncertain" otherwise: either view vetoes a "fake", neither alone can
     make one, and "uncertain" is left for real conflicts and for faces neither view can place. `a*b`: one probability
     stacked from both views' calibrated logits, with its rule fitted on the fold's val files (training/rule.py); a
-    "fake" still needs both views to say fake (the stacked rule alone labelled up to 8% of unseen reals fake)."""
+    "fake" still needs two opinions (the stacked rule alone labelled up to 8% of unseen reals fake): the second view,
+    and the first view or the second view's probe (where it has one, `clip-lstm-jpeg-sb-probe`)."""
     from ..errors import DetectorError
 
     names = _members(recipe)
@@ -489,13 +493,9 @@ def pair_fold(out: Path, results: dict, recipe: str, fold: str) -> tuple[dict, l
         sources = np.array([tables[0][k].get("source", "") for k in keys])
         stack = fit_pair_stack(logit(views.T[val]), labels[val], sources[val])
         probs = calibrated_probabilities(pair_stack_logits(logit(views.T), stack), stack)
-        # a fake still needs two opinions: the second view's probe where it has one, else both views
-        probe = [tables[1][k].get("probe_fake", "") for k in keys]
-        if all(p != "" for p in probe):
-            second = np.array([p == "1" for p in probe])
-        else:
-            second = labelled_fake(views[0], rows[0]["decision"])
-        both_fake = second & labelled_fake(views[1], rows[1]["decision"])
+        # a fake still needs two opinions: the second view, and the first view or the second view's probe
+        probe = np.array([tables[1][k].get("probe_fake", "") == "1" for k in keys])
+        both_fake = (labelled_fake(views[0], rows[0]["decision"]) | probe) & labelled_fake(views[1], rows[1]["decision"])
         answers = told(probs, stack)
         answers[(answers == "fake") & ~both_fake] = "uncertain"
         extra = {"decision": stack, "threshold": stack["threshold"]}
