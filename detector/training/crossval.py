@@ -139,7 +139,7 @@ def _clip_linear(layers: tuple[int, ...] = ()) -> Callable:
 
 
 def _clip_lstm(
-    layers: tuple[int, ...] = (), pseudo: bool = False, compressed: bool = False, probe: bool = False, **overrides
+    layers: tuple[int, ...] = (), pseudo: bool = False, compressed: bool = False, probe: bool | str = False, **overrides
 ) -> Callable:
     def fit(data: FoldData, workdir: Path, quick: bool, seed: int, log) -> Fitted:
         from .cliptrain import HeadOptions, fit_sequence_head, with_layers
@@ -150,7 +150,7 @@ def _clip_lstm(
         _, config, score = fit_sequence_head(with_layers(train, layers), with_layers(data.val, layers), options)
         fitted = Fitted(lambda items: score(with_layers(items, layers)), config.decision.clip_weight)
         if probe:  # fitted on the training files as `train-clip --probe` fits it (not their JPEG copies)
-            _, fitted.probe_cut, fitted.probe = fit_probe(data.train, data.val)
+            _, fitted.probe_cut, fitted.probe = fit_probe(data.train + (data.compressed if probe == "copies" else []), data.val)
         return fitted
 
     return fit
@@ -186,6 +186,7 @@ RECIPES: dict[str, tuple[Callable, bool]] = {  # name -> (fit, needs CLIP embedd
     "clip-lstm-jpeg": (_clip_lstm(compressed=True), True),
     "clip-lstm-jpeg-sb": (_clip_lstm(compressed=True, balance_within_source=True), True),
     "clip-lstm-jpeg-sb-probe": (_clip_lstm(compressed=True, probe=True, balance_within_source=True), True),
+    "clip-lstm-jpeg-sb-probej": (_clip_lstm(compressed=True, probe="copies", balance_within_source=True), True),
     "clip-lstm-sb": (_clip_lstm(balance_within_source=True), True),
     "clip-deep-lstm-sb": (_clip_lstm(DEEP_LAYERS, balance_within_source=True), True),
     "mobilenet": (_mobilenet(), False),
@@ -201,7 +202,7 @@ RECIPES: dict[str, tuple[Callable, bool]] = {  # name -> (fit, needs CLIP embedd
 
 PSEUDO_RECIPES = ("clip-deep-lstm-sbi",)  # recipes that train with pseudo-fakes on CLIP features
 # recipes that also train on JPEG-compressed copies of the training files
-COMPRESSED_RECIPES = ("clip-lstm-jpeg", "clip-lstm-jpeg-sb", "clip-lstm-jpeg-sb-probe")
+COMPRESSED_RECIPES = ("clip-lstm-jpeg", "clip-lstm-jpeg-sb", "clip-lstm-jpeg-sb-probe", "clip-lstm-jpeg-sb-probej")
 
 
 def fold_data(fold: Fold, samples: list[Sample], crops, embedded, pseudo=None, compressed=None) -> FoldData:
